@@ -1,0 +1,272 @@
+"""Send one HTTP request with `requests` and record exactly what went out and what came back.
+
+`send()` behaves like the `requests.request` call a learner would write (`json=` sets
+Content-Type, `data=` does not), so what an `Exchange` shows is what their own code would do.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import shlex
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from helpers import config
+from helpers.errors import KitError
+
+#: Header names whose values are secrets: never printed, masked in curl and HTML.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+SECRET_PARAMS = frozenset({"token", "access_token", "password", "api_key"})
+MASK = "****"
+DEFAULT_TIMEOUT = 10.0
+
+
+class ServerUnreachable(KitError):
+    """No answer from the server: refused, unresolvable, timed out, or not a valid URL."""
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    """The request as it went on the wire: method, URL, headers in order, raw body bytes."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """A header's value (case-insensitive name), or None when it was not sent."""
+        return _find(self.headers, name)
+
+    @property
+    def path(self) -> str:
+        parts = urlsplit(self.url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request and the server's answer to it, both exactly as they crossed the wire."""
+
+    request: SentRequest
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    elapsed_ms: float
+
+    def header(self, name: str) -> str | None:
+        return _find(self.headers, name)
+
+    @property
+    def content_type(self) -> str | None:
+        """The response's Content-Type header, parameters included (None when absent)."""
+        return self.header("Content-Type")
+
+    @property
+    def media_type(self) -> str:
+        """The response's media type alone, e.g. "application/json" or "text/html"."""
+        return (self.content_type or "").split(";")[0].strip().lower()
+
+    @property
+    def json(self) -> Any:
+        """The response body parsed as JSON, or None when it is not JSON."""
+        try:
+            return jsonlib.loads(self.body)
+        except ValueError:
+            return None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    @property
+    def body_kind(self) -> str:
+        """"mlflow-json" (MLflow's error format), "json", "html", "text" or "empty"."""
+        if not self.body.strip():
+            return "empty"
+        data = self.json
+        if isinstance(data, dict) and "error_code" in data:
+            return "mlflow-json"
+        if data is not None:
+            return "json"
+        if "html" in self.media_type or self.text.lstrip().lower().startswith(("<!doctype", "<html")):
+            return "html"
+        return "text"
+
+    @property
+    def error_code(self) -> str | None:
+        data = self.json
+        return data.get("error_code") if isinstance(data, dict) else None
+
+    @property
+    def message(self) -> str | None:
+        """MLflow's error message, or the text of a non-JSON error body (first line)."""
+        data = self.json
+        if isinstance(data, dict):
+            return data.get("message")
+        if self.status >= 400 and self.body_kind == "text":
+            return self.text.strip().splitlines()[0]
+        return None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def to_curl(self) -> str:
+        """A curl command sending the same method, URL, headers and body bytes (secrets masked)."""
+        return to_curl(self.request)
+
+    def to_text(self) -> str:
+        from helpers.display import exchange_text
+
+        return exchange_text(self)
+
+    def _repr_html_(self) -> str:
+        from helpers.display import exchange_html
+
+        return exchange_html(self)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def resolve_url(path_or_url: str, base_url: str | None = None) -> str:
+    """An absolute URL: a full URL is kept, a path is joined to the kit's server URL."""
+    if "://" in path_or_url:
+        return path_or_url
+    base = base_url or config.base_url()
+    if not base:
+        raise ServerUnreachable(
+            "No MLflow server is known yet: start one with `python -m helpers serve` "
+            "(or run the setup cell of 00_start_here.ipynb), then try again."
+        )
+    return base.rstrip("/") + "/" + path_or_url.lstrip("/")
+
+
+def send(
+    path_or_url: str,
+    *,
+    method: str = "POST",
+    headers: Mapping[str, str | None] | None = None,
+    json: Any = None,
+    data: bytes | str | Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    base_url: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    session: requests.Session | None = None,
+) -> Exchange:
+    """Send a request the way `requests.request` would and return the recorded `Exchange`.
+
+    A header given as None is removed from `requests`' defaults. Failures to reach the server
+    raise `ServerUnreachable` with one sentence naming the URL and what to do.
+    """
+    url = resolve_url(path_or_url, base_url)
+    http = session or requests.Session()
+    started = time.perf_counter()
+    try:
+        response = http.request(method, url, headers=dict(headers or {}), json=json, data=data,
+                                params=params, timeout=timeout, allow_redirects=False)
+    except requests.exceptions.Timeout:
+        raise ServerUnreachable(
+            f"{_safe_url(url)} did not answer within {timeout:g} s: the server may be busy or "
+            "stuck; check it with `python -m helpers status`, restart it if needed."
+        ) from None
+    except requests.exceptions.ConnectionError:
+        raise ServerUnreachable(
+            f"Could not connect to {_safe_url(url)}: no server is answering there. Check the "
+            "address, or start the kit's server with `python -m helpers serve`."
+        ) from None
+    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+            requests.exceptions.MissingSchema) as exc:
+        raise ServerUnreachable(
+            f"{_safe_url(url)!r} is not a usable http(s) URL ({exc.__class__.__name__}): write it "
+            "like http://127.0.0.1:5000/api/2.0/mlflow/runs/log-metric."
+        ) from None
+    finally:
+        if session is None:
+            http.close()
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    return exchange_from_response(response, elapsed_ms)
+
+
+def exchange_from_response(response: requests.Response, elapsed_ms: float | None = None) -> Exchange:
+    """Build an `Exchange` from a `requests` response (its `.request` is what was sent)."""
+    prepared = response.request
+    body = prepared.body or b""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    # http.client adds Host itself; record it so the request is shown as the server saw it.
+    sent_headers = list(prepared.headers.items())
+    if _find(sent_headers, "Host") is None:
+        sent_headers.insert(0, ("Host", urlsplit(prepared.url).netloc))
+    return Exchange(
+        request=SentRequest(method=prepared.method or "GET", url=prepared.url or "",
+                            headers=tuple(sent_headers), body=bytes(body)),
+        status=response.status_code,
+        reason=response.reason or "",
+        headers=tuple(response.headers.items()),
+        body=response.content or b"",
+        elapsed_ms=elapsed_ms if elapsed_ms is not None else response.elapsed.total_seconds() * 1000,
+    )
+
+
+# Headers curl sets on its own (or that depend on the client): not repeated in the command.
+_CLIENT_HEADERS = frozenset({"host", "content-length", "user-agent", "accept-encoding",
+                             "connection", "accept"})
+
+
+def to_curl(request: SentRequest) -> str:
+    """A curl command for `request`, with secret header and query values masked."""
+    parts = ["curl", "-sS", "-X", request.method, shlex.quote(_safe_url(request.url))]
+    names = {name.lower() for name, _ in request.headers}
+    for name, value in request.headers:
+        if name.lower() in _CLIENT_HEADERS and not (
+            name.lower() == "host" and value != urlsplit(request.url).netloc
+        ):
+            continue
+        shown = MASK if name.lower() in SECRET_HEADERS else value
+        parts += ["-H", shlex.quote(f"{name}: {shown}")]
+    if request.body or request.method in ("POST", "PUT", "PATCH"):
+        if "content-type" not in names:
+            # curl would add "Content-Type: application/x-www-form-urlencoded" to a body;
+            # an empty "Content-Type:" header tells it to send none, as the original did.
+            parts += ["-H", shlex.quote("Content-Type:")]
+        try:
+            parts += ["--data-binary", shlex.quote(request.body.decode("utf-8"))]
+        except UnicodeDecodeError:
+            escaped = "".join(f"\\x{b:02x}" for b in request.body)
+            return f"printf '{escaped}' | " + " ".join(parts + ["--data-binary", "@-"])
+    return " ".join(parts)
+
+
+def mask_headers(headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """Headers with secret values replaced by a mask, for anything that prints them."""
+    return [(k, MASK if k.lower() in SECRET_HEADERS else v) for k, v in headers]
+
+
+def _safe_url(url: str) -> str:
+    """The URL with credentials and secret query values masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, MASK if k.lower() in SECRET_PARAMS else v) for k, v in pairs],
+                          safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _find(headers: tuple[tuple[str, str], ...] | list[tuple[str, str]], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers:
+        if key.lower() == lowered:
+            return value
+    return None

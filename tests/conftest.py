@@ -1,0 +1,53 @@
+"""One MLflow server for the whole test session, shared with nbval's notebook kernels.
+
+Fixtures do not run for nbval cells, so the server is started in `pytest_sessionstart` in a
+throw-away data directory, and `MLFLOW_400_LAB_HOME` is exported: every kernel nbval starts
+inherits it and `start_server()` there reuses this server through the kit's state file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from helpers import runs
+from helpers.server import ServerHandle, start_server
+
+_session: dict = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    home = tempfile.mkdtemp(prefix="mlflow-400-lab-test-")
+    os.environ["MLFLOW_400_LAB_HOME"] = home
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # the suite always tests its own local server
+    _session["home"] = home
+    _session["server"] = start_server()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    handle: ServerHandle | None = _session.pop("server", None)
+    if handle is not None:
+        handle.stop()
+    shutil.rmtree(_session.pop("home", ""), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server() -> ServerHandle:
+    """The session's MLflow server."""
+    return _session["server"]
+
+
+@pytest.fixture(scope="session")
+def server_url(server: ServerHandle) -> str:
+    """Base URL of the session's server, e.g. http://127.0.0.1:PORT."""
+    return server.url
+
+
+@pytest.fixture
+def fresh_run(server_url: str) -> dict[str, str]:
+    """A new experiment with one run: {"experiment_id": ..., "run_id": ...}."""
+    run = runs.new_run("test", base_url=server_url)
+    return {"experiment_id": run.experiment_id, "run_id": run.run_id}

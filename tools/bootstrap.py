@@ -1,0 +1,55 @@
+"""Create `.venv` on first use, install the pinned kit into it, then run a kit command.
+
+Usage: python3 tools/bootstrap.py lab | test [pytest args...]
+Standard library only, so it runs on a bare Python 3.10+ (Linux, macOS or Windows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".kit-installed"
+
+# The README's test command: strict nbval (not --nbval-lax) with the sanitize file.
+TEST_ARGS = ["-m", "pytest", "--nbval", "--nbval-current-env",
+             "--nbval-sanitize-with", "notebooks/sanitize.cfg", "tests", "notebooks"]
+
+
+def ensure_env() -> None:
+    if sys.version_info < (3, 10):  # noqa: UP036 - this file runs before any install
+        sys.exit(f"The kit needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
+    if not PYTHON.exists():
+        print(f"Creating {VENV} ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("Installing the pinned packages (first run only; a few minutes) ...", flush=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"],
+                   check=True)
+    STAMP.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("lab", "test"):
+        print(__doc__)
+        return 2
+    ensure_env()
+    os.chdir(ROOT)
+    if argv[0] == "lab":
+        return subprocess.call([str(PYTHON), "-m", "helpers", "lab", *argv[1:]])
+    return subprocess.call([str(PYTHON), *TEST_ARGS, *argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
