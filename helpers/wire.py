@@ -45,11 +45,12 @@ class SentRequest:
 
     @property
     def path(self) -> str:
-        parts = urlsplit(self.url)
+        """Path and query, secret query values masked: what displays show."""
+        parts = urlsplit(_safe_url(self.url))
         return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Exchange:
     """One request and the server's answer to it, both exactly as they crossed the wire."""
 
@@ -132,8 +133,11 @@ class Exchange:
 
         return exchange_html(self)
 
-    def __str__(self) -> str:
+    # Deterministic (no timings, no Date header), so a notebook's committed output can be compared.
+    def __repr__(self) -> str:
         return self.to_text()
+
+    __str__ = __repr__
 
 
 def resolve_url(path_or_url: str, base_url: str | None = None) -> str:
@@ -163,15 +167,20 @@ def send(
 ) -> Exchange:
     """Send a request the way `requests.request` would and return the recorded `Exchange`.
 
-    A header given as None is removed from `requests`' defaults. Failures to reach the server
+    A header given as None is not sent, even one `requests` would add itself. Failures to reach the server
     raise `ServerUnreachable` with one sentence naming the URL and what to do.
     """
     url = resolve_url(path_or_url, base_url)
     http = session or requests.Session()
     started = time.perf_counter()
+    wanted = dict(headers or {})
     try:
-        response = http.request(method, url, headers=dict(headers or {}), json=json, data=data,
-                                params=params, timeout=timeout, allow_redirects=False)
+        prepared = http.prepare_request(requests.Request(
+            method, url, headers={k: v for k, v in wanted.items() if v is not None},
+            json=json, data=data, params=params))
+        for name in (k for k, v in wanted.items() if v is None):
+            prepared.headers.pop(name, None)  # also headers requests itself adds (json= sets one)
+        response = http.send(prepared, timeout=timeout, allow_redirects=False)
     except requests.exceptions.Timeout:
         raise ServerUnreachable(
             f"{_safe_url(url)} did not answer within {timeout:g} s: the server may be busy or "
@@ -223,7 +232,7 @@ _CLIENT_HEADERS = frozenset({"host", "content-length", "user-agent", "accept-enc
 
 def to_curl(request: SentRequest) -> str:
     """A curl command for `request`, with secret header and query values masked."""
-    parts = ["curl", "-sS", "-X", request.method, shlex.quote(_safe_url(request.url))]
+    parts = ["curl", "-sS", "-X", request.method, _quote(_safe_url(request.url))]
     names = {name.lower() for name, _ in request.headers}
     for name, value in request.headers:
         if name.lower() in _CLIENT_HEADERS and not (
@@ -231,18 +240,23 @@ def to_curl(request: SentRequest) -> str:
         ):
             continue
         shown = MASK if name.lower() in SECRET_HEADERS else value
-        parts += ["-H", shlex.quote(f"{name}: {shown}")]
+        parts += ["-H", _quote(f"{name}: {shown}")]
     if request.body or request.method in ("POST", "PUT", "PATCH"):
         if "content-type" not in names:
             # curl would add "Content-Type: application/x-www-form-urlencoded" to a body;
             # an empty "Content-Type:" header tells it to send none, as the original did.
-            parts += ["-H", shlex.quote("Content-Type:")]
+            parts += ["-H", _quote("Content-Type:")]
         try:
-            parts += ["--data-binary", shlex.quote(request.body.decode("utf-8"))]
+            parts += ["--data-binary", _quote(request.body.decode("utf-8"))]
         except UnicodeDecodeError:
             escaped = "".join(f"\\x{b:02x}" for b in request.body)
             return f"printf '{escaped}' | " + " ".join(parts + ["--data-binary", "@-"])
     return " ".join(parts)
+
+
+def _quote(text: str) -> str:
+    """Single-quote for a POSIX shell, always (easier to read than shlex's bare words)."""
+    return f"'{text}'" if "'" not in text else shlex.quote(text)
 
 
 def mask_headers(headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:

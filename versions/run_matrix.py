@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,13 +103,12 @@ def ensure_venv(root: Path, version: str, python: str) -> dict[str, Any]:
             return {**info, "reused": True}
     start = time.monotonic()
     venv.parent.mkdir(parents=True, exist_ok=True)
-    steps = [[python, "-m", "venv", "--clear", str(venv)],
-             [str(venv / "bin" / "pip"), "install", "--quiet", *reqs]]
-    for cmd in steps:
+    steps = {f"{python} -m venv": [python, "-m", "venv", "--clear", str(venv)],
+             f"pip install {shlex.join(reqs)}": [str(venv / "bin" / "pip"), "install", *reqs]}
+    for label, cmd in steps.items():
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            raise VersionError(f"install failed ({shlex.join(cmd[-len(reqs):])}): "
-                               f"{last_error_line(done.stderr + done.stdout)}")
+            raise VersionError(f"{label} failed: {last_error_line(done.stderr + done.stdout)}")
     installed = pip_freeze(venv)
     info = {"requirements": reqs, "install_seconds": round(time.monotonic() - start, 1),
             "python": installed.pop("__python__", ""), "packages": installed}
@@ -211,7 +211,7 @@ def start_server(venv: Path, workdir: Path, timeout: float) -> Server:
             raise VersionError(f"server exited with code {proc.returncode} before /health: {tail}")
         if elapsed > timeout:
             stop_server(server)
-            raise VersionError(f"/health did not answer 200 within {timeout:.0f}s "
+            raise VersionError(f"/health did not answer 200 within {timeout:g}s "
                                f"(log: {last_error_line(log_path.read_text(errors='replace'))})")
         try:
             if requests.get(f"{server.base}/health", timeout=2).status_code == 200:
@@ -267,8 +267,10 @@ def send(session: requests.Session, base: str, method: str, path: str,
         record["error_code"] = data.get("error_code")
         if "message" in data:
             record["message"] = str(data["message"])[:200]
-        elif resp.status_code >= 400 or data:
+        elif resp.status_code >= 400:
             record["body"] = resp.text[:200]
+        else:
+            record["json_keys"] = sorted(data)
     else:
         text = re.sub(r"\s+", " ", resp.text).strip()
         record["body"] = text[:200] if text else None
@@ -297,11 +299,14 @@ def run_cases(server: Server) -> tuple[dict[str, str], dict[str, Any]]:
     ids = {"run_id": run_id, "experiment_id": exp_id}
     results: dict[str, Any] = {}
     for case in CASES:
+        before = metric_history(session, base, run_id, case.metric_key) if case.metric_key else []
         record, sent = send(session, base, case.method, case.path, case.headers,
                             case.render_body(ids))
         record["headers_sent"] = sent
         if case.metric_key and record.get("status") == 200:
-            record["stored"] = metric_history(session, base, run_id, case.metric_key)
+            after = metric_history(session, base, run_id, case.metric_key)
+            added = Counter(after) - Counter(before)
+            record["stored"] = [value for _, value in sorted(added.elements())]
         for key in ("message", "body"):
             if isinstance(record.get(key), str):
                 record[key] = sanitize(record[key], ids, server.port)
@@ -309,13 +314,12 @@ def run_cases(server: Server) -> tuple[dict[str, str], dict[str, Any]]:
     return ids, results
 
 
-def metric_history(session: requests.Session, base: str, run_id: str, key: str) -> Any:
-    """Return the values the server stored for one metric key (or the error it gave)."""
+def metric_history(session: requests.Session, base: str, run_id: str, key: str) -> list[tuple]:
+    """Return the (step, value) pairs the server holds for one metric key of the run."""
     resp = session.get(f"{base}/api/2.0/mlflow/metrics/get-history",
                        params={"run_id": run_id, "metric_key": key}, timeout=30)
-    if resp.status_code != 200:
-        return f"get-history answered {resp.status_code}"
-    return [m.get("value") for m in resp.json().get("metrics", [])]
+    resp.raise_for_status()
+    return [(m.get("step", 0), m.get("value")) for m in resp.json().get("metrics", [])]
 
 
 def sanitize(text: str, ids: dict[str, str], port: int) -> str:
@@ -351,9 +355,9 @@ def run_version(version: str, install: dict[str, Any], venv_root: Path,
 
 def shorten(cmd: str, venv_root: Path, workdir: Path, port: int) -> str:
     """Make a process command line machine-independent."""
+    cmd = re.sub(r"\S*/bin/python3?(\.\d+)?\b", "python", cmd)
     cmd = cmd.replace(str(venv_root), "<venv-root>").replace(str(workdir), "<tmp>")
-    cmd = re.sub(rf"\b{port}\b", "<port>", cmd)
-    return re.sub(r"/\S*/bin/python3?(\.\d+)?", "python", cmd)[:300]
+    return re.sub(rf"\b{port}\b", "<port>", cmd)[:300]
 
 
 # ---------------------------------------------------------------- report
@@ -426,7 +430,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def stored_values(report: dict[str, Any]) -> str:
-    """List what the server stored for the value-type cases that got a 200."""
+    """List the metric values each 200 on log-metric really added to the run."""
     lines = []
     for case in report["cases"]:
         if not case["request"]["metric_key"]:
@@ -499,7 +503,7 @@ are in [`results.json`](results.json); the exact request of each case is in [`ca
 
 {changes}
 
-### What the server stored after a 200 (metrics/get-history)
+### What each 200 on log-metric stored (metrics/get-history before and after)
 
 {stored}
 

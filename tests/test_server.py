@@ -1,0 +1,158 @@
+"""The local server: start, reuse, stop with no stray process, and every way it can go wrong."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from helpers import config, server
+from helpers.server import ServerError, start_server
+from helpers.wire import ServerUnreachable, send
+
+
+@pytest.fixture
+def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private data dir: the servers these tests start never touch the session's server."""
+    home = tmp_path / "lab-home"
+    monkeypatch.setenv(config.HOME_ENV, str(home))
+    monkeypatch.delenv(config.TRACKING_URI_ENV, raising=False)
+    yield home
+    server.stop_kit_server()
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def test_start_reuse_stop_leaves_no_process(own_home: Path, tmp_path: Path) -> None:
+    cwd_before = set(Path.cwd().iterdir())
+    handle = start_server(progress=lambda _: None)
+    assert handle.source == "started" and handle.url.startswith("http://127.0.0.1:")
+    assert requests.get(f"{handle.url}/health", timeout=5).status_code == 200
+    tree = _tree(handle.pid)
+    listening = [c.laddr.ip for p in tree for c in p.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN]
+    assert listening and set(listening) == {"127.0.0.1"}  # loopback only
+    assert (own_home / "mlflow.db").exists() and (own_home / "server.json").exists()
+    assert set(Path.cwd().iterdir()) == cwd_before  # nothing written in the working folder
+
+    again = start_server()
+    assert (again.source, again.url, again.pid) == ("reused", handle.url, handle.pid)
+    again.stop()  # a reused handle does not own the server: still running
+    assert requests.get(f"{handle.url}/health", timeout=5).status_code == 200
+
+    with handle:
+        pass  # leaving the context stops it
+    gone, alive = psutil.wait_procs(tree, timeout=5)
+    assert not alive, f"stray processes: {alive}"
+    assert not (own_home / "server.json").exists()
+
+
+def test_port_already_taken_is_refused_clearly(own_home: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ServerError, match=f"Port {port} .* already in use"):
+            start_server(port=port, progress=lambda _: None)
+
+
+def test_server_killed_mid_session(own_home: Path) -> None:
+    handle = start_server(progress=lambda _: None)
+    for proc in _tree(handle.pid):
+        proc.kill()
+    psutil.wait_procs(_tree(handle.pid) if psutil.pid_exists(handle.pid) else [], timeout=5)
+    handle._proc.wait(timeout=5)
+    with pytest.raises(ServerUnreachable, match="Could not connect"):
+        send("/api/2.0/mlflow/experiments/search", method="GET")
+    assert "No kit server is running" in server.status()
+    fresh = start_server(progress=lambda _: None)
+    try:
+        assert fresh.source == "started" and fresh.pid != handle.pid
+    finally:
+        fresh.stop()
+
+
+def test_tracking_uri_is_honoured_and_never_stopped(own_home: Path, server_url: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(config.TRACKING_URI_ENV, server_url + "/")
+    handle = start_server()
+    assert (handle.source, handle.url, handle.owned) == ("MLFLOW_TRACKING_URI", server_url, False)
+    assert handle.mlflow_version == config.PINNED_MLFLOW
+    handle.stop()
+    assert requests.get(f"{server_url}/health", timeout=5).status_code == 200
+    assert not (own_home / "server.json").exists()  # no local server was started
+
+
+def test_unreachable_tracking_uri_is_one_sentence(own_home: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(config.TRACKING_URI_ENV, f"http://127.0.0.1:{server.free_port()}")
+    with pytest.raises(ServerError, match="no MLflow server answers there") as caught:
+        start_server()
+    assert "\n" not in str(caught.value)
+
+
+def test_startup_timeout_names_the_log_and_leaves_nothing(own_home: Path) -> None:
+    with pytest.raises(ServerError, match="did not answer .* in time") as caught:
+        start_server(timeout=0.3, progress=lambda _: None)
+    assert "server.log" in str(caught.value)
+    assert not (own_home / "server.json").exists()
+    mine = [p for p in psutil.process_iter(["cmdline", "environ"])
+            if str(own_home) in " ".join(p.info["cmdline"] or [])
+            or str(own_home) in str((p.info["environ"] or {}).get(server.ENV_BACKEND, ""))]
+    assert not mine, f"stray processes: {mine}"
+
+
+def test_cli_serve_status_stop(own_home: Path) -> None:
+    env = {**os.environ, config.HOME_ENV: str(own_home)}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "helpers", *args], env=env,  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    assert "No kit server is running" in run("status").stdout
+    served = run("serve")
+    assert served.returncode == 0, served.stderr
+    pid = config.read_state()["pid"]
+    assert "Kit server running" in run("status").stdout
+    stopped = run("stop")
+    assert "Stopped the kit server" in stopped.stdout
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert "nothing to stop" in run("stop").stdout
+
+
+def test_fast_launch_env_names_match_mlflow() -> None:
+    """The fast launcher copies MLflow internals; fail loudly when MLflow renames them."""
+    from mlflow import environment_variables as ev
+    from mlflow.server import constants
+
+    assert server.ENV_BACKEND == constants.BACKEND_STORE_URI_ENV_VAR
+    assert server.ENV_REGISTRY == constants.REGISTRY_STORE_URI_ENV_VAR
+    assert server.ENV_ARTIFACT_ROOT == constants.ARTIFACT_ROOT_ENV_VAR
+    assert server.ENV_ARTIFACT_DEST == constants.ARTIFACTS_DESTINATION_ENV_VAR
+    assert server.ENV_SERVE_ARTIFACTS == constants.SERVE_ARTIFACTS_ENV_VAR
+    assert server.ENV_SGI_NAME == ev._MLFLOW_SGI_NAME.name
+    assert server.ENV_IN_JOB_EXECUTOR == ev._MLFLOW_IN_JOB_EXECUTOR.name
+    assert server.ENV_BOOT_ID == ev._MLFLOW_SERVER_BOOT_ID.name
+    assert importlib.util.find_spec(server.FAST_APP.split(":")[0]) is not None
+    run_server = Path(importlib.util.find_spec("mlflow.server").origin).read_text()
+    assert '"mlflow.server.fastapi_app:app" if using_uvicorn' in run_server
+
+
+def test_cli_launcher_also_works(own_home: Path) -> None:
+    """The fallback for other MLflow versions: `mlflow server` itself, one worker."""
+    handle = start_server(launcher="cli", progress=lambda _: None)
+    try:
+        assert requests.get(f"{handle.url}/health", timeout=5).status_code == 200
+        tree = _tree(handle.pid)
+    finally:
+        handle.stop()
+    _, alive = psutil.wait_procs(tree, timeout=5)
+    assert not alive
