@@ -1,4 +1,4 @@
-"""Command line: `python -m helpers serve | status | stop | lab`."""
+"""Command line: `python -m helpers serve | status | stop | lab | doctor`."""
 
 from __future__ import annotations
 
@@ -21,13 +21,41 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: free)")
     serve.add_argument("--foreground", action="store_true",
                        help="stay attached and stop the server on Ctrl-C")
+    room = serve.add_argument_group(
+        "classroom mode", "one server for a room, on a real database; runs until Ctrl-C "
+        "(docs/instructor.md)")
+    room.add_argument("--classroom", action="store_true", help="start the room's server")
+    room.add_argument("--backend-store-uri", default=None,
+                      help="the room's database, e.g. postgresql+psycopg2://mlflow@localhost/mlflow")
+    room.add_argument("--host", default=None,
+                      help="where to listen: 0.0.0.0 (every network) or this machine's address")
+    room.add_argument("--allowed-hosts", action="append", default=[], metavar="HOSTS",
+                      help="more Host names learners may use (comma-separated; MLflow's defaults "
+                      "and the advertised address are always allowed)")
+    room.add_argument("--advertise", default=None,
+                      help="the address learners type (default: --host, or this machine's LAN IP)")
+    room.add_argument("--workers", type=int, default=None,
+                      help="server worker processes (default: MLflow's own default)")
+    room.add_argument("--basic-auth", action="store_true",
+                      help="MLflow's basic-auth app (needs mlflow[auth] and two passwords, see the guide)")
     sub.add_parser("status", help="say which server the kit would use")
     sub.add_parser("stop", help="stop the kit's local server")
     lab = sub.add_parser("lab", help="start the server and JupyterLab; Ctrl-C stops both")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    doctor = sub.add_parser("doctor", help="check this machine is ready: one line per check")
+    doctor.add_argument("--check", action="append", choices=_doctor_checks(), default=None,
+                        help="run only this check (repeatable)")
+    doctor.add_argument("--min-free-gb", type=float, default=1.0, help="free disk wanted (GB)")
+    doctor.add_argument("--keep-server", action="store_true",
+                        help="leave a local server the doctor started running")
     args = parser.parse_args(argv)
     try:
+        if args.command == "doctor":
+            return _doctor(args.check, args.keep_server, args.min_free_gb)
+        if args.command == "serve" and args.classroom:
+            return _classroom(args)
         if args.command == "serve":
+            _refuse_room_options(args)
             return _serve(args.port, args.foreground)
         if args.command == "lab":
             return _lab(args.no_browser)
@@ -62,6 +90,67 @@ def _serve(port: int | None, foreground: bool) -> int:
     return 0
 
 
+def _doctor_checks() -> tuple[str, ...]:
+    from helpers.doctor import CHECKS
+
+    return CHECKS
+
+
+def _doctor(checks: list[str] | None, keep_server: bool, min_free_gb: float) -> int:
+    from helpers import doctor
+
+    def say(line: str) -> None:
+        try:
+            print(line, flush=True)
+        except UnicodeEncodeError:  # a console that cannot show ✓/✗ (old Windows code pages)
+            print(line.replace("✓", "OK").replace("✗", "FAIL").replace("—", "-"), flush=True)
+
+    passed = doctor.run(say, checks=checks, keep_server=keep_server, min_free_gb=min_free_gb)
+    return 0 if passed else 1
+
+
+def _refuse_room_options(args: argparse.Namespace) -> None:
+    given = [name for name in ("backend_store_uri", "host", "advertise", "workers")
+             if getattr(args, name) is not None] + (["allowed_hosts"] if args.allowed_hosts else []) \
+        + (["basic_auth"] if args.basic_auth else [])
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise KitError(f"{flags} only apply with --classroom; the kit's own server always listens "
+                       "on 127.0.0.1 with SQLite.")
+
+
+def _classroom(args: argparse.Namespace) -> int:
+    """The room's server in this terminal: print what learners run, stop on Ctrl-C."""
+    from helpers import classroom
+
+    room = classroom.build(backend_store_uri=args.backend_store_uri or "", host=args.host or "",
+                           port=args.port or classroom.DEFAULT_PORT, allowed_hosts=args.allowed_hosts,
+                           basic_auth=args.basic_auth, workers=args.workers, advertise=args.advertise)
+    handle = classroom.start(room)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        print(room.describe())
+        print(f"MLflow {handle.mlflow_version or '?'} answers at {room.url}.")
+        posix, powershell = classroom.learner_lines(room)
+        print("Each learner runs this one line in the terminal where they then start `make lab`:")
+        print(f"  {posix}")
+        print(f"  Windows PowerShell: {powershell}")
+        if room.basic_auth:
+            print(f"Tell learners the class password out loud (it is in {classroom.CLASS_PASSWORD_ENV} "
+                  "here; never written on screen).")
+        print("Check a laptop with: python -m helpers doctor --check server. Press Ctrl-C to stop.",
+              flush=True)
+        while not stop["now"]:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handle.stop()
+    print("Classroom server stopped.")
+    return 0
+
+
 def _lab(no_browser: bool) -> int:
     """JupyterLab on 127.0.0.1, opened on the first notebook, with the kit server beside it."""
     handle = server.start_server()
@@ -71,8 +160,10 @@ def _lab(no_browser: bool) -> int:
            f"--ServerApp.root_dir={notebooks}", "00_start_here.ipynb"]
     if no_browser:
         cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and CI run as root; Jupyter refuses without it
     # Jupyter gets its own process group so one Ctrl-C here stops it without its y/n prompt.
-    jupyter = subprocess.Popen(cmd, start_new_session=(os.name != "nt"))
+    jupyter = subprocess.Popen(cmd, cwd=notebooks, start_new_session=(os.name != "nt"))
     try:
         jupyter.wait()
     except KeyboardInterrupt:
