@@ -29,15 +29,15 @@ class Case:
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None
     metric_key: str | None = None  # live run's metric read back around a 200
+    expect_key: str | None = None  # a 200 whose JSON lacks this key is flagged in the table
+
+    def render_path(self, ids: dict[str, str]) -> str:
+        """Return the path with the live run and experiment ids filled in."""
+        return _fill(self.path, ids)
 
     def render_body(self, ids: dict[str, str]) -> bytes | None:
         """Return the exact body bytes, with the live run and experiment ids filled in."""
-        if self.body is None:
-            return None
-        text = self.body
-        for name, value in ids.items():
-            text = text.replace("{" + name + "}", value)
-        return text.encode("utf-8")
+        return None if self.body is None else _fill(self.body, ids).encode("utf-8")
 
     def describe(self) -> dict[str, Any]:
         """Return a JSON-able description of the request (body as a template)."""
@@ -47,7 +47,15 @@ class Case:
             "headers": dict(self.headers),
             "body_template": self.body,
             "metric_key": self.metric_key,
+            "expect_key": self.expect_key,
         }
+
+
+def _fill(template: str, ids: dict[str, str]) -> str:
+    """Replace ``{run_id}`` and ``{experiment_id}`` (and nothing else) in a template."""
+    for name, value in ids.items():
+        template = template.replace("{" + name + "}", value)
+    return template
 
 
 def _metric(key: str = "accuracy", value: Any = 0.95, *, run_id: str = "{run_id}",
@@ -145,6 +153,11 @@ CASES: list[Case] = [
          'POST runs/log-parameter key "lr" value "0.02" after the runner logged "lr" = "0.01".',
          "POST", "/api/2.0/mlflow/runs/log-parameter", JSON,
          json.dumps({"run_id": "{run_id}", "key": "lr", "value": "0.02"})),
+    Case("c23", "metrics/get-history without max_results",
+         "GET /api/2.0/mlflow/metrics/get-history?run_id=...&metric_key=accuracy with no "
+         'max_results, after c02 logged "accuracy" on the live run; the answer should list it.',
+         "GET", "/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=accuracy",
+         expect_key="metrics"),
 ]
 
 # Every POST to log-metric reads back the live run's "accuracy" history around a 200 unless it

@@ -38,6 +38,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from cases import CASES, TIMESTAMP  # noqa: E402
 
+from helpers.version_notes import cell, spans  # noqa: E402  (shared with the notebooks)
+
 BASE_PINS = ("sqlalchemy<2.1",)
 # Extra requirements per version, found by installing each version without them (see README).
 PINS: dict[str, tuple[str, ...]] = {
@@ -199,10 +201,10 @@ def start_server(venv: Path, workdir: Path, timeout: float) -> Server:
     env = {**os.environ, **SERVER_ENV, "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}"}
     env.pop("VIRTUAL_ENV", None)
     log_path = workdir / "server.log"
-    log = log_path.open("wb")
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
-                            start_new_session=True)
+    with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
+                                start_new_session=True)
     server = Server(proc, port, log_path)
     while True:
         elapsed = time.monotonic() - start
@@ -300,8 +302,11 @@ def run_cases(server: Server) -> tuple[dict[str, str], dict[str, Any]]:
     results: dict[str, Any] = {}
     for case in CASES:
         before = metric_history(session, base, run_id, case.metric_key) if case.metric_key else []
-        record, sent = send(session, base, case.method, case.path, case.headers,
+        record, sent = send(session, base, case.method, case.render_path(ids), case.headers,
                             case.render_body(ids))
+        if case.expect_key and record.get("status") == 200:
+            found = case.expect_key in record.get("json_keys", [])
+            record["missing_key"] = None if found else case.expect_key
         record["headers_sent"] = sent
         if case.metric_key and record.get("status") == 200:
             after = metric_history(session, base, run_id, case.metric_key)
@@ -317,7 +322,8 @@ def run_cases(server: Server) -> tuple[dict[str, str], dict[str, Any]]:
 def metric_history(session: requests.Session, base: str, run_id: str, key: str) -> list[tuple]:
     """Return the (step, value) pairs the server holds for one metric key of the run."""
     resp = session.get(f"{base}/api/2.0/mlflow/metrics/get-history",
-                       params={"run_id": run_id, "metric_key": key}, timeout=30)
+                       params={"run_id": run_id, "metric_key": key, "max_results": 25000},
+                       timeout=30)
     resp.raise_for_status()
     return [(m.get("step", 0), m.get("value")) for m in resp.json().get("metrics", [])]
 
@@ -361,37 +367,6 @@ def shorten(cmd: str, venv_root: Path, workdir: Path, port: int) -> str:
 
 
 # ---------------------------------------------------------------- report
-
-
-def cell(record: dict[str, Any] | None) -> str:
-    """Render one result as a table cell, e.g. ``400 INVALID_PARAMETER_VALUE`` or ``405 (html)``."""
-    if record is None:
-        return "–"
-    status = record.get("status")
-    if status is None:
-        return "no answer"
-    if record.get("error_code"):
-        return f"{status} {record['error_code']}"
-    media = record.get("content_type") or ""
-    if status == 200 and media == "application/json":
-        return "200"
-    kind = {"text/html": "html", "text/plain": "text", "application/json": "json"}.get(media,
-                                                                                      media)
-    return f"{status} ({kind or 'no body'})"
-
-
-def spans(values: list[str], versions: list[str]) -> str:
-    """Describe a row as runs of equal cells: `A` in 2.8.1–2.9.2, `B` in 2.22.1–3.17.2."""
-    parts: list[str] = []
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[i]:
-            j += 1
-        where = versions[i] if i == j else f"{versions[i]}–{versions[j]}"
-        parts.append(f"`{values[i]}` in {where}")
-        i = j + 1
-    return ", ".join(parts)
 
 
 def changes(report: dict[str, Any]) -> str:
@@ -460,14 +435,19 @@ def markdown(report: dict[str, Any], notes: str) -> str:
 
 def timings(report: dict[str, Any]) -> str:
     """Summarise install, start-up and case timings."""
-    rows = ["| version | install (s) | reused venv | start → /health (s) | 22 cases (s) |",
+    rows = ["| version | install (s) | reused venv | start → /health (s) "
+            f"| {len(CASES)} cases (s) |",
             "|---|---|---|---|---|"]
     for v in report["versions"]:
         inst = v.get("install", {})
         rows.append(f"| {v['version']} | {inst.get('install_seconds', '–')} | "
                     f"{'yes' if inst.get('reused') else 'no'} | "
                     f"{v.get('startup_seconds', '–')} | {v.get('cases_seconds', '–')} |")
-    return "\n".join(rows) + f"\n\nWhole run: {report['total_seconds']} s."
+    host = report.get("host", {})
+    return "\n".join(rows) + (
+        f"\n\nWhole run: {report['total_seconds']} s on {host.get('cpus', '?')} CPUs; installs ran "
+        f"{host.get('install_jobs', '?')} at a time, so each install time includes waiting on the "
+        "others, and the servers ran one after another.")
 
 
 def old_notes(readme: Path) -> str:
@@ -523,6 +503,7 @@ The script is run by hand, never by CI. It needs Python 3.11 with `requests`, an
 python3 versions/run_matrix.py                         # all versions, /tmp/mlflow-versions
 python3 versions/run_matrix.py --versions 2.9.2 3.5.0  # a subset (rewrites both outputs)
 python3 versions/run_matrix.py --venv-root /somewhere --jobs 3 --timeout 180
+python3 versions/run_matrix.py --render-only            # README.md again from results.json
 ```
 
 Each version gets its own virtualenv, `<venv-root>/mlflow-<version>`, created if missing (several
@@ -561,19 +542,8 @@ PIN_WHY = (
 # ---------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, install, run, and write results.json and README.md."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--versions", nargs="+", default=DEFAULT_VERSIONS, metavar="X.Y.Z",
-                        help="MLflow versions to test (default: %(default)s)")
-    parser.add_argument("--venv-root", type=Path, default=Path("/tmp/mlflow-versions"),
-                        help="where the per-version virtualenvs live (default: %(default)s)")
-    parser.add_argument("--python", default="python3", help="interpreter for the venvs")
-    parser.add_argument("--jobs", type=int, default=3, help="parallel installs (default: 3)")
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="seconds to wait for /health (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=HERE, help="folder for the two outputs")
-    args = parser.parse_args(argv)
+def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Install the venvs (in parallel), run every version in turn; return the report."""
     venv_root: Path = args.venv_root.resolve()
     started = time.monotonic()
 
@@ -610,21 +580,44 @@ def main(argv: list[str] | None = None) -> int:
 
     command = "python3 versions/run_matrix.py" + (
         "" if args.versions == DEFAULT_VERSIONS else " --versions " + " ".join(args.versions))
-    report = {
+    return {
         "generated": dt.date.today().isoformat(),
         "command": command,
-        "host": {"python": platform.python_version(), "requests": requests.__version__},
+        "host": {"python": platform.python_version(), "requests": requests.__version__,
+                 "cpus": os.cpu_count(), "install_jobs": args.jobs},
         "cases": [{"id": c.id, "title": c.title, "description": c.description,
                    "request": c.describe()} for c in CASES],
         "versions": records,
         "total_seconds": round(time.monotonic() - started, 1),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run (or just re-render), write results.json and README.md."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--versions", nargs="+", default=DEFAULT_VERSIONS, metavar="X.Y.Z",
+                        help="MLflow versions to test (default: %(default)s)")
+    parser.add_argument("--venv-root", type=Path, default=Path("/tmp/mlflow-versions"),
+                        help="where the per-version virtualenvs live (default: %(default)s)")
+    parser.add_argument("--python", default="python3", help="interpreter for the venvs")
+    parser.add_argument("--jobs", type=int, default=3, help="parallel installs (default: 3)")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds to wait for /health (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for the two outputs")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite README.md from the existing results.json, run nothing")
+    args = parser.parse_args(argv)
+    results = args.out / "results.json"
     readme = args.out / "README.md"
+    if args.render_only:
+        report = json.loads(results.read_text())
+    else:
+        report = run_all(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(report, indent=1) + "\n")
     readme.write_text(markdown(report, old_notes(readme)))
-    print(f"wrote {args.out / 'results.json'} and {readme} in {report['total_seconds']}s")
-    return 0 if all("results" in r for r in records) else 1
+    print(f"wrote {results} and {readme} (run took {report['total_seconds']}s)")
+    return 0 if all("results" in r for r in report["versions"]) else 1
 
 
 if __name__ == "__main__":
