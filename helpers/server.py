@@ -7,6 +7,7 @@ so that every notebook, the CLI and the test suite find and reuse the same one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -123,7 +124,10 @@ def start_server(
     running = find_kit_server()
     if running:
         return running
-    return _launch(port=port, timeout=timeout, launcher=launcher, say=say)
+    # Two kernels doing "Run All" at once must not start two servers: launch under a file lock
+    # and look again once we hold it.
+    with _launch_lock():
+        return find_kit_server() or _launch(port=port, timeout=timeout, launcher=launcher, say=say)
 
 
 def find_kit_server() -> ServerHandle | None:
@@ -309,6 +313,38 @@ def _health_version(url: str | None, *, wait: float) -> str | None:
         return ver.text.strip() if ver.status_code == 200 else "unknown"
     except requests.RequestException:
         return None
+
+
+@contextlib.contextmanager
+def _launch_lock(wait: float = 180.0) -> Iterator[None]:
+    """An exclusive lock on `<data dir>/server.lock` (POSIX); elsewhere, no lock."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: two simultaneous first starts are rare enough there
+        yield
+        return
+    home = config.data_dir()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        handle = open(home / "server.lock", "w")
+    except OSError as exc:
+        raise ServerError(f"The kit's data directory {home} is not writable ({exc.strerror}): "
+                          f"set {config.HOME_ENV} to a writable folder.") from None
+    deadline = time.monotonic() + wait
+    with handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ServerError("Another process has been starting the kit server for too "
+                                      "long; run `python -m helpers status`.") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_state(state: dict) -> None:

@@ -156,3 +156,16 @@ def test_cli_launcher_also_works(own_home: Path) -> None:
         handle.stop()
     _, alive = psutil.wait_procs(tree, timeout=5)
     assert not alive
+
+
+def test_simultaneous_first_starts_share_one_server(own_home: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        handles = list(pool.map(lambda _: start_server(progress=lambda _: None), range(2)))
+    try:
+        assert handles[0].url == handles[1].url
+        assert sorted(h.source for h in handles) == ["reused", "started"]
+    finally:
+        for handle in handles:
+            handle.stop()

@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
         for path in books:
             started = time.monotonic()
             nb = nbformat.read(path, as_version=4)
-            client = NotebookClient(nb, timeout=600, kernel_name="python3",
+            client = NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=False,
                                     resources={"metadata": {"path": str(path.parent)}})
             client.execute()
             for cell in nb.cells:
