@@ -45,6 +45,9 @@ _TYPE_WORDS = {"string": "a JSON string", "double": "a JSON number", "float": "a
                "int64": "an integer", "int32": "an integer", "bool": "true or false",
                "message": "a JSON object", "enum": "one of the enum's names"}
 
+_KIND_WORDS = {"html": "an HTML", "text": "a plain-text", "json": "a JSON", "empty": "an empty",
+               "mlflow-json": "an MLflow JSON"}
+
 SEVERITIES = ("ok", "info", "warning", "error")
 
 
@@ -215,7 +218,7 @@ class Facts:
             try:
                 ParseDict({name: value}, self.endpoint.request_class(), ignore_unknown_fields=True)
             except ParseError as exc:
-                return name, value, str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
+                return name, value, _proto_reason(str(exc))
             except (TypeError, ValueError, AttributeError):
                 return None
         return None
@@ -252,6 +255,27 @@ class Facts:
         return None
 
 
+def json_problem(body: bytes | str) -> str | None:
+    """Why a request body is not JSON, in plain words (None when `json.loads` accepts it).
+
+    The server never says it (it parses silently); a client can ask before sending.
+    """
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    if not raw.strip():
+        return "the body is empty"
+    try:
+        json.loads(raw)
+    except ValueError as exc:
+        return _describe_json_error(raw, exc)
+    return None
+
+
+def _proto_reason(text: str) -> str:
+    """protobuf's ParseError text without its "Failed to parse ... field" prefix and path suffix."""
+    text = re.sub(r"^Failed to parse \S+ field: ", "", text)
+    return re.sub(r" at [\w.\[\]]+\.?$", "", text).strip()
+
+
 def _describe_json_error(raw: bytes, exc: ValueError) -> str:
     """Why `json.loads` refused the body, in the words a learner would use."""
     if not isinstance(exc, json.JSONDecodeError):
@@ -260,16 +284,16 @@ def _describe_json_error(raw: bytes, exc: ValueError) -> str:
     before = text[:pos].rstrip()[-1:] if text[:pos].strip() else ""
     here = text[pos:pos + 1]
     where = f"(line {exc.lineno}, column {exc.colno})"
-    if exc.msg.startswith("Expecting property name"):
-        if before == ",":
-            return f"a trailing comma before the closing brace {where}"
-        if here == "'":
-            return f"single-quoted strings, as Python's str(dict) writes them {where}"
-        return f"an unquoted key, which JSON does not allow {where}"
-    if here == "'" and exc.msg.startswith("Expecting value"):
+    if here == "/":
+        return f"a comment, which JSON does not allow {where}"
+    if here == "'":
         return f"single-quoted strings, as Python's str(dict) writes them {where}"
+    if exc.msg.startswith("Expecting property name"):
+        if before == "," and here == "}":
+            return f"a trailing comma before the closing brace {where}"
+        return f"an unquoted key, which JSON does not allow {where}"
     if pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
-        return f"the body stops before the JSON does (truncated) {where}"
+        return f"the body ends before the JSON does, as if cut off {where}"
     return f"not valid JSON: {exc.msg} {where}"
 
 
@@ -305,7 +329,8 @@ def _security_check(name: str) -> Callable[[Facts], str]:
 
 
 def _allowed_methods(f: Facts) -> str:
-    allow = [m.strip() for m in (f.exchange.header("Allow") or "").split(",")]
+    # Sorted: werkzeug builds Allow from a set, so its order changes from one server to the next.
+    allow = sorted(m.strip() for m in (f.exchange.header("Allow") or "").split(","))
     allow = [m for m in allow if m and m not in ("OPTIONS", "HEAD")]
     if not allow and f.endpoint is not None:
         allow = list(f.endpoint.http_methods)
@@ -366,7 +391,16 @@ def _type_fix(f: Facts) -> str:
     if name == "experiment_id" and sent == "int":
         return ("Send experiment_id as a string, e.g. \"0\": ids are strings in MLflow's REST "
                 "API even though they look like numbers.")
-    return f"Send '{name}' as {wanted}, not a {sent}."
+    return f"Send '{name}' as {wanted}, not {_a(sent)}."
+
+
+_FITS = {"int": ("int64", "int32", "uint64", "uint32", "double", "float"),
+         "float": ("double", "float"), "str": ("string", "enum"), "bool": ("bool",)}
+
+
+def _type_fits(f: Facts) -> bool:
+    """True when the type the Hint names is one the field accepts (so the type was not it)."""
+    return f.field_type(f.groups["field"]) in _FITS.get(f.groups["type"], ())
 
 
 def _partial_parse_cause(f: Facts) -> str:
@@ -399,11 +433,11 @@ def _stop_cause(what: str) -> Callable[[Facts], str]:
         stop = f.proto_stop
         assert stop is not None
         lost = f.lost_after_stop()
-        later = (f" and the field(s) after it ({', '.join(repr(n) for n in lost[1:])})"
-                 if len(lost) > 1 else "")
+        later = (f" and every field after it ({', '.join(repr(n) for n in lost[1:])}) were"
+                 if len(lost) > 1 else " was")
         return (f"200, but {what}: protobuf refused '{stop[0]}' = {json.dumps(stop[1])} "
-                f"({stop[2]}), the server ignores that parse error, so '{stop[0]}'{later} "
-                "were stored as 0/empty.")
+                f"({stop[2]}); the server ignores that parse error, so '{stop[0]}'{later} "
+                "stored as 0 or empty.")
     return cause
 
 
@@ -442,6 +476,16 @@ def _unknown_cause(f: Facts) -> str:
         parts.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
     return (f"200, but {', '.join(parts)} is not a field of this endpoint: the server parses "
             "with ignore_unknown_fields=True, so it was silently dropped.")
+
+
+def _unknown_enum(f: Facts) -> tuple[str, Any, tuple[str, ...]] | None:
+    if f.endpoint is None:
+        return None
+    for spec in f.endpoint.fields:
+        value = f.fields.get(spec.name, f.fields.get(spec.json_name))
+        if spec.enum_values and isinstance(value, str) and value not in spec.enum_values:
+            return spec.name, value, spec.enum_values
+    return None
 
 
 def _truncated(f: Facts) -> bool:
@@ -529,16 +573,35 @@ RULES: tuple[Rule, ...] = (
          "Build the body from a dict: requests.post(url, json=body); if you must send a "
          "string, check it first with json.loads(text).",
          message=r"^Missing value for required parameter '(?P<field>[^']+)'"),
+    Rule("malformed-json", "error",
+         lambda f: f.status in (400, 500) and bool(f.api_path) and f.json_problem is not None,
+         lambda f: (f"The body is not JSON — {f.json_problem}. The server parses it silently "
+                    "as nothing, so the handler ran with no fields at all; on this endpoint that "
+                    f"ends in {f.status} {f.code or 'with an HTML error page'}, which never "
+                    "mentions JSON."),
+         f"{_HANDLERS}::_get_request_json (get_json(..., silent=True)), then the handler",
+         "Build the body from a dict: requests.post(url, json=body); if you must send a "
+         "string, check it first with json.loads(text)."),
     Rule("missing-field", "error", _mlflow_400,
          _missing_cause,
          f"{_SCHEMA_CHECK} (_assert_required)",
          _missing_fix,
          message=r"^Missing value for required parameter '(?P<field>[^']+)'"),
-    Rule("bad-type", "error", _mlflow_400,
-         "'{field}' = {value} is a {type}; protobuf could not parse it, so the handler's type "
-         "check ran and refused it.",
+    Rule("bad-type", "error", lambda f: _mlflow_400(f) and not _type_fits(f),
+         lambda f: (f"'{f.groups['field']}' = {f.groups['value']} is {_a(f.groups['type'])}; "
+                    "protobuf could not parse it, so the handler's type check ran and refused "
+                    "it."),
          f"{_SCHEMA_CHECK} (_assert_string / _assert_intlike / _assert_floatlike)",
          _type_fix,
+         message=(r"^Invalid value (?P<value>.*) for parameter '(?P<field>[^']+)' supplied:\s+"
+                  r"Hint: Value was of type '(?P<type>[^']+)'")),
+    Rule("out-of-range", "error", _mlflow_400,
+         lambda f: (f"'{f.groups['field']}' = {f.groups['value']} has the right type but failed "
+                    "another check of the handler's schema (a range or size limit); the 'Hint' "
+                    "about its type is MLflow's generic wording, not the reason."),
+         f"{_SCHEMA_CHECK} (e.g. _assert_less_than_or_equal)",
+         lambda f: (f"Keep '{f.groups['field']}' within the limit the API reference gives "
+                    "(for search endpoints, max_results is at most 50000)."),
          message=(r"^Invalid value (?P<value>.*) for parameter '(?P<field>[^']+)' supplied:\s+"
                   r"Hint: Value was of type '(?P<type>[^']+)'")),
     Rule("partial-parse", "error",
@@ -549,15 +612,16 @@ RULES: tuple[Rule, ...] = (
                     "doubles); then the fields after it arrive too."),
          message=r"^Invalid value \"\" for parameter"),
     Rule("invalid-name", "error", _mlflow_400,
-         "The name {value} is not allowed: {rule}",
+         lambda f: f"The name {f.groups['value']} is not allowed: {f.groups['rule'].rstrip('.')}.",
          "mlflow/utils/validation.py::_validate_metric_name / _validate_param_name / "
          "_validate_tag_name",
          "Use letters, digits, _ - . space : and / only, with no '..' or leading '/'.",
          message=(r"^Invalid value (?P<value>.*) for parameter '(?:name|key)' supplied: "
                   r"(?P<rule>Names may .*)$")),
     Rule("too-long", "error", _mlflow_400,
-         "{what} is longer than the store allows ({limit} characters).",
-         "mlflow/utils/validation.py::_validate_length_limit",
+         "'{what}' is longer than the store allows ({limit} characters).",
+         "mlflow/utils/validation.py::exceeds_maximum_length (from _validate_length_limit or "
+         "_validate_experiment_name)",
          "Shorten it to at most {limit} characters.",
          message=r"^'(?P<what>[^']+)' exceeds the maximum length of (?P<limit>\d+) characters"),
     Rule("batch-limit", "error", _mlflow_400,
@@ -566,6 +630,12 @@ RULES: tuple[Rule, ...] = (
          "Split the batch: at most 1000 metrics, 100 params, 100 tags (1000 entities) per "
          "log-batch request.",
          message=r"A batch logging request can contain at most|requests must be at most"),
+    Rule("not-active", "error", _mlflow_400,
+         "The {what} exists but is {state}; only active runs and experiments accept changes.",
+         "mlflow/store/tracking/sqlalchemy_store.py::SqlAlchemyStore._check_run_is_active",
+         "Restore it first ({what}s/restore), or use an active one.",
+         message=(r"^The (?P<what>run|experiment) \S+ must be in the 'active' state\. "
+                  r"Current state is (?P<state>\w+)")),
     Rule("param-overwrite", "error", _mlflow_400,
          "Param '{key}' already has a different value in this run; params are write-once.",
          "mlflow/store/tracking/sqlalchemy_store.py::SqlAlchemyStore.log_param",
@@ -595,14 +665,16 @@ RULES: tuple[Rule, ...] = (
     # ---- answers that are not MLflow's at all
     Rule("gateway-error", "error",
          lambda f: f.status in (502, 503, 504),
-         lambda f: (f"A {f.status} with a {f.kind} body came from something between you and "
+         lambda f: (f"A {f.status} with {_KIND_WORDS.get(f.kind, f.kind)} body came from "
+                    "something between you and "
                     "MLflow (a proxy, gateway or load balancer): MLflow's own answer, if any, "
                     "never reached you."),
          "a proxy or gateway in front of MLflow, not MLflow",
          "Check that the MLflow server is up and that the proxy points at it; retry later."),
     Rule("not-mlflow", "error",
          lambda f: 400 <= f.status < 500 and f.kind in ("html", "text", "json", "empty"),
-         lambda f: (f"This {f.status} has a {f.kind} body, not MLflow's JSON error with an "
+         lambda f: (f"This {f.status} has {_KIND_WORDS.get(f.kind, f.kind)} body, not MLflow's "
+                    "JSON error with an "
                     "error_code, and none of the non-JSON answers MLflow's server gives (403 from "
                     "its security middleware, 404/405 routing pages): something else (a proxy, "
                     "a gateway, another server on that port) answered."),
@@ -642,6 +714,13 @@ RULES: tuple[Rule, ...] = (
          _seconds_cause,
          f"nothing: {_HANDLERS}::_assert_intlike accepts any integer",
          "Send milliseconds: int(time.time() * 1000)."),
+    Rule("ok-but-unknown-enum", "warning",
+         lambda f: f.exchange.ok and _unknown_enum(f) is not None,
+         lambda f: (f"200, but '{_unknown_enum(f)[0]}' = {json.dumps(_unknown_enum(f)[1])} is "
+                    f"not one of {', '.join(_unknown_enum(f)[2])}: protobuf skips unknown enum "
+                    "names when unknown fields are ignored, so that field was not changed."),
+         "mlflow/utils/proto_json_utils.py::parse_dict (ignore_unknown_fields=True)",
+         lambda f: f"Use one of the enum's names exactly: {', '.join(_unknown_enum(f)[2])}."),
     Rule("ok-but-unknown-field", "warning",
          lambda f: f.exchange.ok and bool(f.unknown_fields()),
          _unknown_cause,
@@ -770,6 +849,11 @@ def _first_sentence(message: str) -> str:
     return found.group(1) if found else first
 
 
+def _a(word: str) -> str:
+    """'an int', 'a str'."""
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(p.title() for p in rest)
@@ -781,4 +865,4 @@ def _json_type(value: Any) -> str:
 
 
 __all__: Sequence[str] = ("Diagnosis", "RULES", "Rule", "explain", "families", "field_guide",
-                          "summary")
+                          "json_problem", "summary")
