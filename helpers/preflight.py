@@ -126,6 +126,8 @@ def preflight(method: str, path_or_url: str, headers: Mapping[str, str | None] |
     except _Answer as answer:
         status, message, code = answer.status, answer.message, answer.error_code
     sim.lint()
+    if status == 200:
+        sim.state_note()
     return Verdict(method=req.method, path=req.path, endpoint=sim.endpoint,
                    predicted_status=status, expected_message=message, expected_error_code=code,
                    findings=tuple(sim.findings), parsed=sim.parsed)
@@ -145,8 +147,9 @@ class _Request:
     @classmethod
     def build(cls, method: str, path_or_url: str, headers: Mapping[str, str | None] | None,
               body: bytes | str | None) -> _Request:
-        parts = urlsplit(path_or_url if "://" in path_or_url else "http://_" + path_or_url)
-        host = parts.netloc if "://" in path_or_url else None
+        absolute = "://" in path_or_url
+        parts = urlsplit(path_or_url if absolute else "http://_/" + path_or_url.lstrip("/"))
+        host = parts.netloc.rpartition("@")[2] if absolute else None  # no user:password@
         seen: dict[str, str] = {}
         for name, value in (headers or {}).items():
             if value is not None:  # requests' merge: the last spelling of a name wins
@@ -236,9 +239,10 @@ class _Simulation:
         self.findings.append(Finding(severity, check, message, fix))
 
     def fail(self, status: int | None, check: str, message: str, fix: str = "", *,
-             said: str | None = None, code: str | None = None) -> _Answer:
-        """Record an error finding and return the answer to raise."""
-        self.add("error" if status != 200 else "info", check, message, fix)
+             said: str | None = None, code: str | None = None,
+             severity: Severity = "error") -> _Answer:
+        """Record the finding that decides the answer and return the answer to raise."""
+        self.add(severity, check, message, fix)
         return _Answer(status, said, code)
 
     # -- the pipeline, in the server's order
@@ -259,17 +263,23 @@ class _Simulation:
         mark = len(self.findings)
         try:
             self.handler(rule)
-        except _Answer as later:
+        except _Answer:
             if first is None:
                 raise
-            self._relabel_after(mark, later)
+            self._relabel_after(mark)
         if first is not None:
+            self.parsed = None  # the server never parsed this body
             raise first
-        what = self._state_subject()
-        self.add("info", STORE + "_get_run / get_experiment",
-                 f"Valid as sent; the answer still depends on server state: {what}{rule.state}.")
 
-    def _relabel_after(self, mark: int, later: _Answer) -> None:
+    def state_note(self) -> None:
+        """What a valid request still depends on: the state preflight cannot see."""
+        rule = self.endpoint.rule if self.endpoint else None
+        if rule is not None:
+            self.add("info", STORE + "_get_run / get_experiment",
+                     "Valid as sent; the answer still depends on server state: "
+                     f"{self._state_subject()}{rule.state}.")
+
+    def _relabel_after(self, mark: int) -> None:
         """Findings past a Content-Type failure describe the next answer once that is fixed."""
         for i in range(mark, len(self.findings)):
             f = self.findings[i]
@@ -309,7 +319,7 @@ class _Simulation:
                     308, ROUTER + " merge_slashes",
                     f"The path has '//': the server redirects (308) to {merged}. requests "
                     "follows it (re-sending the body) unless allow_redirects=False.",
-                    f"Use {merged}.")
+                    f"Use {merged}.", severity="warning")
         found = match_path(path)
         if not found:
             if path == "/" or path.startswith(_OTHER_ROUTES):
@@ -326,7 +336,7 @@ class _Simulation:
                 raise _Answer(None)
             raise self.fail(204, "mlflow/server/fastapi_security.py::SecurityHeadersMiddleware",
                             "OPTIONS on an API path: Flask answers it, the middleware "
-                            "turns the 200 into 204 No Content.")
+                            "turns the 200 into 204 No Content.", severity="info")
         for ep in found:
             if req.method in _methods(ep):
                 return ep
@@ -359,9 +369,10 @@ class _Simulation:
     def handler(self, rule: HandlerRule) -> None:
         raw, error = _flask_get_json(self.req.body)
         if error is not None:
+            what = "is empty" if not self.req.body else f"is not valid JSON ({error})"
             self.add("error", H + "_get_request_json",
-                     f"The body is not valid JSON ({error}). The server does not say so: "
-                     "get_json(silent=True) turns it into {} and the request looks empty.",
+                     f"The body {what}. The server does not say so: get_json(silent=True) "
+                     "turns it into {} and the request looks empty.",
                      "Send json.dumps(payload) (double quotes, no trailing commas) in UTF-8.")
         if rule.handler == "_log_batch":
             self._batch_size(raw)
@@ -382,8 +393,8 @@ class _Simulation:
             raise self.fail(500, check, f"{CRASH}: it measures the parsed body with len() "
                             f"before anything else ({type(exc).__name__}: {exc}).",
                             "Send a JSON object with run_id.") from None
-        if size > uv.MAX_BATCH_LOG_REQUEST_SIZE:
-            raise self._store_error(check, uv._validate_batch_log_api_req, raw)
+        if size > uv.MAX_BATCH_LOG_REQUEST_SIZE:  # len() of the top-level JSON value
+            self.store_check(check, uv._validate_batch_log_api_req, raw)
 
     def _normalize(self, raw: Any) -> Any:
         """handlers.py::_get_normalized_request_json."""
@@ -436,19 +447,20 @@ class _Simulation:
     def _parse(self) -> bool:
         """handlers.py::_get_request_message: parse_dict(..., ignore_unknown_fields=True)."""
         msg = self.endpoint.request_class()
+        error: Exception | None = None
         try:
             json_format.ParseDict(self.request_json, msg, ignore_unknown_fields=True)
-            ok = True
         except json_format.ParseError as exc:
-            ok = False
-            self._explain_partial_parse(exc)
+            error = exc
         except Exception as exc:  # the server lets these escape: 500
             raise self.fail(500, PARSE, f"{CRASH}: the proto parser cannot iterate a JSON "
                             f"{type(self.request_json).__name__} ({type(exc).__name__}: {exc}).",
                             "Send a JSON object.") from None
         self.message = msg
         self.parsed = _to_python(msg)
-        return ok
+        if error is not None:
+            self._explain_partial_parse(error)
+        return error is None
 
     def _explain_partial_parse(self, exc: Exception) -> None:
         body = self.request_json
@@ -463,11 +475,17 @@ class _Simulation:
         f = by_key[bad]
         tail = (f"; it also skips everything after it in the body: {', '.join(dropped)}"
                 if dropped else "")
+        defaults = ", ".join(f"{by_key[k].name}={self.parsed[by_key[k].name]!r}"
+                             for k in [bad, *dropped]
+                             if not by_key[k].repeated and not by_key[k].message
+                             and by_key[k].name in self.parsed)
+        seen = f" The handler sees {defaults}." if defaults else ""
+        fix = (f"Fix the item the parser names inside '{bad}'." if f.message
+               else f"Send '{bad}' as {_type_hint(f)}.")
         self.add("warning", PARSE,
                  f"The proto parser gives up at '{bad}' ({_short(exc)}) and keeps only the "
-                 f"fields before it{tail}. Skipped fields reach the handler as defaults; the "
-                 "handler's type checks then run on the raw JSON instead.",
-                 f"Send '{bad}' as {_type_hint(f)}.")
+                 f"fields before it{tail}.{seen} The handler's type checks then run on the raw "
+                 "JSON instead.", fix)
 
     def _schema(self, rule: HandlerRule, proto_ok: bool) -> None:
         """handlers.py::_validate_request_json_with_schema + _validate_param_against_schema."""
@@ -489,7 +507,9 @@ class _Simulation:
                         fn(value)
                     except AssertionError as exc:
                         raise self._schema_error(check, key, value, name, exc) from None
-        except (AttributeError, TypeError, ValueError) as exc:
+        except _Answer:
+            raise
+        except Exception as exc:  # only AssertionError becomes a 400 on the server
             raise self.fail(500, check, f"{CRASH}: {type(exc).__name__}: {exc}.",
                             _crash_fix(body)) from None
 
@@ -498,15 +518,17 @@ class _Simulation:
         f = _field_or_none(self.endpoint, key)
         if exc.args:
             said = exc.args[0]
-            fix = f"Give every item {said.split('parameter ')[-1].rstrip('.')}."
+            needed = "', '".join(dict(self.endpoint.rule.nested_required)[key])
+            fix = f"Every item of '{key}' needs a non-empty '{needed}'."
         elif name == "required":
             said = uv.missing_value(key)
             fix = f"Add \"{key}\": {_type_hint(f)}." + self._camel_hint(key, f)
         else:
-            said = uv.invalid_value(key, value, f" Hint: Value was of type '{type(value).__name__}'.")
+            hint = f" Hint: Value was of type '{type(value).__name__}'."
+            said = uv.invalid_value(key, value, hint)
             fix = f"Send '{key}' as {_type_hint(f)}."
-        return self.fail(400, check, f"The handler's schema check '{name}' fails for '{key}'.",
-                         fix, said=said + DOCS_HINT, code="INVALID_PARAMETER_VALUE")
+        return self.fail(400, check, f"{said} (the '{name}' check of the handler's schema, "
+                         f"on '{key}')", fix, said=said + DOCS_HINT, code="INVALID_PARAMETER_VALUE")
 
     def _camel_hint(self, key: str, f: Field | None) -> str:
         body = self.request_json
@@ -515,16 +537,6 @@ class _Simulation:
         if key == "run_id" and body.get("run_id") == "" and "run_uuid" in body:
             return " (An empty run_id blocks the fall-back to run_uuid.)"
         return ""
-
-    def _store_error(self, check: str, fn: Callable[..., Any], *args: Any) -> _Answer:
-        try:
-            with _quiet():
-                fn(*args)
-        except MlflowException as exc:
-            return self.fail(exc.get_http_status_code(), check, exc.message,
-                             "Change the value as the message says.", said=exc.message,
-                             code=exc.error_code)
-        raise AssertionError(f"{check} accepted what preflight expected it to reject")
 
     def store_check(self, check: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Run one validator of mlflow/utils/validation.py exactly as the store does."""
@@ -683,7 +695,8 @@ def _create_experiment(sim: _Simulation, rule: HandlerRule) -> None:
                            code="INVALID_PARAMETER_VALUE")
         sim.store_check("mlflow/utils/uri.py::validate_query_string", validate_query_string,
                         parsed.query)
-        if parsed.scheme in _HOST_SCHEMES and (parsed.netloc or parsed.scheme != "mlflow-artifacts"):
+        names_host = parsed.netloc or parsed.scheme != "mlflow-artifacts"
+        if parsed.scheme in _HOST_SCHEMES and names_host:
             sim.add("info", H + "_validate_artifact_uri_scheme",
                     f"A '{parsed.scheme}' artifact_location names a host: the server accepts "
                     "it only if that host is its own artifact store or the scheme is allowed "
@@ -729,7 +742,7 @@ def _flask_get_json(body: bytes) -> tuple[Any, str | None]:
     try:
         return json.loads(body), None
     except ValueError as exc:
-        return None, str(exc) if body else "the body is empty"
+        return None, str(exc)
 
 
 def _methods(ep: Endpoint) -> set[str]:
@@ -869,7 +882,8 @@ def _unknown_keys(sim: _Simulation, fields: tuple[Field, ...], body: dict, where
 def _nonfinite(sim: _Simulation, value: Any, where: str) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         sim.add("warning", PARSE,
-                f"{where or 'the body'} is a bare {value!r} literal. JSON has none (Python's "
+                f"{where or 'the body'} is a bare {_nonfinite_name(value)} literal. JSON has "
+                "none (Python's "
                 "json.dumps writes it anyway); the server's JSON reader accepts it but the proto "
                 "parser refuses it.", f"Send the string \"{_nonfinite_name(value)}\" instead.")
     elif isinstance(value, dict):
@@ -931,13 +945,13 @@ def _to_python(msg: Any) -> dict[str, Any]:
         elif fd.message_type is not None:
             if fd.is_repeated:
                 out[fd.name] = [_to_python(x) for x in value]
-            elif msg.HasField(fd.name):
+            elif not fd.has_presence or msg.HasField(fd.name):
                 out[fd.name] = _to_python(value)
         elif fd.is_repeated:
             out[fd.name] = list(value)
         elif fd.enum_type is not None:
-            out[fd.name] = (fd.enum_type.values_by_number[value].name
-                            if msg.HasField(fd.name) else None)
+            unset = fd.has_presence and not msg.HasField(fd.name)
+            out[fd.name] = None if unset else fd.enum_type.values_by_number[value].name
         else:
             out[fd.name] = value
     return out

@@ -139,7 +139,7 @@ def find_kit_server() -> ServerHandle | None:
     if not (isinstance(pid, int) and _is_our_process(pid, state.get("create_time"))):
         config.state_file().unlink(missing_ok=True)  # stale: the server was killed or rebooted
         return None
-    if _health_version(url, wait=2.0) is None:
+    if _health_version(url, wait=10.0) is None:  # alive but busy (a loaded laptop): be patient
         return None
     return ServerHandle(
         url=url,

@@ -1,0 +1,393 @@
+"""Offline tests of helpers.preflight. Every expected status and message below was observed on
+a live MLflow 3.17.2 server (sqlite backend) before it was written here."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from helpers.preflight import Verdict, preflight
+
+API = "/api/2.0/mlflow"
+LM = f"{API}/runs/log-metric"
+LB = f"{API}/runs/log-batch"
+JSON = {"Content-Type": "application/json"}
+TS = 1700000000000
+DOCS = " See the API docs for more information about request parameters."
+CT_WRONG = "Bad Request. Content-Type must be one of ['application/json']."
+
+
+def metric(**overrides: Any) -> dict[str, Any]:
+    base = {"run_id": "r1", "key": "loss", "value": 0.5, "timestamp": TS, "step": 1}
+    return {k: v for k, v in {**base, **overrides}.items() if v is not ...}
+
+
+def check(path: str, payload: Any, headers: dict | None = None, method: str = "POST") -> Verdict:
+    body = payload if isinstance(payload, (str, bytes)) or payload is None else json.dumps(payload)
+    return preflight(method, path, JSON if headers is None else headers, body)
+
+
+def messages(v: Verdict, severity: str) -> str:
+    return "\n".join(f.message for f in v.findings if f.severity == severity)
+
+
+# --- the article's three examples
+
+
+def test_article_missing_content_type() -> None:
+    v = check(LM, metric(), headers={})
+    assert v.predicted_status == 400
+    assert v.expected_message == "Bad Request. Content-Type header is missing."
+    assert v.expected_error_code == "INVALID_PARAMETER_VALUE"
+    assert v.errors[0].check == "mlflow/server/validation.py::_validate_content_type"
+    assert "application/json" in v.errors[0].fix
+
+
+def test_article_missing_timestamp() -> None:
+    v = check(LM, metric(timestamp=...))
+    assert v.predicted_status == 400
+    assert v.expected_message == "Missing value for required parameter 'timestamp'." + DOCS
+
+
+def test_article_value_of_the_wrong_type() -> None:
+    v = check(LM, metric(value="high"))
+    assert v.predicted_status == 400
+    assert v.expected_message == ("Invalid value \"high\" for parameter 'value' supplied:  "
+                                  "Hint: Value was of type 'str'." + DOCS)
+
+
+def test_a_valid_request_is_accepted_with_a_note_on_server_state() -> None:
+    v = check(LM, metric())
+    assert (v.predicted_status, v.ok, v.errors, v.warnings) == (200, True, (), ())
+    assert "RESOURCE_DOES_NOT_EXIST" in messages(v, "info")
+    assert "'r1'" in messages(v, "info")
+
+
+# --- Content-Type
+
+
+@pytest.mark.parametrize("value, status", [
+    ("application/json; charset=utf-8", 200),
+    ("application/json;charset=latin-1", 200),
+    ("application/json ", 200),  # the HTTP parser strips trailing whitespace
+    ("Application/JSON", 400),
+    ("application/json ; charset=utf-8", 400),
+    ("text/plain", 400),
+    ("application/vnd.api+json", 400),
+    ("", 400),
+])
+def test_content_type_is_compared_exactly_before_the_semicolon(value: str, status: int) -> None:
+    v = check(LM, metric(), headers={"Content-Type": value})
+    assert v.predicted_status == status
+    if status == 400:
+        assert v.expected_message == CT_WRONG
+
+
+def test_the_header_name_is_case_insensitive() -> None:
+    assert check(LM, metric(), headers={"content-type": "application/json"}).ok
+
+
+def test_wrong_case_is_explained() -> None:
+    v = check(LM, metric(), headers={"Content-Type": "Application/JSON"})
+    assert "case-sensitive" in v.errors[0].message
+
+
+def test_the_next_error_is_shown_once_content_type_is_fixed() -> None:
+    v = check(LM, metric(timestamp=...), headers={})
+    assert v.expected_message == "Bad Request. Content-Type header is missing."
+    later = [f for f in v.errors if f.message.startswith("Once Content-Type is fixed")]
+    assert len(later) == 1 and "'timestamp'" in later[0].message
+    assert v.parsed is None  # the server never parsed the body
+
+
+# --- bodies
+
+
+@pytest.mark.parametrize("body", ["{'run_id': 'r1'}", "", "null", b"{\"key\": \"\xe9t\xe9\"}"])
+def test_an_unreadable_body_becomes_an_empty_object(body: str | bytes) -> None:
+    v = check(LM, body)
+    assert v.predicted_status == 400
+    assert v.expected_message == "Missing value for required parameter 'run_id'." + DOCS
+
+
+def test_invalid_json_is_reported_although_the_server_does_not_say_so() -> None:
+    v = check(LM, "{'run_id': 'r1'}")
+    assert "not valid JSON" in messages(v, "error")
+
+
+def test_double_encoded_json_is_decoded_a_second_time() -> None:
+    v = check(LM, json.dumps(json.dumps(metric())))
+    assert v.predicted_status == 200
+    assert "double-encoded" in messages(v, "warning")
+
+
+@pytest.mark.parametrize("body", [json.dumps([metric()]), "5", "true", json.dumps("\"5\"")])
+def test_bodies_that_are_not_objects_crash_the_server(body: str) -> None:
+    v = check(LM, body)
+    assert v.predicted_status == 500
+    assert v.expected_message is None
+    assert "500 Internal Server Error" in messages(v, "error")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_utf16_and_bom_bodies_are_read(encoding: str) -> None:
+    assert check(LM, json.dumps(metric()).encode(encoding)).predicted_status == 200
+
+
+def test_a_dict_body_is_refused_with_a_hint() -> None:
+    with pytest.raises(TypeError, match="json.dumps"):
+        preflight("POST", LM, JSON, metric())  # type: ignore[arg-type]
+
+
+# --- values and coercions
+
+
+def test_a_numeric_string_value_is_accepted() -> None:
+    v = check(LM, metric(value="0.5"))
+    assert v.predicted_status == 200 and v.parsed["value"] == 0.5
+
+
+def test_true_as_a_value_is_stored_as_one() -> None:
+    v = check(LM, metric(value=True))
+    assert v.predicted_status == 200 and v.parsed["value"] == 1.0
+    assert "boolean" in messages(v, "warning")
+
+
+@pytest.mark.parametrize("value", [[0.5], {"v": 0.5}])
+def test_a_list_or_object_value_crashes_the_server(value: Any) -> None:
+    assert check(LM, metric(value=value)).predicted_status == 500
+
+
+def test_a_bare_nan_is_accepted_and_silently_zeroes_the_rest() -> None:
+    v = check(LM, metric(value=float("nan")))  # json.dumps writes NaN
+    assert v.predicted_status == 200
+    assert (v.parsed["value"], v.parsed["timestamp"], v.parsed["step"]) == (0.0, 0, 0)
+    warned = messages(v, "warning")
+    assert "bare NaN literal" in warned and "timestamp, step" in warned
+
+
+def test_the_nan_string_is_stored_as_nan() -> None:
+    v = check(LM, metric(value="NaN"))
+    assert v.predicted_status == 200 and math.isnan(v.parsed["value"])
+
+
+def test_a_fractional_timestamp_is_stored_as_zero() -> None:
+    v = check(LM, metric(timestamp=TS + 0.5))
+    assert v.predicted_status == 200
+    assert (v.parsed["timestamp"], v.parsed["step"]) == (0, 0)
+    assert "gives up at 'timestamp'" in messages(v, "warning")
+
+
+def test_a_fractional_step_is_stored_as_zero() -> None:
+    v = check(LM, metric(step=1.5))
+    assert v.predicted_status == 200 and v.parsed["step"] == 0
+
+
+def test_a_whole_float_timestamp_is_fine() -> None:
+    v = check(LM, metric(timestamp=float(TS)))
+    assert v.ok and v.parsed["timestamp"] == TS and not v.warnings
+
+
+def test_a_timestamp_in_seconds_is_accepted_with_a_warning() -> None:
+    v = check(LM, metric(timestamp=TS // 1000))
+    assert v.predicted_status == 200
+    assert "looks like seconds" in messages(v, "warning")
+
+
+def test_a_negative_timestamp_is_refused_by_the_store_validator() -> None:
+    v = check(LM, metric(timestamp=-1))
+    assert v.predicted_status == 400
+    assert v.expected_message == ("Invalid value -1 for parameter 'timestamp' supplied: metric "
+                                  "'loss' (value=0.5). Timestamp must be a nonnegative long "
+                                  "(64-bit integer) ")
+    assert v.errors[0].check == "mlflow/utils/validation.py::_validate_metric"
+
+
+def test_a_timestamp_word_fails_the_intlike_check() -> None:
+    v = check(LM, metric(timestamp="now"))
+    assert v.expected_message == ("Invalid value \"now\" for parameter 'timestamp' supplied:  "
+                                  "Hint: Value was of type 'str'." + DOCS)
+
+
+# --- names and ids
+
+
+def test_run_uuid_alone_works_but_is_deprecated() -> None:
+    v = check(LM, metric(run_id=..., run_uuid="r1"))
+    assert v.predicted_status == 200
+    assert "deprecated" in messages(v, "warning")
+
+
+def test_camel_case_run_id_is_parsed_but_not_seen_by_the_check() -> None:
+    v = check(LM, metric(run_id=..., runId="r1"))
+    assert v.expected_message == "Missing value for required parameter 'run_id'." + DOCS
+    assert "runId" in v.errors[0].fix
+
+
+def test_both_spellings_of_one_field_are_refused() -> None:
+    v = check(LM, metric(runId="r1"))
+    assert v.expected_message == ("Request specifies both 'run_id' and 'runId'; provide only "
+                                  "one of them.")
+
+
+def test_an_unknown_field_gets_a_did_you_mean() -> None:
+    v = check(LM, metric(step=..., stpe=3))
+    assert v.predicted_status == 200
+    assert "Did you mean 'step'?" in messages(v, "warning")
+
+
+def test_a_bad_metric_name_is_reported_as_parameter_name() -> None:
+    v = check(LM, metric(key="a*b"))
+    assert v.expected_message.startswith("Invalid value \"a*b\" for parameter 'name' supplied: "
+                                         "Names may only contain")
+
+
+def test_a_long_metric_name() -> None:
+    v = check(LM, metric(key="k" * 251))
+    assert v.expected_message == "'Metric name' exceeds the maximum length of 250 characters"
+
+
+def test_a_long_param_value_is_truncated_not_refused() -> None:
+    v = check(f"{API}/runs/log-parameter", {"run_id": "r1", "key": "p", "value": "x" * 6001})
+    assert v.predicted_status == 200
+    assert "keeps the first 6000" in messages(v, "warning")
+
+
+# --- routing and security
+
+
+@pytest.mark.parametrize("path, status", [
+    (f"{API}/runs/log-param", 404),
+    (f"{API}/runs/log-metrics", 404),
+    (LM + "/", 404),
+    ("/api/3.0/mlflow/runs/log-metric", 404),
+    (f"{API}//runs/log-metric", 308),
+    ("/ajax-api/2.0/mlflow/runs/log-metric", 200),
+])
+def test_routing(path: str, status: int) -> None:
+    assert check(path, metric()).predicted_status == status
+
+
+def test_the_old_log_param_path_suggests_the_real_one() -> None:
+    v = check(f"{API}/runs/log-param", {"run_id": "r1", "key": "p", "value": "v"})
+    assert "log-parameter" in v.errors[0].fix
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "HEAD"])
+def test_other_methods_get_405(method: str) -> None:
+    assert check(LM, metric(), method=method).predicted_status == 405
+
+
+def test_a_foreign_origin_is_blocked() -> None:
+    v = check(LM, metric(), headers={**JSON, "Origin": "http://evil.example"})
+    assert (v.predicted_status, v.expected_message) == (403, "Cross-origin request blocked")
+    assert check(LM, metric(), headers={**JSON, "Origin": "http://localhost:3000"}).ok
+
+
+def test_a_public_host_name_is_refused() -> None:
+    v = preflight("POST", "http://mlflow.example.com" + LM, JSON, json.dumps(metric()))
+    assert v.predicted_status == 403
+    assert v.expected_message == "Invalid Host header - possible DNS rebinding attack detected"
+    assert preflight("POST", "http://127.0.0.1:5000" + LM, JSON, json.dumps(metric())).ok
+
+
+def test_an_endpoint_without_rules_cannot_be_predicted() -> None:
+    v = preflight("GET", f"{API}/runs/get?run_id=r1", None, None)
+    assert v.predicted_status is None and v.endpoint.name == "getRun"
+
+
+# --- log-batch
+
+
+def batch(**fields: Any) -> dict[str, Any]:
+    return {"run_id": "r1", **fields}
+
+
+def item(i: int = 0, **overrides: Any) -> dict[str, Any]:
+    return {"key": f"m{i}", "value": 1.0, "timestamp": TS, "step": i, **overrides}
+
+
+@pytest.mark.parametrize("body", ["{bad json", "null", ""])
+def test_log_batch_crashes_on_an_unreadable_body(body: str) -> None:
+    assert check(LB, body).predicted_status == 500
+
+
+def test_log_batch_drops_everything_after_a_bad_metric() -> None:
+    v = check(LB, batch(metrics=[item(0, value="high"), item(1)],
+                        params=[{"key": "lr", "value": "1"}]))
+    assert v.predicted_status == 200
+    assert len(v.parsed["metrics"]) == 1 and v.parsed["params"] == []
+    warned = messages(v, "warning")
+    assert "Only 1 of the 2 metrics" in warned and "Only 0 of the 1 params" in warned
+
+
+def test_log_batch_names_the_missing_nested_field() -> None:
+    v = check(LB, batch(metrics=[item(0), {"value": 1, "timestamp": TS}]))
+    assert v.expected_message == "Missing value for required parameter 'metrics[1].key'." + DOCS
+
+
+def test_log_batch_limits() -> None:
+    v = check(LB, batch(metrics=[item(i) for i in range(1001)]))
+    assert v.expected_message == ("A batch logging request can contain at most 1000 metrics. "
+                                  "Got 1001 metrics. Please split up metrics across multiple "
+                                  "requests and try again.")
+
+
+def test_log_batch_refuses_duplicate_param_keys_even_with_equal_values() -> None:
+    v = check(LB, batch(params=[{"key": "lr", "value": "1"}] * 2))
+    assert v.predicted_status == 400 and "Duplicate parameter keys" in v.expected_message
+
+
+def test_log_batch_ignores_run_uuid() -> None:
+    v = check(LB, {"run_uuid": "r1", "metrics": [item()]})
+    assert v.expected_message == "Invalid value \"\" for parameter 'run_id' supplied."
+
+
+def test_log_batch_crashes_on_a_metric_that_is_not_an_object() -> None:
+    assert check(LB, batch(metrics=[1])).predicted_status == 500
+
+
+# --- runs/create, runs/update, experiments/create, delete-run
+
+
+def test_create_run_without_experiment_id_fails_in_the_database() -> None:
+    v = check(f"{API}/runs/create", {})
+    assert (v.predicted_status, v.expected_error_code) == (400, "BAD_REQUEST")
+    assert v.expected_message is None  # backend-specific SQL text
+
+
+def test_create_run_with_a_non_numeric_experiment_id() -> None:
+    v = check(f"{API}/runs/create", {"experiment_id": "my-exp"})
+    assert v.expected_message == ("Invalid experiment ID 'my-exp'. Experiment ID must be a valid "
+                                  "integer.")
+
+
+def test_create_run_drops_tags_sent_as_an_object() -> None:
+    v = check(f"{API}/runs/create", {"experiment_id": "1", "tags": {"team": "ml"}})
+    assert v.predicted_status == 200 and v.parsed["tags"] == []
+    assert "gives up at 'tags'" in messages(v, "warning")
+
+
+def test_update_run_ignores_an_unknown_status() -> None:
+    v = check(f"{API}/runs/update", {"run_id": "r1", "status": "DONE"})
+    assert v.predicted_status == 200 and v.parsed["status"] is None
+    assert "not a RunStatus" in messages(v, "warning")
+
+
+def test_experiment_tag_without_key() -> None:
+    v = check(f"{API}/experiments/create", {"name": "e", "tags": [{"value": "v"}]})
+    assert v.expected_message.startswith("Invalid value \"\" for parameter 'key' supplied: "
+                                         "Names may be treated as files")
+
+
+def test_delete_run_reads_run_id_only() -> None:
+    v = check(f"{API}/runs/delete", {"run_uuid": "r1"})
+    assert (v.predicted_status, v.expected_message) == (404, "Run with id= not found")
+
+
+def test_verdict_text_names_status_message_and_check() -> None:
+    text = str(check(LM, metric(timestamp=...)))
+    assert "predicted 400" in text and "'timestamp'" in text and "handlers.py" in text
