@@ -69,6 +69,9 @@ class HandlerRule:
     reads_run_uuid: bool = False
     #: Fields holding milliseconds since the epoch.
     timestamp_fields: tuple[str, ...] = ()
+    #: Timestamp fields the server refuses when negative (_validate_metric); the others are
+    #: stored as sent, -1 included.
+    non_negative: tuple[str, ...] = ()
     #: Limits the store enforces (name -> value), from mlflow/utils/validation.py.
     limits: tuple[tuple[str, int], ...] = ()
     #: mlflow/utils/validation.py functions the store runs, in order, before touching the DB.
@@ -131,6 +134,7 @@ HANDLER_RULES: dict[str, HandlerRule] = {
                 ("dataset_digest", ("string",))),
         reads_run_uuid=True,
         timestamp_fields=("timestamp",),
+        non_negative=("timestamp",),
         limits=(("key", v.MAX_ENTITY_KEY_LENGTH),),
         store_checks=("_validate_metric",),
         state=_RUN,
@@ -173,6 +177,7 @@ HANDLER_RULES: dict[str, HandlerRule] = {
         nested_required=(("metrics", ("key", "value", "timestamp")), ("params", ("key",)),
                          ("tags", ("key",))),
         timestamp_fields=("metrics[].timestamp",),
+        non_negative=("metrics[].timestamp",),
         limits=(("metrics", v.MAX_METRICS_PER_BATCH), ("params", v.MAX_PARAMS_TAGS_PER_BATCH),
                 ("tags", v.MAX_PARAMS_TAGS_PER_BATCH),
                 ("metrics + params + tags", v.MAX_ENTITIES_PER_BATCH),

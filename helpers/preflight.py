@@ -859,11 +859,19 @@ def _truncation_warning(sim: _Simulation, where: str, value: str, limit: int) ->
                 f"Keep it under {limit} characters, or log it as an artifact.")
 
 
+#: Unknown fields named one by one (each costs a difflib search); the rest get one summary.
+_UNKNOWN_NAMED = 20
+
+
 def _unknown_keys(sim: _Simulation, fields: tuple[Field, ...], body: dict, where: str) -> None:
     known = {k: f for f in fields for k in (f.name, f.json_name)}
+    unknown = 0
     for key, value in body.items():
         f = known.get(key)
         if f is None:
+            unknown += 1
+            if unknown > _UNKNOWN_NAMED:
+                continue
             close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             sim.add("warning", PARSE + " ignore_unknown_fields=True",
@@ -877,6 +885,11 @@ def _unknown_keys(sim: _Simulation, fields: tuple[Field, ...], body: dict, where
             for i, item in enumerate(value):
                 if isinstance(item, dict):
                     _unknown_keys(sim, f.fields, item, f"{where}{f.name}[{i}].")
+    if unknown > _UNKNOWN_NAMED:
+        sim.add("warning", PARSE + " ignore_unknown_fields=True",
+                f"{unknown - _UNKNOWN_NAMED} more unknown fields in "
+                f"{where.rstrip('.') or 'the body'}: the server drops them silently too.",
+                "Remove them.")
 
 
 def _nonfinite(sim: _Simulation, value: Any, where: str) -> None:
