@@ -480,6 +480,9 @@ class _Simulation:
                              if not by_key[k].repeated and not by_key[k].message
                              and by_key[k].name in self.parsed)
         seen = f" The handler sees {defaults}." if defaults else ""
+        if f.message and self.parsed.get(f.name):
+            # A list item half-parsed before the failure is kept, with defaults for the rest.
+            seen += f" What it kept of '{bad}': {json.dumps(self.parsed[f.name])}."
         fix = (f"Fix the item the parser names inside '{bad}'." if f.message
                else f"Send '{bad}' as {_type_hint(f)}.")
         self.add("warning", PARSE,
@@ -564,7 +567,10 @@ class _Simulation:
         if ep is None or not isinstance(body, dict):
             return
         _unknown_keys(self, ep.fields, body, "")
-        if "run_uuid" in body and any(f.name == "run_uuid" for f in ep.fields):
+        # MLflow's own client sends both spellings with one value: only run_uuid *alone* is
+        # the deprecated use worth a warning.
+        if ("run_uuid" in body and not body.get("run_id")
+                and any(f.name == "run_uuid" for f in ep.fields)):
             self.add("warning", H + ep.rule.handler if ep.rule else ROUTER,
                      "run_uuid is the deprecated spelling of run_id.", "Send run_id instead.")
         _nonfinite(self, body, "")
@@ -596,8 +602,16 @@ def _no_store_step(sim: _Simulation, rule: HandlerRule) -> None:
                        said="Run with id= not found", code="RESOURCE_DOES_NOT_EXIST")
 
 
+_METRIC_INIT = "mlflow/entities/metric.py::Metric.__init__"
+
+
 def _log_metric(sim: _Simulation, rule: HandlerRule) -> None:
     m = sim.message
+    # The handler builds the Metric entity before the store sees it; its constructor refuses
+    # half a dataset (name without digest, or the reverse) with a 400.
+    sim.store_check(_METRIC_INIT, Metric, m.key, m.value, m.timestamp, m.step,
+                    m.model_id or None, m.dataset_name or None, m.dataset_digest or None,
+                    m.run_id or None)
     sim.store_check(UV + "_validate_metric", uv._validate_metric, m.key, m.value, m.timestamp,
                     m.step)
     _stored_value_warning(sim, m.value, "value")
@@ -617,7 +631,7 @@ def _set_tag(sim: _Simulation, rule: HandlerRule) -> None:
 
 def _log_batch(sim: _Simulation, rule: HandlerRule) -> None:
     m = sim.message
-    metrics = [Metric.from_proto(x) for x in m.metrics]
+    metrics = [sim.store_check(_METRIC_INIT, Metric.from_proto, x) for x in m.metrics]
     params = [Param.from_proto(x) for x in m.params]
     tags = [RunTag.from_proto(x) for x in m.tags]
     sim.store_check(UV + "_validate_run_id", uv._validate_run_id, m.run_id)

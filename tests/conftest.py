@@ -18,6 +18,10 @@ from helpers.server import ServerHandle, start_server
 
 _session: dict = {}
 
+# Importing mlflow (catalog, preflight, the client in notebook 07) may start its usage telemetry,
+# which reaches for the internet; tests and CI are offline by design.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     home = tempfile.mkdtemp(prefix="mlflow-400-lab-test-")

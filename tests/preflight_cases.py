@@ -302,4 +302,12 @@ CASES: list[Case] = [
          {"name": "preflight-{unique}", "artifact_location": "file:///tmp/a#frag"}),
     post("experiments/create: no Content-Type", CREATE_EXPERIMENT,
          {"name": "preflight-{unique}"}, {}),
+    # Found by the recorder: half a dataset is refused by the Metric entity, not the schema.
+    post("log-metric: dataset_name without dataset_digest", LOG_METRIC,
+         metric(dataset_name="eval")),
+    post("log-batch: metric with dataset_digest only", LOG_BATCH,
+         {"run_id": "{run_id}", "metrics": [_batch_metric(0, dataset_digest="abc")]}),
+    # MLflow's own client sends both spellings with the same value.
+    post("log-metric: run_id and run_uuid both, as MlflowClient sends", LOG_METRIC,
+         metric(run_uuid="{run_id}")),
 ]
