@@ -423,6 +423,10 @@ def _server_error_cause(f: Facts) -> str:
         return (f"'{name}' is a JSON {_json_type(f.fields[name])} where a single value belongs; "
                 "the type check lets it through and the handler crashes on it instead of "
                 "answering 400.")
+    if f.api_path == "runs/log-batch" and f.body is None:
+        # handlers.py::_log_batch validates the raw JSON first: len(None) on a JSON null body.
+        return ("The body is JSON null; log-batch's first check takes its length and crashes, "
+                "where other endpoints answer 400 for a missing field.")
     if f.kind == "mlflow-json":
         return f"The server failed while handling the request: {_first_sentence(f.message)}"
     return "An unhandled exception in the server; the request itself may or may not be at fault."
@@ -499,6 +503,19 @@ def _coerced(f: Facts) -> str | None:
         if isinstance(value, str) and f.field_type(name) in ("double", "float", "int64", "int32"):
             return name
     return None
+
+
+def _bool_number(f: Facts) -> str | None:
+    """A numeric field sent as true/false (protobuf stores it as 1.0/0.0, or 1/0)."""
+    for name, value in f.fields.items():
+        if isinstance(value, bool) and f.field_type(name) in ("double", "float", "int64", "int32"):
+            return name
+    return None
+
+
+def _padded_key(f: Facts) -> str | None:
+    key = f.fields.get("key")
+    return key if isinstance(key, str) and key != key.strip() else None
 
 
 _PROTO_PARSE = "google.protobuf.json_format.ParseDict, called by mlflow/server/handlers.py::" \
@@ -726,6 +743,27 @@ RULES: tuple[Rule, ...] = (
          _unknown_cause,
          "mlflow/utils/proto_json_utils.py::parse_dict (ignore_unknown_fields=True)",
          "Spell every field as the API reference does; read the data back after logging."),
+    Rule("ok-but-bool-as-number", "warning",
+         lambda f: f.exchange.ok and _bool_number(f) is not None,
+         lambda f: (f"200, but '{_bool_number(f)}' was sent as "
+                    f"{json.dumps(f.fields[_bool_number(f)])}: protobuf reads a JSON boolean as "
+                    "a number, so 1 or 0 was stored."),
+         "google.protobuf.json_format.ParseDict (booleans accepted for numeric fields)",
+         "Send the number you mean; convert flags explicitly (1.0 if ok else 0.0)."),
+    Rule("ok-but-padded-key", "warning",
+         lambda f: f.exchange.ok and _padded_key(f) is not None,
+         lambda f: (f"200, but the key {json.dumps(_padded_key(f))} has spaces at its ends: "
+                    "it is stored as written, a different key from "
+                    f"{json.dumps(_padded_key(f).strip())}."),
+         "mlflow/utils/validation.py::_validate_metric_name (spaces are legal characters)",
+         "Strip keys before sending: key.strip()."),
+    Rule("ok-but-param-without-value", "warning",
+         lambda f: (f.exchange.ok and f.api_path == "runs/log-parameter"
+                    and f.fields.get("value") in (None, "")),
+         "200, but the param has no value: the handler does not require one, so an empty "
+         "string was stored, and it can never be changed (params are write-once).",
+         f"{_HANDLERS}::_log_param (\"value\" has no _assert_required)",
+         "Send the value as a string: {\"key\": ..., \"value\": str(value)}."),
     Rule("ok-but-trap-truncated", "warning",
          _truncated,
          lambda f: (f"200, but the value is {len(f.fields['value'])} characters and the store "
