@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -117,17 +118,22 @@ class LearnerResult:
     ctx: dict[str, Any] = field(default_factory=dict)
 
 
-def run_lesson(base_url: str, name: str, *, deadline: float | None = None) -> LearnerResult:
+def run_lesson(base_url: str, name: str, *, deadline: float | None = None,
+               think_s: float = 0.0) -> LearnerResult:
     """Send `LESSON` in order as one learner whose experiment is called `name`.
 
-    Stops early (recording why) when a step's answer lacks an id the next steps need, or at
-    `deadline` (time.monotonic()).
+    `think_s` is the mean pause before each request, the first included (uniform in 0..2x: a
+    learner reading a cell; learners do not all press Run in the same millisecond). Stops early
+    when a step's answer lacks an id the next steps need, or at `deadline` (time.monotonic()).
     """
     from helpers.wire import ServerUnreachable, send
 
     result = LearnerResult(learner=name, ctx={"name": name})
     ctx = result.ctx
+    pause = random.Random(name)
     for step in LESSON:
+        if think_s:
+            time.sleep(pause.uniform(0, 2 * think_s))
         if deadline is not None and time.monotonic() > deadline:
             break
         try:
@@ -180,8 +186,13 @@ def sent_ok(result: LearnerResult) -> dict[str, int]:
             "params": ok["log a param"]}
 
 
-def load(base_url: str, learners: int, *, deadline_s: float, tag: str) -> dict[str, Any]:
-    """Run `learners` threads at once through `LESSON`, then read back; return the figures."""
+def load(base_url: str, learners: int, *, deadline_s: float, tag: str, think_s: float = 0.0,
+         server_pid: int | None = None) -> dict[str, Any]:
+    """Run `learners` threads at once through `LESSON`, then read back; return the figures.
+
+    With `server_pid`, also the CPU seconds the server's process tree and this client used
+    while loading (both share this machine's cores; in a room the clients are the laptops).
+    """
     learners = max(1, min(learners, MAX_LEARNERS))
     results: list[LearnerResult] = []
     lock = threading.Lock()
@@ -191,7 +202,7 @@ def load(base_url: str, learners: int, *, deadline_s: float, tag: str) -> dict[s
     def learner(i: int) -> None:
         name = f"400lab/bench-{tag}-{i:03d}/lesson-{uuid.uuid4().hex[:8]}"
         gate.wait()
-        outcome = run_lesson(base_url, name, deadline=deadline[0])
+        outcome = run_lesson(base_url, name, deadline=deadline[0], think_s=think_s)
         with lock:
             results.append(outcome)
 
@@ -199,11 +210,13 @@ def load(base_url: str, learners: int, *, deadline_s: float, tag: str) -> dict[s
     for thread in threads:
         thread.start()
     deadline[0] = time.monotonic() + deadline_s
+    server_cpu, client_cpu = _server_cpu(server_pid), time.process_time()
     started = time.perf_counter()
     gate.wait()
     for thread in threads:
         thread.join(timeout=max(0.0, deadline[0] - time.monotonic()) + 60)
     wall = time.perf_counter() - started
+    server_cpu, client_cpu = _server_cpu(server_pid) - server_cpu, time.process_time() - client_cpu
     answers = [a for r in results for a in r.answers]
     sent = Counter()
     stored = Counter()
@@ -225,7 +238,26 @@ def load(base_url: str, learners: int, *, deadline_s: float, tag: str) -> dict[s
                               for a in answers if not a.intended),
         "unintended_examples": [_example(a) for a in answers if not a.intended][:5],
         "sent": dict(sent), "stored": dict(stored),
+        "think_s": think_s, "server_cpu_s": server_cpu if server_pid else None,
+        "client_cpu_s": client_cpu, "cores": os.cpu_count(),
     }
+
+
+def _server_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by a process and its children."""
+    if pid is None:
+        return 0.0
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def _example(answer: Answer) -> str:
@@ -246,7 +278,8 @@ def report(title: str, fig: dict[str, Any]) -> str:
     lines = [
         f"== {title}",
         f"learners {fig['learners']} (finished {fig['finished']}), requests {fig['requests']} of "
-        f"{fig['planned']} planned, {fig['wall_s']:.1f} s wall",
+        f"{fig['planned']} planned, {fig['wall_s']:.1f} s wall, "
+        + (f"mean think time {fig['think_s']:g} s" if fig["think_s"] else "no think time (burst)"),
         f"throughput {fig['rps']:.0f} requests/s",
         f"latency ms: p50 {fig['p50']:.0f}  p95 {fig['p95']:.0f}  p99 {fig['p99']:.0f}  "
         f"max {fig['max']:.0f}",
@@ -258,6 +291,9 @@ def report(title: str, fig: dict[str, Any]) -> str:
         "lost: " + (", ".join(f"{k} {v}" for k, v in lost.items() if v) or "nothing"),
         f"goal p95 <= 300 ms: {'met' if fig['p95'] <= 300 else 'NOT met'}",
     ]
+    if fig.get("server_cpu_s") is not None:
+        lines.append(f"CPU while loading: server {fig['server_cpu_s']:.1f} s, client "
+                     f"{fig['client_cpu_s']:.1f} s, of {fig['cores']} cores x {fig['wall_s']:.1f} s")
     return "\n".join(lines)
 
 
@@ -308,8 +344,8 @@ class TempPostgres:
         self._run([str(self.bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
                    "-E", "UTF8", "--no-instructions"])
         self._run([str(self.bindir / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "server.log"),
-                   "-w", "-t", "60", "-o", f"-h 127.0.0.1 -p {self.port} -k {self.dir} "
-                   "-c max_connections=200 -c fsync=off", "start"])
+                   "-w", "-t", "60", "-o", f"-h 127.0.0.1 -p {self.port} -k {self.dir}", "start"])
+        # PostgreSQL's own defaults otherwise (fsync on, 100 connections): what a room's server has.
         return self
 
     def create_database(self, name: str) -> str:
@@ -366,8 +402,8 @@ def _user_exists(name: str) -> bool:
 
 
 @contextmanager
-def classroom_server(backend_store_uri: str, *, workers: int | None = None) -> Iterator[str]:
-    """A classroom-mode server on 127.0.0.1 (a free port), stopped on exit; yields its URL."""
+def classroom_server(backend_store_uri: str, *, workers: int | None = None) -> Iterator[Any]:
+    """A classroom-mode server on 127.0.0.1 (a free port), stopped on exit; yields its handle."""
     from helpers import classroom
     from helpers.server import free_port
 
@@ -375,7 +411,7 @@ def classroom_server(backend_store_uri: str, *, workers: int | None = None) -> I
                            port=free_port(), workers=workers)
     handle = classroom.start(room, progress=lambda _: None)
     try:
-        yield handle.url
+        yield handle
     finally:
         handle.stop()
 
@@ -389,6 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=300.0,
                         help="stop sending after this many seconds (default 300)")
     parser.add_argument("--url", default=None, help="load this running server instead")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="mean seconds a learner pauses before each request (default 0: burst)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="load the same server this many times (the first round meets cold workers)")
     args = parser.parse_args(argv)
     home = tempfile.mkdtemp(prefix="mlflow-400-lab-bench-")
     os.environ["MLFLOW_400_LAB_HOME"] = home  # servers started here keep their files there
@@ -400,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     try:
         if args.url:
-            fig = load(args.url.rstrip("/"), args.learners, deadline_s=args.deadline, tag=tag)
+            fig = load(args.url.rstrip("/"), args.learners, deadline_s=args.deadline, tag=tag,
+                       think_s=args.think)
             print(report(f"{args.url}, {args.learners} learners", fig))
             return 0
         backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
@@ -416,11 +457,15 @@ def main(argv: list[str] | None = None) -> int:
                     uri = pg.create_database("classroom_bench")
                 else:
                     uri = "sqlite:///" + (Path(home) / "classroom-bench.db").as_posix()
-                with classroom_server(uri, workers=args.workers) as url:
-                    fig = load(url, args.learners, deadline_s=args.deadline, tag=tag)
-                print(report(f"{backend}, {workers}, {args.learners} learners", fig))
-                lost = any(fig["sent"].get(k, 0) != fig["stored"].get(k, 0) for k in fig["sent"])
-                failed |= bool(fig["unintended"]) or lost
+                with classroom_server(uri, workers=args.workers) as handle:
+                    for round_no in range(1, max(1, args.rounds) + 1):
+                        fig = load(handle.url, args.learners, deadline_s=args.deadline,
+                                   tag=f"{tag}{round_no}", think_s=args.think, server_pid=handle.pid)
+                        print(report(f"{backend}, {workers}, {args.learners} learners, round "
+                                     f"{round_no}", fig), flush=True)
+                        lost = any(fig["sent"].get(k, 0) != fig["stored"].get(k, 0)
+                                   for k in fig["sent"])
+                        failed |= bool(fig["unintended"]) or lost
             finally:
                 if pg is not None:
                     pg.stop()

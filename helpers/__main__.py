@@ -10,15 +10,19 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import server
+from helpers import doctor
 from helpers.errors import KitError
+
+# `helpers.server` (requests, psutil) is imported where it is used, so that `doctor` (standard
+# library only) also runs, and says what is missing, in a Python that lacks them.
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start (or reuse) the kit's local MLflow server")
-    serve.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: free)")
+    serve.add_argument("--port", type=int, default=None,
+                       help="port on 127.0.0.1 (default: free; 5000 with --classroom)")
     serve.add_argument("--foreground", action="store_true",
                        help="stay attached and stop the server on Ctrl-C")
     room = serve.add_argument_group(
@@ -42,12 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("stop", help="stop the kit's local server")
     lab = sub.add_parser("lab", help="start the server and JupyterLab; Ctrl-C stops both")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
-    doctor = sub.add_parser("doctor", help="check this machine is ready: one line per check")
-    doctor.add_argument("--check", action="append", choices=_doctor_checks(), default=None,
-                        help="run only this check (repeatable)")
-    doctor.add_argument("--min-free-gb", type=float, default=1.0, help="free disk wanted (GB)")
-    doctor.add_argument("--keep-server", action="store_true",
-                        help="leave a local server the doctor started running")
+    checkup = sub.add_parser("doctor", help="check this machine is ready: one line per check")
+    checkup.add_argument("--check", action="append", choices=doctor.CHECKS, default=None,
+                         help="run only this check (repeatable)")
+    checkup.add_argument("--min-free-gb", type=float, default=doctor.DEFAULT_MIN_FREE_GB,
+                         help="free disk wanted, in GB")
+    checkup.add_argument("--keep-server", action="store_true",
+                         help="leave a local server the doctor started running")
     args = parser.parse_args(argv)
     try:
         if args.command == "doctor":
@@ -60,8 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "lab":
             return _lab(args.no_browser)
         if args.command == "status":
+            from helpers import server
+
             print(server.status())
             return 0
+        from helpers import server
+
         print(server.stop_kit_server())
         return 0
     except KitError as exc:
@@ -70,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(port: int | None, foreground: bool) -> int:
+    from helpers import server
+
     handle = server.start_server(port=port)
     if handle.source == "reused":
         print(f"Reusing the kit server already running at {handle.url}.")
@@ -90,15 +101,7 @@ def _serve(port: int | None, foreground: bool) -> int:
     return 0
 
 
-def _doctor_checks() -> tuple[str, ...]:
-    from helpers.doctor import CHECKS
-
-    return CHECKS
-
-
 def _doctor(checks: list[str] | None, keep_server: bool, min_free_gb: float) -> int:
-    from helpers import doctor
-
     def say(line: str) -> None:
         try:
             print(line, flush=True)
@@ -115,8 +118,9 @@ def _refuse_room_options(args: argparse.Namespace) -> None:
         + (["basic_auth"] if args.basic_auth else [])
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise KitError(f"{flags} only apply with --classroom; the kit's own server always listens "
-                       "on 127.0.0.1 with SQLite.")
+        verb = "is" if len(given) == 1 else "are"
+        raise KitError(f"{flags} {verb} for classroom mode only (add --classroom); the kit's own "
+                       "server always listens on 127.0.0.1 with SQLite.")
 
 
 def _classroom(args: argparse.Namespace) -> int:
@@ -126,7 +130,11 @@ def _classroom(args: argparse.Namespace) -> int:
     room = classroom.build(backend_store_uri=args.backend_store_uri or "", host=args.host or "",
                            port=args.port or classroom.DEFAULT_PORT, allowed_hosts=args.allowed_hosts,
                            basic_auth=args.basic_auth, workers=args.workers, advertise=args.advertise)
-    handle = classroom.start(room)
+    try:
+        handle = classroom.start(room)
+    except KeyboardInterrupt:
+        print("Stopped before the classroom server was ready.")
+        return 1
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     try:
@@ -153,6 +161,8 @@ def _classroom(args: argparse.Namespace) -> int:
 
 def _lab(no_browser: bool) -> int:
     """JupyterLab on 127.0.0.1, opened on the first notebook, with the kit server beside it."""
+    from helpers import server
+
     handle = server.start_server()
     print(handle)
     notebooks = Path(__file__).resolve().parents[1] / "notebooks"

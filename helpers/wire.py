@@ -6,7 +6,9 @@ Content-Type, `data=` does not), so what an `Exchange` shows is what their own c
 
 from __future__ import annotations
 
+import base64
 import json as jsonlib
+import os
 import shlex
 import time
 from collections.abc import Mapping
@@ -30,7 +32,7 @@ class ServerUnreachable(KitError):
     """No answer from the server: refused, unresolvable, timed out, or not a valid URL."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SentRequest:
     """The request as it went on the wire: method, URL, headers in order, raw body bytes."""
 
@@ -38,6 +40,10 @@ class SentRequest:
     url: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
+
+    def __repr__(self) -> str:  # masked like every other display (classroom credentials)
+        return (f"SentRequest(method={self.method!r}, url={_safe_url(self.url)!r}, "
+                f"headers={tuple(mask_headers(self.headers))!r}, body={self.body!r})")
 
     def header(self, name: str) -> str | None:
         """A header's value (case-insensitive name), or None when it was not sent."""
@@ -174,6 +180,7 @@ def send(
     http = session or requests.Session()
     started = time.perf_counter()
     wanted = dict(headers or {})
+    wanted = {**_tracking_auth(url, wanted), **wanted}  # classroom credentials, see _tracking_auth
     try:
         prepared = http.prepare_request(requests.Request(
             method, url, headers={k: v for k, v in wanted.items() if v is not None},
@@ -262,6 +269,27 @@ def _quote(text: str) -> str:
 def mask_headers(headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
     """Headers with secret values replaced by a mask, for anything that prints them."""
     return [(k, MASK if k.lower() in SECRET_HEADERS else v) for k, v in headers]
+
+
+# Classroom mode (helpers/classroom.py) may run MLflow's basic-auth app. Credentials come from
+# MLflow's own variables, in MLflow's order (user name + password, else token), and go only to
+# the MLFLOW_TRACKING_URI server; a caller's own Authorization header (or None) wins. They are
+# never shown: SECRET_HEADERS masks Authorization in to_curl and in every display.
+def _tracking_auth(url: str, given: Mapping[str, str | None]) -> dict[str, str]:
+    """The Authorization header for the configured tracking server, or nothing."""
+    tracking = config.external_tracking_uri()
+    if not tracking or any(name.lower() == "authorization" for name in given):
+        return {}
+    target, home = urlsplit(url), urlsplit(tracking)
+    if (target.scheme.lower(), target.netloc.lower()) != (home.scheme.lower(), home.netloc.lower()):
+        return {}
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {pair}"}
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def _safe_url(url: str) -> str:
