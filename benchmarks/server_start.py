@@ -27,7 +27,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from helpers import config  # noqa: E402
-from helpers.server import _kill_tree, free_port, start_server  # noqa: E402
+from helpers.server import free_port, kill_tree, start_server  # noqa: E402
 
 
 def time_kit_start(home: Path) -> tuple[float, list[psutil.Process]]:
@@ -68,7 +68,7 @@ def time_default_cli(home: Path) -> tuple[float, list[psutil.Process]]:
         root = psutil.Process(proc.pid)
         tree = [root, *root.children(recursive=True)]
     finally:
-        _kill_tree(proc.pid)
+        kill_tree(proc.pid)
         proc.wait(timeout=10)
     return elapsed, tree
 

@@ -155,13 +155,13 @@ def start(room: Classroom, *, timeout: float = 120.0,
     say(f"Starting the classroom server (log: {log_path}) ...")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(room.cmd, env=room.env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, **server._new_group_kwargs())
+                                stdin=subprocess.DEVNULL, **server.new_group_kwargs())
     try:
-        server._wait_until_ready(proc, probe, time.monotonic() + timeout, log_path, say)
+        server.wait_until_ready(proc, probe, time.monotonic() + timeout, log_path, say)
         if room.basic_auth:
             _ensure_class_user(probe)
     except BaseException:
-        server._kill_tree(proc.pid)
+        server.kill_tree(proc.pid)
         proc.wait(timeout=5)
         raise
     version = _server_version(probe, room)

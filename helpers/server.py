@@ -78,7 +78,7 @@ class ServerHandle:
         """End the server's whole process tree, if this handle started it."""
         if not self.owned or self.pid is None:
             return
-        _kill_tree(self.pid)
+        kill_tree(self.pid)
         if self._proc is not None:
             self._proc.wait(timeout=5)  # reap our child so no zombie is left
         state = config.read_state()
@@ -158,7 +158,7 @@ def stop_kit_server() -> str:
     pid = state.get("pid")
     config.state_file().unlink(missing_ok=True)
     if isinstance(pid, int) and _is_our_process(pid, state.get("create_time")):
-        _kill_tree(pid)
+        kill_tree(pid)
         return f"Stopped the kit server at {state.get('url')} (pid {pid})."
     return "The recorded kit server was no longer running; cleared its state file."
 
@@ -259,12 +259,12 @@ def _launch(*, port: int | None, timeout: float, launcher: str, say: Callable[[s
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            **_new_group_kwargs(),
+            **new_group_kwargs(),
         )
     try:
-        _wait_until_ready(proc, url, started + timeout, log_path, say)
+        wait_until_ready(proc, url, started + timeout, log_path, say)
     except BaseException:  # timeout, crash or Ctrl-C: leave no half-started process behind
-        _kill_tree(proc.pid)
+        kill_tree(proc.pid)
         raise
     elapsed = time.monotonic() - started
     create_time = psutil.Process(proc.pid).create_time()
@@ -276,7 +276,7 @@ def _launch(*, port: int | None, timeout: float, launcher: str, say: Callable[[s
                         log_path=log_path, startup_seconds=elapsed, _proc=proc)
 
 
-def _wait_until_ready(proc: subprocess.Popen, url: str, deadline: float, log_path: Path,
+def wait_until_ready(proc: subprocess.Popen, url: str, deadline: float, log_path: Path,
                       say: Callable[[str], None]) -> None:
     """Poll /health, then warm the store (a fresh SQLite file is migrated on first use)."""
     next_note = time.monotonic() + 5
@@ -365,7 +365,7 @@ def _is_our_process(pid: int, create_time: float | None) -> bool:
         return False
 
 
-def _kill_tree(pid: int, grace: float = 5.0) -> None:
+def kill_tree(pid: int, grace: float = 5.0) -> None:
     """Terminate a process and all its descendants; kill what is left after `grace` seconds."""
     try:
         root = psutil.Process(pid)
@@ -391,7 +391,7 @@ def _kill_tree(pid: int, grace: float = 5.0) -> None:
     psutil.wait_procs(alive, timeout=grace)
 
 
-def _new_group_kwargs() -> dict:
+def new_group_kwargs() -> dict:
     if sys.platform == "win32":
         return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
     return {"start_new_session": True}

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 
 import pytest
 
 from helpers import runs
 from helpers.server import ServerHandle, start_server
+from tests.loopback import RecordingServer, start_recording_server
 
 _session: dict = {}
 
@@ -48,6 +50,15 @@ def server() -> ServerHandle:
 def server_url(server: ServerHandle) -> str:
     """Base URL of the session's server, e.g. http://127.0.0.1:PORT."""
     return server.url
+
+
+@pytest.fixture
+def echo() -> Iterator[RecordingServer]:
+    """A loopback server that records the raw requests it gets (tests/loopback.py)."""
+    record, httpd = start_recording_server()
+    yield record
+    httpd.shutdown()
+    httpd.server_close()
 
 
 @pytest.fixture

@@ -318,14 +318,6 @@ def test_database_passwords_are_masked() -> None:
 # -- the wire helper carries classroom credentials, and never shows them -------------------------
 
 
-@pytest.fixture
-def echo() -> Iterator[RecordingServer]:
-    record, httpd = start_recording_server()
-    yield record
-    httpd.shutdown()
-    httpd.server_close()
-
-
 def test_credentials_go_to_the_tracking_server_only_and_are_masked(
         echo: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
     password = "s3cret-class-password"

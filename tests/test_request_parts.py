@@ -9,26 +9,17 @@ from __future__ import annotations
 import ast
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from helpers import request_parts as rp
 from helpers import runs
-from tests.loopback import RecordingServer, start_recording_server
+from tests.loopback import RecordingServer
 
 MISSING_RUN_ID = ("Missing value for required parameter 'run_id'. See the API docs for more "
                   "information about request parameters.")
 PAYLOAD = {"run_id": "abc", "key": "it's", "value": 0.5, "timestamp": 1_700_000_000_000,
            "step": 0, "tags": [{"key": "k", "value": "v"}]}
-
-
-@pytest.fixture
-def echo() -> Iterator[RecordingServer]:
-    record, httpd = start_recording_server()
-    yield record
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def _ctx(fresh_run: dict) -> rp.LabContext:

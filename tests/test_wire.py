@@ -5,21 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
 from helpers.server import free_port
 from helpers.wire import ServerUnreachable, send
-from tests.loopback import RecordingServer, start_recording_server
-
-
-@pytest.fixture
-def echo() -> Iterator[RecordingServer]:
-    record, httpd = start_recording_server()
-    yield record
-    httpd.shutdown()
-    httpd.server_close()
+from tests.loopback import RecordingServer
 
 
 def test_body_bytes_are_preserved_exactly(echo: RecordingServer) -> None:
