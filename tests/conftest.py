@@ -29,6 +29,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     home = tempfile.mkdtemp(prefix="mlflow-400-lab-test-")
     os.environ["MLFLOW_400_LAB_HOME"] = home
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # the suite always tests its own local server
+    # Notebook outputs show experiment names, which carry the learner name: keep it fixed.
+    os.environ["MLFLOW_400_LAB_LEARNER"] = "learner"
     _session["home"] = home
     _session["server"] = start_server()
 

@@ -24,27 +24,31 @@ TEST_ARGS = ["-m", "pytest", "--nbval", "--nbval-current-env",
              "--nbval-sanitize-with", "notebooks/sanitize.cfg", "tests", "notebooks"]
 
 
-def ensure_env() -> None:
+def ensure_env(extras: str) -> None:
     if sys.version_info < (3, 10):  # noqa: UP036 - this file runs before any install
         sys.exit(f"The kit needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
     if not PYTHON.exists():
         print(f"Creating {VENV} ...", flush=True)
         venv.create(VENV, with_pip=True)
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if STAMP.exists() and STAMP.read_text() == wanted:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    done = set(STAMP.read_text().split()) if STAMP.exists() else set()
+    if f"{digest}:{extras}" in done or f"{digest}:test" in done:  # test includes everything
         return
     print("Installing the pinned packages (first run only; a few minutes) ...", flush=True)
     subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"],
-                   check=True)
-    STAMP.write_text(wanted)
+    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", target], check=True)
+    STAMP.write_text(" ".join(sorted({d for d in done if d.startswith(digest)}
+                                     | {f"{digest}:{extras}"})))
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("lab", "test"):
         print(__doc__)
         return 2
-    ensure_env()
+    # A learner's lab needs only the kit's pins; the test tools (browser driver, PostgreSQL
+    # driver, pytest) come with `test`.
+    ensure_env("" if argv[0] == "lab" else "test")
     os.chdir(ROOT)
     if argv[0] == "lab":
         return subprocess.call([str(PYTHON), "-m", "helpers", "lab", *argv[1:]])

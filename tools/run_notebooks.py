@@ -26,6 +26,8 @@ def main(argv: list[str]) -> int:
     home = tempfile.mkdtemp(prefix="mlflow-400-lab-run-")
     os.environ["MLFLOW_400_LAB_HOME"] = home
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    # Notebook outputs show experiment names, which carry the learner name: keep it fixed.
+    os.environ["MLFLOW_400_LAB_LEARNER"] = "learner"
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline, like the tests
     from helpers.server import start_server
 
