@@ -33,6 +33,30 @@ def server_history(report: dict[str, Any] | None = None) -> str:
     return spans([v.get("server", "?") for v in ok], [v["version"] for v in ok])
 
 
+def table(*case_ids: str, server_row: bool = False) -> None:
+    """Print the recorded answers as a table: one row per MLflow version, one column per case."""
+    from helpers.display import table_text
+
+    report = load()
+    ok = [v for v in report["versions"] if "results" in v]
+    print(f"recorded by versions/run_matrix.py on {report['generated'][:10]} (a record, not live):")
+    for case in report["cases"]:
+        if case["id"] in case_ids:
+            print(f"  {case['id']}: {case['title']}")
+    rows = [[v["version"], *(_detailed(v["results"].get(c)) for c in case_ids),
+             *([v.get("server", "?")] if server_row else [])] for v in ok]
+    print(table_text(rows, ["MLflow", *case_ids, *(["HTTP server"] if server_row else [])]))
+
+
+def _detailed(record: dict[str, Any] | None) -> str:
+    """`cell()`, naming the field when MLflow reported a missing one."""
+    message = (record or {}).get("message") or ""
+    prefix = "Missing value for required parameter '"
+    if message.startswith(prefix):
+        return f"{record['status']} missing '{message[len(prefix):].split(chr(39))[0]}'"
+    return cell(record)
+
+
 def show(*case_ids: str) -> None:
     """Print each case's title and its answers across the recorded versions (for notebooks)."""
     report = load()
