@@ -21,6 +21,11 @@ _QUIET_HEADERS = frozenset({"host", "user-agent", "accept-encoding", "accept", "
 _BADGE_COLOURS = {2: "#1a7f37", 3: "#8250df", 4: "#cf222e", 5: "#9a6700"}
 
 
+def badge_colour(status: int) -> str:
+    """The badge colour for a status class: green 2xx, purple 3xx, red 4xx, amber 5xx."""
+    return _BADGE_COLOURS.get(status // 100, "#57606a")
+
+
 def status_line(exchange: Exchange) -> str:
     """E.g. `400 Bad Request`."""
     return f"{exchange.status} {exchange.reason}".strip()
@@ -71,7 +76,7 @@ def exchange_text(exchange: Exchange) -> str:
 
 def exchange_html(exchange: Exchange) -> str:
     """An HTML card: a coloured status badge, the request as sent, the response as received."""
-    colour = _BADGE_COLOURS.get(exchange.status // 100, "#57606a")
+    colour = badge_colour(exchange.status)
     req = exchange.request
     headers = "".join(f"{html.escape(k)}: {html.escape(v)}\n"
                       for k, v in request_headers_shown(exchange))

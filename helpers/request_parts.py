@@ -74,40 +74,10 @@ class FieldSpec:
     required: bool = False
 
 
-# FALLBACK, used only when helpers.catalog cannot be imported: the five endpoints' top-level
-# fields as MLflow 3.17.2's protos declare them (tests/test_request_parts.py compares it with the
-# catalog). The catalog, read from the installed MLflow, is the authority.
-FALLBACK_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
-    "log-metric": (FieldSpec("run_id", "string", required=True), FieldSpec("run_uuid", "string"),
-                   FieldSpec("key", "string", required=True),
-                   FieldSpec("value", "double", required=True),
-                   FieldSpec("timestamp", "int64", required=True), FieldSpec("step", "int64"),
-                   FieldSpec("model_id", "string"), FieldSpec("dataset_name", "string"),
-                   FieldSpec("dataset_digest", "string")),
-    "log-param": (FieldSpec("run_id", "string", required=True), FieldSpec("run_uuid", "string"),
-                  FieldSpec("key", "string", required=True),
-                  FieldSpec("value", "string", required=True)),
-    "log-batch": (FieldSpec("run_id", "string", required=True),
-                  FieldSpec("metrics", "message", repeated=True),
-                  FieldSpec("params", "message", repeated=True),
-                  FieldSpec("tags", "message", repeated=True)),
-    "runs/create": (FieldSpec("experiment_id", "string"), FieldSpec("user_id", "string"),
-                    FieldSpec("run_name", "string"), FieldSpec("start_time", "int64"),
-                    FieldSpec("tags", "message", repeated=True)),
-    "experiments/create": (FieldSpec("name", "string", required=True),
-                           FieldSpec("artifact_location", "string"),
-                           FieldSpec("tags", "message", repeated=True)),
-}
-
-
 def fields_for(endpoint: str) -> tuple[tuple[FieldSpec, ...], str]:
-    """The endpoint's top-level fields and where they came from ("catalog" or "fallback")."""
-    try:
-        from helpers import catalog
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("helpers.catalog", "mlflow", "google"):
-            raise
-        return FALLBACK_FIELDS[endpoint], "fallback"
+    """The endpoint's top-level fields, from the catalog (MLflow's own protobuf descriptors)."""
+    from helpers import catalog
+
     found = catalog.endpoint(ENDPOINTS[endpoint])
     return tuple(FieldSpec(f.name, f.type, bool(f.repeated), bool(f.required))
                  for f in found.fields), "catalog"

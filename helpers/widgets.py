@@ -2,14 +2,13 @@
 
 This module only arranges controls and reacts to events. The request is built by
 `helpers.request_parts` (the same code notebook cells use), sent by `helpers.wire.send`,
-predicted by `helpers.preflight.preflight` and explained by `helpers.diagnose.explain`; the two
-last are imported lazily so the lab still works, saying "(... not available)", without them.
+predicted by `helpers.preflight.preflight` and explained by `helpers.diagnose.explain` (both
+imported on first use, since they load MLflow's protobuf definitions).
 """
 
 from __future__ import annotations
 
 import html
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,7 @@ import ipywidgets as widgets
 
 from helpers import request_parts as rp
 from helpers import runs
-from helpers.display import Table, response_summary, status_line
+from helpers.display import Table, badge_colour, response_summary, status_line
 from helpers.errors import KitError
 from helpers.server import ServerHandle, start_server
 from helpers.wire import Exchange, mask_headers, to_curl
@@ -30,7 +29,6 @@ PREDICTION_MISSING = "(prediction not available)"
 HISTORY_HEADERS = ("#", "endpoint", "changed from the known-good request", "answer",
                    "preflight predicted")
 _PRE = "white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0"
-_BADGE_COLOURS = {2: "#1a7f37", 3: "#8250df", 4: "#cf222e", 5: "#9a6700"}
 
 
 class LabError(KitError, LookupError):
@@ -357,10 +355,9 @@ class RequestLab:
     def _show_rows(self) -> None:
         rows = self._rows_for(self.endpoint.value)
         self.fields_box.children = [row.box for row in rows.values()]
-        source = ("from MLflow's protobuf descriptors (helpers.catalog)"
-                  if self._field_source == "catalog" else "from the lab's fallback list")
         self.fields_label.value = (f"<b>Fields</b> of {html.escape(self.endpoint.value)} "
-                                   f"({source}; * = the server requires it). Untick a field to "
+                                   "(from MLflow's protobuf descriptors (helpers.catalog); "
+                                   "* = the server requires it). Untick a field to "
                                    "leave it out; values are JSON.")
         self._render_preview()
 
@@ -395,7 +392,7 @@ class RequestLab:
             self.answer.value = _answer_box(_badge(NOT_SENT, "#57606a")
                                             + "<div>Press Send: the server's answer shows here.</div>")
             return
-        colour = _BADGE_COLOURS.get(exchange.status // 100, "#57606a")
+        colour = badge_colour(exchange.status)
         parts = [_badge(status_line(exchange), colour)]
         if exchange.error_code:
             parts.append(f' <code class="lab400-error-code">{html.escape(exchange.error_code)}</code>')
@@ -439,20 +436,18 @@ class RequestLab:
     # ------------------------------------------------------------------ optional helpers
 
     def _predict(self, parts: rp.RequestParts) -> Any:
-        fn = _optional("helpers.preflight", "preflight")
-        if fn is None:
-            return None
+        from helpers.preflight import preflight  # on first use: it loads MLflow's protos
+
         try:
-            return fn(parts.method, parts.path, parts.headers, parts.body)
+            return preflight(parts.method, parts.path, parts.headers, parts.body)
         except Exception as exc:  # a learner must never get a traceback from a prediction
             return _Unavailable(f"(prediction failed: {type(exc).__name__}: {exc})")
 
     def _explain(self, exchange: Exchange) -> Any:
-        fn = _optional("helpers.diagnose", "explain")
-        if fn is None:
-            return None
+        from helpers.diagnose import explain
+
         try:
-            return fn(exchange)
+            return explain(exchange)
         except Exception as exc:  # as above: the answer itself is still shown
             return _Unavailable(f"(diagnosis failed: {type(exc).__name__}: {exc})")
 
@@ -495,14 +490,6 @@ class _Unavailable:
         return self.text
 
     check = fix = cause
-
-
-def _optional(module: str, name: str) -> Any:
-    """`module.name` when that module can be imported, else None (the lab works without it)."""
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
 
 
 def _answer_box(inner: str) -> str:

@@ -113,15 +113,14 @@ def test_preview_is_what_the_server_receives(echo: RecordingServer) -> None:
             {k.lower(): v for k, v in shown.headers}
 
 
-def test_fields_come_from_the_catalog_and_the_fallback_matches_it() -> None:
+def test_fields_come_from_the_catalog() -> None:
     from helpers import catalog
 
     for endpoint, path in rp.ENDPOINTS.items():
         specs, source = rp.fields_for(endpoint)
         assert source == "catalog"
         found = catalog.endpoint(path)
-        assert [s.name for s in specs] == [f.name for f in found.fields]
-        assert [(s.name, s.type, s.repeated, s.required) for s in rp.FALLBACK_FIELDS[endpoint]] == \
+        assert [(s.name, s.type, s.repeated, s.required) for s in specs] == \
             [(f.name, f.type, f.repeated, f.required) for f in found.fields], endpoint
 
 

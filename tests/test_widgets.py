@@ -218,16 +218,22 @@ def test_the_answer_shows_status_message_diagnosis_and_prediction(lab: RequestLa
     assert verdict in lab.answer_text() and verdict in shown
 
 
-def test_without_diagnose_and_preflight_the_lab_says_so(lab: RequestLab,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(widgets, "_optional", lambda module, name: None)
+def test_a_failing_diagnosis_or_prediction_is_one_line_not_a_traceback(
+        lab: RequestLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    import helpers.diagnose
+    import helpers.preflight
+
+    def broken(*args: object) -> None:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(helpers.diagnose, "explain", broken)
+    monkeypatch.setattr(helpers.preflight, "preflight", broken)
     lab.content_type.value = rp.NO_CONTENT_TYPE
     lab.send_button.click()
-    assert lab.last_exchange.status == 400
-    assert lab.answer_text().splitlines()[-2:] == [widgets.DIAGNOSIS_MISSING,
-                                                   widgets.PREDICTION_MISSING]
-    assert widgets.DIAGNOSIS_MISSING in lab.answer.value
-    assert widgets.PREDICTION_MISSING in lab.prediction.value
+    assert lab.last_exchange.status == 400  # the answer itself is still shown
+    assert "(diagnosis failed: ValueError: boom)" in lab.answer_text()
+    assert "(prediction failed: ValueError: boom)" in lab.prediction.value
+    assert "Traceback" not in lab.answer.value + lab.prediction.value
 
 
 # ------------------------------------------------------------------ a server that is down

@@ -44,9 +44,12 @@ BASE_PINS = ("sqlalchemy<2.1",)
 # Extra requirements per version, found by installing each version without them (see README).
 PINS: dict[str, tuple[str, ...]] = {
     "2.8.1": BASE_PINS + ("setuptools<81",),
+    "2.9.0": BASE_PINS + ("setuptools<81",),
     "2.9.2": BASE_PINS + ("setuptools<81",),
     "2.22.1": BASE_PINS,
     "3.1.4": BASE_PINS,
+    "3.2.0": BASE_PINS,
+    "3.3.0": BASE_PINS,
     "3.4.0": BASE_PINS,
     "3.5.0": BASE_PINS,
     "3.17.2": (),
