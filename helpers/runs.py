@@ -57,8 +57,10 @@ def get_run(run_id: str, *, base_url: str | None = None) -> dict[str, Any]:
 
 def metric_history(run_id: str, key: str, *, base_url: str | None = None) -> list[dict[str, Any]]:
     """Every stored value of one metric, in the server's order (`metrics/get-history`)."""
+    # Without max_results, MLflow 3.1-3.5 answer 200 with no metrics at all (versions/README.md,
+    # case c23): always ask for a page large enough.
     answer = send(f"{API}/metrics/get-history", method="GET", base_url=base_url,
-                  params={"run_id": run_id, "metric_key": key})
+                  params={"run_id": run_id, "metric_key": key, "max_results": 25000})
     return _ok(answer, "read the metric history")["metrics"] if answer.json else []
 
 
