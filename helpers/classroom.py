@@ -38,7 +38,6 @@ ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"
 AUTH_CONFIG_ENV = "MLFLOW_AUTH_CONFIG_PATH"
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 MIN_PASSWORD = 12  # mlflow/utils/validation.py::_validate_password
-BACKEND_ENV = "MLFLOW_BACKEND_STORE_URI"
 MASK = "****"
 
 
@@ -111,19 +110,11 @@ def build(
              "--artifacts-destination", (home / "artifacts").as_posix()]
     if basic_auth:
         extra += ["--app-name", "basic-auth"]
-    if workers is not None:
-        if workers < 1:
-            raise ClassroomError("--workers must be 1 or more (or left out for MLflow's default).")
-        extra += ["--workers", str(workers)]
+    if workers is not None and workers < 1:
+        raise ClassroomError("--workers must be 1 or more (or left out for MLflow's default).")
+    # launch_command hands the database URI over in the environment, never on the command line.
     cmd, env = server.launch_command(port, host=host, launcher="cli", backend_store_uri=uri,
-                                     extra_args=extra)
-    cmd = _without_forced_workers(cmd)
-    # The database URI may hold a password: hand it over in the environment (which only this
-    # user can read), not on the command line that `ps` shows to everyone. MLflow's CLI reads it
-    # from MLFLOW_BACKEND_STORE_URI (mlflow/cli/__init__.py, `server`'s --backend-store-uri).
-    index = cmd.index("--backend-store-uri")
-    del cmd[index:index + 2]
-    env[BACKEND_ENV] = uri
+                                     workers=workers, extra_args=extra)
     if basic_auth:
         env.update(_auth_env(home))
     return Classroom(cmd=cmd, env=env, bind=host, port=port, url=f"http://{_url_host(address)}:{port}",
@@ -231,16 +222,6 @@ def _mlflow_default_hosts() -> tuple[str, ...]:
     from mlflow.server.security_utils import get_default_allowed_hosts
 
     return tuple(get_default_allowed_hosts())
-
-
-def _without_forced_workers(cmd: list[str]) -> list[str]:
-    """Drop launch_command's `--workers 1` (right for one learner) so MLflow's default applies."""
-    out = list(cmd)
-    for i in range(len(out) - 1):
-        if out[i] == "--workers" and out[i + 1] == "1":
-            del out[i:i + 2]
-            break
-    return out
 
 
 def _auth_env(home: Path) -> dict[str, str]:

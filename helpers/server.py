@@ -182,11 +182,14 @@ def launch_command(
     host: str = LOCALHOST,
     launcher: str = "fast",
     backend_store_uri: str | None = None,
+    workers: int | None = 1,
     extra_args: list[str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment that start a one-worker MLflow server on host:port.
+    """The argv and environment that start an MLflow server on host:port (one worker default).
 
     Exposed so the benchmark and classroom mode start servers exactly as `start_server` does.
+    `workers=None` (CLI only) leaves MLflow's own default. The CLI gets the backend URI through
+    MLFLOW_BACKEND_STORE_URI, not argv: it may hold a password, and `ps` shows argv to everyone.
     """
     home = config.data_dir()
     backend = backend_store_uri or "sqlite:///" + (home / "mlflow.db").as_posix()
@@ -204,10 +207,11 @@ def launch_command(
             ENV_BOOT_ID: uuid.uuid4().hex,
         })
         cmd = [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port),
-               "--workers", "1", "--no-access-log", *(extra_args or []), FAST_APP]
+               "--workers", str(workers or 1), "--no-access-log", *(extra_args or []), FAST_APP]
     else:
+        env["MLFLOW_BACKEND_STORE_URI"] = backend  # read by `mlflow server`'s --backend-store-uri
         cmd = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
-               "--workers", "1", "--backend-store-uri", backend,
+               *(["--workers", str(workers)] if workers else []),
                "--artifacts-destination", artifacts, *(extra_args or [])]
     return cmd, env
 
