@@ -174,18 +174,28 @@ def _lab(no_browser: bool) -> int:
         cmd.append("--allow-root")  # containers and CI run as root; Jupyter refuses without it
     # Jupyter gets its own process group so one Ctrl-C here stops it without its y/n prompt.
     jupyter = subprocess.Popen(cmd, cwd=notebooks, start_new_session=(os.name != "nt"))
+    # A closed terminal (SIGHUP) or a `kill` (SIGTERM) must clean up like Ctrl-C does: both
+    # children live in their own sessions and would otherwise outlive this process.
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _exit_on_signal)
     try:
         jupyter.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         print("\nStopping JupyterLab and the MLflow server ...")
-        jupyter.terminate()
-        try:
-            jupyter.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            jupyter.kill()
     finally:
+        if jupyter.poll() is None:
+            jupyter.terminate()
+            try:
+                jupyter.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                jupyter.kill()
         handle.stop()
     return 0
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

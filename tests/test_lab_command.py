@@ -1,4 +1,4 @@
-"""`python -m helpers lab` (what `make lab` runs): JupyterLab and the server up, one Ctrl-C stops both."""
+"""`python -m helpers lab` (`make lab`): JupyterLab and the server up; Ctrl-C or a kill stops both."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 import requests
 
 from helpers import config
@@ -24,7 +25,9 @@ def _listening(proc: psutil.Process) -> list[tuple[str, int]]:
         return []
 
 
-def test_lab_starts_both_on_loopback_and_ctrl_c_stops_both(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_lab_starts_both_on_loopback_and_a_signal_stops_both(tmp_path: Path,
+                                                             stop_signal: int) -> None:
     home = tmp_path / "home"
     env = {**os.environ, config.HOME_ENV: str(home), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg")}
@@ -47,8 +50,8 @@ def test_lab_starts_both_on_loopback_and_ctrl_c_stops_both(tmp_path: Path) -> No
         assert requests.get(f"http://{ip}:{port}/api/status", timeout=5).status_code in (200, 403)
         tree = [psutil.Process(lab.pid), *psutil.Process(lab.pid).children(recursive=True),
                 psutil.Process(state["pid"])]
-        lab.send_signal(signal.SIGINT)
-        assert lab.wait(timeout=60) == 0
+        lab.send_signal(stop_signal)
+        lab.wait(timeout=60)
         _, alive = psutil.wait_procs(tree, timeout=10)
         assert not alive, f"left running: {alive}"
         assert not (home / "server.json").exists()
