@@ -57,6 +57,15 @@ def base_url() -> str | None:
     return state.get("url") if state else None
 
 
+def use_reproducible_env(home: str) -> None:
+    """Settings under which notebook outputs are both produced (tools/run_notebooks.py) and
+    checked (tests/conftest.py): if the two differed, strict nbval would see it."""
+    os.environ[HOME_ENV] = home  # a throw-away data dir
+    os.environ.pop(TRACKING_URI_ENV, None)  # always the kit's own local server
+    os.environ[LEARNER_ENV] = "learner"  # experiment names in outputs carry it
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline by design
+
+
 def learner_name() -> str:
     """A short, URL-safe name for this learner: `$MLFLOW_400_LAB_LEARNER`, else the OS user."""
     raw = os.environ.get(LEARNER_ENV) or _os_user()

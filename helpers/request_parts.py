@@ -74,13 +74,13 @@ class FieldSpec:
     required: bool = False
 
 
-def fields_for(endpoint: str) -> tuple[tuple[FieldSpec, ...], str]:
+def fields_for(endpoint: str) -> tuple[FieldSpec, ...]:
     """The endpoint's top-level fields, from the catalog (MLflow's own protobuf descriptors)."""
     from helpers import catalog
 
     found = catalog.endpoint(ENDPOINTS[endpoint])
     return tuple(FieldSpec(f.name, f.type, bool(f.repeated), bool(f.required))
-                 for f in found.fields), "catalog"
+                 for f in found.fields)
 
 
 def default_payload(endpoint: str, ctx: LabContext) -> dict[str, Any]:
@@ -160,7 +160,7 @@ class Choices:
 
 def default_choices(endpoint: str, ctx: LabContext) -> Choices:
     """The known-good request for `endpoint`: every field row, the needed ones ticked."""
-    specs, _ = fields_for(endpoint)
+    specs = fields_for(endpoint)
     good = default_payload(endpoint, ctx)
     rows = {s.name: FieldChoice(s.name in good, value_text(good.get(s.name, empty_value(s))))
             for s in specs}

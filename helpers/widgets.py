@@ -135,7 +135,6 @@ class RequestLab:
         self.ctx = rp.LabContext(run_id="", experiment_id="")
         self._rows: dict[str, dict[str, FieldRow]] = {}
         self._baselines: dict[str, rp.Choices] = {}
-        self._field_source = ""
         self._quiet = False
 
         style = {"description_width": "110px", "button_width": "auto"}
@@ -331,7 +330,7 @@ class RequestLab:
 
     def _rows_for(self, endpoint: str) -> dict[str, FieldRow]:
         if endpoint not in self._rows:
-            specs, self._field_source = rp.fields_for(endpoint)
+            specs = rp.fields_for(endpoint)
             baseline = rp.default_choices(endpoint, self.ctx)
             by_name = {s.name: s for s in specs}
             rows = {}

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from helpers import runs
+from helpers import config, runs
 from helpers.server import ServerHandle, start_server
 from tests.loopback import RecordingServer, start_recording_server
 
@@ -27,10 +27,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     home = tempfile.mkdtemp(prefix="mlflow-400-lab-test-")
-    os.environ["MLFLOW_400_LAB_HOME"] = home
-    os.environ.pop("MLFLOW_TRACKING_URI", None)  # the suite always tests its own local server
-    # Notebook outputs show experiment names, which carry the learner name: keep it fixed.
-    os.environ["MLFLOW_400_LAB_LEARNER"] = "learner"
+    config.use_reproducible_env(home)
     _session["home"] = home
     _session["server"] = start_server()
 

@@ -8,7 +8,6 @@ cells run in order. `make test` then checks them with strict nbval.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -24,12 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str]) -> int:
     books = [Path(a).resolve() for a in argv] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     home = tempfile.mkdtemp(prefix="mlflow-400-lab-run-")
-    os.environ["MLFLOW_400_LAB_HOME"] = home
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    # Notebook outputs show experiment names, which carry the learner name: keep it fixed.
-    os.environ["MLFLOW_400_LAB_LEARNER"] = "learner"
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline, like the tests
+    from helpers.config import use_reproducible_env
     from helpers.server import start_server
+
+    use_reproducible_env(home)
 
     server = start_server()
     try:
