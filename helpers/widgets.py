@@ -119,7 +119,7 @@ class RequestLab:
 
     `RequestLab()` uses `start_server()` (the running kit server) and creates its own experiment
     and run. Controls for code and tests: `endpoint`, `method`, `content_type`, `body_style`,
-    `field(name).include`, `field(name).value`, `send_button`, `reset_button`; results:
+    `field(name).include`, `field(name).value`, `send_button`, `reset_button`, `clear_button`; results:
     `last_exchange`, `history` (a list of `Attempt`).
     """
 
@@ -149,11 +149,14 @@ class RequestLab:
         self.send_button = widgets.Button(description="Send", button_style="primary",
                                           icon="paper-plane")
         self.reset_button = widgets.Button(description="Reset", icon="undo",
-                                           tooltip="Back to the known-good request; clears the "
-                                                   "answer and the history")
+                                           tooltip="Back to the known-good request; your history "
+                                                   "is kept")
+        self.clear_button = widgets.Button(description="Clear history", icon="trash",
+                                           tooltip="Empty the history of attempts")
         for control, name in ((self.endpoint, "endpoint"), (self.method, "method"),
                               (self.content_type, "content-type"), (self.body_style, "body-style"),
-                              (self.send_button, "send"), (self.reset_button, "reset")):
+                              (self.send_button, "send"), (self.reset_button, "reset"),
+                              (self.clear_button, "clear-history")):
             control.add_class(f"lab400-{name}")
         self.title = widgets.HTML()
         self.fields_label = widgets.HTML()
@@ -171,7 +174,7 @@ class RequestLab:
         self.widget = widgets.VBox([
             self.title, self.endpoint, self.method, self.content_type, self.body_style,
             self.fields_label, self.fields_box,
-            widgets.HBox([self.send_button, self.reset_button]),
+            widgets.HBox([self.send_button, self.reset_button, self.clear_button]),
             # The request (left) next to the server's answer (right), as on the wire.
             widgets.HBox([widgets.VBox([self.preview, self.prediction], layout=half()),
                           widgets.VBox([self.answer], layout=half())],
@@ -185,6 +188,7 @@ class RequestLab:
             control.observe(self._on_change, names="value")
         self.send_button.on_click(lambda _b: self.send())
         self.reset_button.on_click(lambda _b: self.reset())
+        self.clear_button.on_click(lambda _b: self.clear_history())
 
         self._setup_run()
         self.reset()
@@ -245,7 +249,7 @@ class RequestLab:
         return exchange
 
     def reset(self) -> None:
-        """Back to the known-good log-metric request; clear the answer and the history."""
+        """Back to the known-good log-metric request and clear the answer; the history is kept."""
         self._quiet = True
         try:
             self._drop_rows()
@@ -255,7 +259,6 @@ class RequestLab:
             self.body_style.value = "valid JSON"
         finally:
             self._quiet = False
-        self.history.clear()
         self.last_exchange = None
         self.last_verdict = None
         self.last_diagnosis = None
@@ -266,6 +269,11 @@ class RequestLab:
             self._show_problem(self.problem)
         else:
             self._render_answer()
+
+    def clear_history(self) -> None:
+        """Empty the history of attempts (the Clear history button); the controls stay as they are."""
+        self.history.clear()
+        self._render_history()
 
     def answer_text(self) -> str:
         """The last answer as deterministic text: status, error code, message, diagnosis, prediction."""

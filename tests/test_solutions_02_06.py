@@ -35,7 +35,8 @@ def test_02_placeholder_is_refused_without_sending(fresh_run: dict[str, str]) ->
 
 
 def test_02_the_articles_body_is_refused_with_the_json_error(fresh_run: dict[str, str]) -> None:
-    article = '{run_id: "' + fresh_run["run_id"] + '", key: "accuracy", value: 0.95}'
+    article = '{run_uuid:"your_run_uuid","key":"some_metric","value":0.99}'.replace(
+        "your_run_uuid", fresh_run["run_id"])
     feedback = check_body_text(article, fresh_run["run_id"])
     assert not feedback.passed
     assert "Expecting property name enclosed in double quotes" in str(feedback)
@@ -66,7 +67,7 @@ def test_02_a_dict_is_not_text(fresh_run: dict[str, str]) -> None:
 
 
 def test_06_solution_passes(fresh_run: dict[str, str]) -> None:
-    solution = _load("06_beyond_400")
+    solution = _load("14_beyond_400")
     feedback = check_beyond_400(fresh_run["run_id"], read_method=solution.READ_METHOD,
                                 history_path=solution.HISTORY_PATH,
                                 script_headers=solution.SCRIPT_HEADERS)

@@ -30,7 +30,7 @@ def test_03_placeholders_are_refused(server, fresh_run) -> None:
 
 
 def test_03_worked_solution_passes(server, fresh_run) -> None:
-    predictions = load_solution("03_invalid_parameters").PREDICTIONS
+    predictions = load_solution("03_invalid_run_id").PREDICTIONS
     feedback = check_predictions(predictions, fresh_run["run_id"])
     assert feedback.passed, str(feedback)
     assert f"all {len(MYSTERIES)} predictions match" in str(feedback)
@@ -38,7 +38,7 @@ def test_03_worked_solution_passes(server, fresh_run) -> None:
 
 def test_03_solution_matches_each_live_answer(server, fresh_run) -> None:
     """Independently of check_predictions: send each mystery and read its answer."""
-    predictions = load_solution("03_invalid_parameters").PREDICTIONS
+    predictions = load_solution("03_invalid_run_id").PREDICTIONS
     live = {name: send_mystery(name, fresh_run["run_id"]) for name in MYSTERIES}
     assert {name: first_check(answer) for name, answer in live.items()} == predictions
     assert live["E"].error_code == "RESOURCE_DOES_NOT_EXIST"
@@ -46,7 +46,7 @@ def test_03_solution_matches_each_live_answer(server, fresh_run) -> None:
 
 
 def test_03_a_wrong_prediction_names_the_live_answer(server, fresh_run) -> None:
-    predictions = dict(load_solution("03_invalid_parameters").PREDICTIONS, A="timestamp")
+    predictions = dict(load_solution("03_invalid_run_id").PREDICTIONS, A="timestamp")
     feedback = check_predictions(predictions, fresh_run["run_id"])
     assert not feedback.passed
     text = str(feedback)
@@ -56,11 +56,11 @@ def test_03_a_wrong_prediction_names_the_live_answer(server, fresh_run) -> None:
 
 
 def test_03_unknown_answer_and_missing_prediction_are_explained(server, fresh_run) -> None:
-    predictions = dict(load_solution("03_invalid_parameters").PREDICTIONS, A="typo")
+    predictions = dict(load_solution("03_invalid_run_id").PREDICTIONS, A="typo")
     assert "not among them" in str(check_predictions(predictions, fresh_run["run_id"]))
     predictions.pop("A")
     assert "A is missing" in str(check_predictions(predictions, fresh_run["run_id"]))
-    assert set(load_solution("03_invalid_parameters").PREDICTIONS.values()) <= set(ANSWERS)
+    assert set(load_solution("03_invalid_run_id").PREDICTIONS.values()) <= set(ANSWERS)
 
 
 # ---------------------------------------------------------------- 05
@@ -74,7 +74,7 @@ def test_05_placeholders_are_refused(server, fresh_run) -> None:
 
 
 def test_05_worked_solution_passes(server, fresh_run) -> None:
-    body = load_solution("05_silent_success_and_500s").repaired_body(fresh_run["run_id"])
+    body = load_solution("12_silent_success").repaired_body(fresh_run["run_id"])
     feedback = check_logged_as_meant(body)
     assert feedback.passed, str(feedback)
     assert feedback.exchange is not None and feedback.exchange.status == 200
@@ -98,7 +98,7 @@ def test_05_the_colleagues_body_is_caught_by_reading_back(server, fresh_run) -> 
     ({"key": "losss"}, "the metric is called 'loss'"),
 ])
 def test_05_each_trap_gets_its_own_explanation(server, fresh_run, change, expected) -> None:
-    body = load_solution("05_silent_success_and_500s").repaired_body(fresh_run["run_id"])
+    body = load_solution("12_silent_success").repaired_body(fresh_run["run_id"])
     if change.get("timestamp", 0) is None:
         change = {"timestamp": int(time.time())}
     body.update(change)

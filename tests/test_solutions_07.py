@@ -10,7 +10,7 @@ from tests.solutions import load_solution
 
 
 def test_solution_passes(server_url: str) -> None:
-    feedback = check_batch(load_solution("07_catch_it_before_the_server").fixed_batch())
+    feedback = check_batch(load_solution("15_catch_it_before_the_server").fixed_batch())
     assert feedback.passed, str(feedback)
     assert feedback.exchange.status == 200
 
@@ -28,7 +28,7 @@ def test_colleagues_request_is_accepted_but_stores_something_else(server_url: st
 
 
 def test_half_fixed_and_refused_versions_are_explained(server_url: str) -> None:
-    good = load_solution("07_catch_it_before_the_server").fixed_batch()
+    good = load_solution("15_catch_it_before_the_server").fixed_batch()
     good["tag"] = good.pop("tags")  # a misspelled list name
     typo = check_batch(good)
     assert not typo.passed and "Did you mean 'tags'?" in str(typo)

@@ -279,7 +279,7 @@ def test_a_server_that_goes_down_shows_one_plain_sentence_on_send(lab: RequestLa
 # ------------------------------------------------------------------ Reset, display
 
 
-def test_reset_restores_the_known_good_request_and_clears_the_history(lab: RequestLab) -> None:
+def test_reset_restores_the_known_good_request_and_keeps_the_history(lab: RequestLab) -> None:
     first_run = lab.ctx.run_id
     lab.endpoint.value = "log-param"
     lab.field("value").value.value = "0.5"
@@ -291,17 +291,29 @@ def test_reset_restores_the_known_good_request_and_clears_the_history(lab: Reque
     lab.field("timestamp").include.value = False
     assert lab.history and lab.last_exchange is not None
 
+    kept = list(lab.history)
     lab.reset_button.click()
     assert (lab.endpoint.value, lab.method.value, lab.content_type.value, lab.body_style.value) == \
         ("log-metric", "POST", "application/json", "valid JSON")
-    assert lab.history == [] and lab.last_exchange is None and lab.answer_text() == widgets.NOT_SENT
-    assert ">not sent yet</span>" in lab.answer.value and "no attempts yet" in lab.history_view.value
+    assert lab.history == kept and lab.last_exchange is None and lab.answer_text() == widgets.NOT_SENT
+    assert ">not sent yet</span>" in lab.answer.value and "log-param" in lab.history_view.value
     assert set(json.loads(_body(lab))) == {"run_id", "key", "value", "timestamp", "step"}
     lab.endpoint.value = "log-param"
     assert json.loads(_body(lab))["value"] == "0.01"
     assert lab.ctx.run_id == first_run
     lab.send_button.click()
     assert lab.last_exchange.status == 200
+
+
+def test_clear_history_empties_the_history_and_keeps_the_controls(lab: RequestLab) -> None:
+    lab.content_type.value = rp.NO_CONTENT_TYPE
+    lab.send_button.click()
+    assert len(lab.history) == 1
+    lab.clear_button.click()
+    assert lab.history == [] and "no attempts yet" in lab.history_view.value
+    assert lab.content_type.value == rp.NO_CONTENT_TYPE  # only the history went
+    lab.send_button.click()
+    assert [a.number for a in lab.history] == [1]
 
 
 def test_display_gives_a_widget_view_and_a_stable_text(lab: RequestLab) -> None:
@@ -320,13 +332,13 @@ def test_the_worked_solutions_pass_the_self_check(lab: RequestLab) -> None:
     assert send_with_fields(lab, solution.CHALLENGE_404).startswith("404 Not Found")
     half = check_challenges(lab)
     assert not half.passed and str(half).splitlines()[0] == "✗ Not yet: 1 of 2 challenges solved " \
-                                                           "(history since the last Reset)."
+                                                           "(history since it was last cleared)."
     assert send_with_fields(lab, solution.challenge_wrong_timestamp(lab.ctx.run_id)) == "200 OK"
     feedback = check_challenges(lab)
     assert feedback.passed, str(feedback)
     assert "stored with timestamp 0" in str(feedback)
 
-    lab.reset_button.click()
+    lab.clear_button.click()
     solution.solve_by_clicks(lab)
     assert check_challenges(lab).passed
 
@@ -334,11 +346,12 @@ def test_the_worked_solutions_pass_the_self_check(lab: RequestLab) -> None:
 def test_the_self_check_is_not_fooled(lab: RequestLab) -> None:
     assert str(send_with_fields(lab, {"run_id": ...})).startswith("✗ Not yet: replace every")
     assert lab.history == []
-    # A 200 with seconds stored wrongly, then Reset: the history since Reset has no such attempt,
+    # A 200 with seconds stored wrongly, then Clear history: the history has no such attempt left,
     # and a correct request afterwards does not count although the bad point is still stored.
     send_with_fields(lab, {"timestamp": runs.now_ms() // 1000})
     assert check_challenges(lab).lines[2].startswith("challenge 2 (a 200 storing a wrong "
                                                      "timestamp): solved")
+    lab.clear_button.click()
     lab.reset_button.click()
     lab.send_button.click()
     assert lab.last_exchange.status == 200
@@ -350,7 +363,7 @@ def test_the_self_check_is_not_fooled(lab: RequestLab) -> None:
     feedback = check_challenges(lab)
     assert not feedback.passed and str(feedback).splitlines()[0].endswith("0 of 2 challenges "
                                                                           "solved (history since "
-                                                                          "the last Reset).")
+                                                                          "it was last cleared).")
 
 
 def test_runs_create_with_a_start_time_in_seconds_counts(lab: RequestLab) -> None:

@@ -1,4 +1,4 @@
-"""Self-check for 06_beyond_400: repair three requests that fail without a 400."""
+"""Self-check for 14_beyond_400: repair three requests that fail without a 400."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ API = "/api/2.0/mlflow"
 
 def check_beyond_400(run_id: str, *, read_method: Any, history_path: Any,
                      script_headers: Any) -> Feedback:
-    """06_beyond_400: read a run (was a 405), fetch a history (was a 404), log a metric (was a 403).
+    """14_beyond_400: read a run (was a 405), fetch a history (was a 404), log a metric (was a 403).
 
     Each repaired request is sent for real; a failure is explained with `explain()`.
     """

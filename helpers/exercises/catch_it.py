@@ -1,4 +1,4 @@
-"""Self-check for 07_catch_it_before_the_server: clean up a colleague's log-batch request.
+"""Self-check for 15_catch_it_before_the_server: clean up a colleague's log-batch request.
 
 The colleague meant: loss = 0.25 at step 1 (logged now), parameter learning_rate = 0.01, tag
 team = vision. Their request gets `200 OK` and stores something else. The check sends the

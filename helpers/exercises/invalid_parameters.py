@@ -1,4 +1,4 @@
-"""Self-check for 03_invalid_parameters: predict which of the server's checks answers first.
+"""Self-check for 03_invalid_run_id: predict which of the server's checks answers first.
 
 The server runs its checks in a fixed order (Content-Type, JSON parse, the handler's schema in
 field order, the store's name rules, the run lookup) and reports only the first failure. Each
@@ -41,21 +41,21 @@ class Mystery:
 
 
 MYSTERIES: dict[str, Mystery] = {
-    "A": Mystery(JSON, '{"run_id": "invalid_run_id_123", "key": "accuracy", "value": "high"}',
+    "A": Mystery(JSON, '{"run_id": "this_is_not_a_real_uuid", "key": "accuracy", "value": "high"}',
                  "the schema is checked field by field in order — run_id, key, value, timestamp "
                  "— so the wrong type of 'value' is found before the missing timestamp."),
-    "B": Mystery({}, '{"run_id": "invalid_run_id_123", "key": "accuracy", "value": 0.95, '
+    "B": Mystery({}, '{"run_id": "this_is_not_a_real_uuid", "key": "accuracy", "value": 0.95, '
                      '"timestamp": {timestamp}}',
                  "the Content-Type check runs before the body is even read."),
     "C": Mystery(JSON, '{"run_id": "{run_id}", "key": "accuracy", "value": 0.95, '
                        '"timestamp": {timestamp},}',
                  "the trailing comma makes the body unparseable; the parse is silent, the body "
                  "becomes {}, and the first required field of the schema is reported missing."),
-    "D": Mystery(JSON, '{"run_id": "invalid_run_id_123", "key": "val/acc%", "value": 0.95, '
+    "D": Mystery(JSON, '{"run_id": "this_is_not_a_real_uuid", "key": "val/acc%", "value": 0.95, '
                        '"timestamp": {timestamp}}',
                  "the store validates the metric (name characters, timestamp, length) before it "
                  "looks the run up, so the '%' in the key is reported, not the missing run."),
-    "E": Mystery(JSON, '{"run_id": "invalid_run_id_123", "key": "accuracy", "value": 0.95, '
+    "E": Mystery(JSON, '{"run_id": "this_is_not_a_real_uuid", "key": "accuracy", "value": 0.95, '
                        '"timestamp": {timestamp}}',
                  "every field is present and valid, so the store looks the run up: it does not "
                  "exist, and that is a 404 RESOURCE_DOES_NOT_EXIST, not a 400."),
@@ -89,7 +89,7 @@ def send_mystery(name: str, run_id: str, timestamp: int | None = None) -> Exchan
 
 
 def check_predictions(predictions: Mapping[str, str], run_id: str) -> Feedback:
-    """03_invalid_parameters: predict, for each mystery request, the check that answers first."""
+    """03_invalid_run_id: predict, for each mystery request, the check that answers first."""
     if has_placeholder(predictions):
         return placeholders_left()
     missing = [name for name in MYSTERIES if name not in predictions]

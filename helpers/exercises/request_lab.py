@@ -41,7 +41,7 @@ def send_with_fields(lab: RequestLab, fields: Mapping[str, Any]) -> str:
 
 
 def check_challenges(lab: RequestLab) -> Feedback:
-    """Both challenges, from the attempts in `lab.history` (Reset clears it)."""
+    """Both challenges, from the attempts in `lab.history` (Clear history empties it; Reset keeps it)."""
     lines = []
     found_404 = next((a for a in lab.history if a.status == 404), None)
     if found_404 is not None:
@@ -59,7 +59,7 @@ def check_challenges(lab: RequestLab) -> Feedback:
                      "whose stored timestamp is far from the moment it was sent.")
     solved = (found_404 is not None) + (wrong is not None)
     lines.insert(0, "both challenges solved." if solved == 2 else
-                 f"{solved} of 2 challenges solved (history since the last Reset).")
+                 f"{solved} of 2 challenges solved (history since it was last cleared).")
     return Feedback(solved == 2, lines, lab.last_exchange)
 
 

@@ -1,4 +1,4 @@
-"""Self-check for 05_silent_success_and_500s: a 200 is not proof, the stored point is.
+"""Self-check for 12_silent_success: a 200 is not proof, the stored point is.
 
 The learner repairs a body that the server accepts with 200 but stores wrongly. The check sends
 it, reads the metric history back before and after, and judges the point that was really stored
@@ -40,7 +40,7 @@ def _points(run_id: str, key: str) -> Counter:
 
 
 def check_logged_as_meant(body: Mapping[str, Any]) -> Feedback:
-    """05_silent_success_and_500s: store loss = 0.25 at step 3, now, exactly as meant."""
+    """12_silent_success: store loss = 0.25 at step 3, now, exactly as meant."""
     if has_placeholder(body):
         return placeholders_left()
     if not isinstance(body, Mapping):

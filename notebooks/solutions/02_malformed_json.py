@@ -1,7 +1,7 @@
 """Worked solution of 02_malformed_json's exercise (tests feed it to the self-check).
 
-The article's body `{run_id: "...", key: "accuracy", value: 0.95}` repaired by hand: every key in
-double quotes, and the `timestamp` the handler requires, in milliseconds.
+The article's string `{run_uuid:"...","key":"some_metric","value":0.99}` repaired by hand: the key
+`run_uuid` in double quotes, and the `timestamp` the handler requires, in milliseconds.
 """
 
 import json
@@ -9,12 +9,12 @@ import time
 
 
 def fixed_body(run_id: str) -> str:
-    """The article's body, repaired by hand."""
-    return ('{"run_id": "' + run_id + '", "key": "accuracy", "value": 0.95, '
-            '"timestamp": ' + str(int(time.time() * 1000)) + "}")
+    """The article's string, repaired by hand."""
+    return ('{"run_uuid":"' + run_id + '","key":"some_metric","value":0.99,"timestamp":'
+            + str(int(time.time() * 1000)) + "}")
 
 
 def fixed_body_with_json_dumps(run_id: str) -> str:
     """The same body, written by json.dumps: the way that cannot produce malformed JSON."""
-    return json.dumps({"run_id": run_id, "key": "accuracy", "value": 0.95,
+    return json.dumps({"run_uuid": run_id, "key": "some_metric", "value": 0.99,
                        "timestamp": int(time.time() * 1000)})

@@ -1,4 +1,4 @@
-"""Worked solution of 06_beyond_400's exercise (tests feed it to the self-check)."""
+"""Worked solution of 14_beyond_400's exercise (tests feed it to the self-check)."""
 
 #: runs/get is served for GET only (the 405's Allow header says: OPTIONS, HEAD, GET).
 READ_METHOD = "GET"

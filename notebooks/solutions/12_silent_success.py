@@ -1,4 +1,4 @@
-"""Worked solution for 05_silent_success_and_500s: log loss = 0.25 at step 3, stored as meant."""
+"""Worked solution for 12_silent_success: log loss = 0.25 at step 3, stored as meant."""
 
 import time
 

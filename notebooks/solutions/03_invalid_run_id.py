@@ -1,4 +1,4 @@
-"""Worked solution for 03_invalid_parameters: the check that answers each mystery request first.
+"""Worked solution for 03_invalid_run_id: the check that answers each mystery request first.
 
 Read each request against the order of the server's checks: Content-Type, JSON parse (silent),
 the handler's schema in field order, the store's metric rules, the run lookup.

@@ -1,4 +1,4 @@
-"""Worked solution for the exercise of 07_catch_it_before_the_server."""
+"""Worked solution for the exercise of 15_catch_it_before_the_server."""
 
 import time
 

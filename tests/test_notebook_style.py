@@ -1,0 +1,103 @@
+"""House style of every notebook (DESIGN.md): the parts a learner relies on are there, and the
+stated time agrees with the formula words/150 + 0.5 min per code cell (markdown words)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+BOOKS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+CORE = [p for p in BOOKS if p.name[0] == "0"]
+LINK = re.compile(r"\[[^\]]+\]\((https?://[^)\s]+|[0-9][0-9]_[a-z0-9_]+\.ipynb)\)")
+
+
+def _read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def formula_minutes(nb: nbformat.NotebookNode) -> float:
+    words = sum(len(c.source.split()) for c in nb.cells if c.cell_type == "markdown")
+    return words / 150 + 0.5 * sum(c.cell_type == "code" for c in nb.cells)
+
+
+def stated_minutes(nb: nbformat.NotebookNode) -> int:
+    found = re.search(r"About (\d+) minutes", nb.cells[0].source)
+    assert found, "the first cell states 'About N minutes'"
+    return int(found.group(1))
+
+
+def _markdown(nb: nbformat.NotebookNode) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_the_layout_is_the_agreed_one() -> None:
+    assert [p.name[:2] for p in CORE] == ["00", "01", "02", "03", "04", "05"]
+    assert all(p.name[0] == "1" for p in BOOKS if p not in CORE)
+
+
+@pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)
+def test_house_style(path: Path) -> None:
+    nb = _read(path)
+    first, text = nb.cells[0].source, _markdown(nb)
+    assert len(nb.cells) <= 40, f"{len(nb.cells)} cells"
+    assert first.lstrip().startswith(("# ", "**Optional deep dive**"))
+    assert "**Learning objectives**" in first and re.search(r"\n- ", first)
+    prereq = first.split("**Prerequisites**", 1)[1]
+    assert "| Concept | Importance | Notes |" in prereq
+    assert re.search(r"\| (Necessary|Helpful) \|", prereq) and LINK.search(prereq)
+    assert "## Summary" in text
+    resources = text.split("## Resources and references", 1)
+    assert len(resources) == 2, "a Resources and references section"
+    assert "https://mlflow.org/docs/latest/api_reference/rest-api.html" in resources[1]
+    assert "**Next:**" in resources[1]
+    assert len(LINK.findall(text)) >= 4
+    assert "<details><summary>Worked solution" not in text, "solutions live in notebooks/solutions/"
+
+
+@pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)
+def test_stated_time_is_within_30_percent_of_the_formula(path: Path) -> None:
+    nb = _read(path)
+    assert abs(stated_minutes(nb) - formula_minutes(nb)) <= 0.3 * formula_minutes(nb)
+
+
+@pytest.mark.parametrize("path", [p for p in BOOKS if p not in CORE], ids=lambda p: p.stem)
+def test_deep_dives_say_so_first(path: Path) -> None:
+    assert _read(path).cells[0].source.startswith("**Optional deep dive**")
+
+
+def test_the_core_path_fits_in_an_hour() -> None:
+    total = sum(formula_minutes(_read(p)) for p in CORE)
+    assert total <= 60, f"core path: {total:.1f} minutes by the formula"
+
+
+@pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)
+def test_every_exercise_has_placeholders_and_a_solution_file(path: Path) -> None:
+    nb = _read(path)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert any(re.search(r"(?<![\w.])\.\.\.(?![\w.])", src) for src in code), "an exercise with `...`"
+    assert (NOTEBOOKS / "solutions" / f"{path.stem}.py").exists()
+
+
+@pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)
+def test_links_to_other_notebooks_resolve(path: Path) -> None:
+    for target in re.findall(r"\]\(([0-9][0-9]_[a-z0-9_]+\.ipynb)\)", _markdown(_read(path))):
+        assert (NOTEBOOKS / target).exists(), target
+
+
+@pytest.mark.parametrize("path", [p for p in CORE if p.stem in
+                                  ("01_missing_content_type", "02_malformed_json", "03_invalid_run_id")],
+                         ids=lambda p: p.stem)
+def test_as_written_cells_carry_the_articles_code(path: Path) -> None:
+    """Each example notebook sends the article's calls with its header spelling, keys and values."""
+    code = "\n".join(c.source for c in _read(path).cells if c.cell_type == "code")
+    assert "headers = {'Content-type': 'application/json'}" in code or path.stem.startswith("01")
+    assert '"key": "some_metric"' in code and '"value": 0.99' in code
+    assert "requests.post(url, data=json.dumps(" in code
+    if path.stem.startswith("02"):
+        assert "'{run_uuid:\"your_run_uuid\",\"key\":\"some_metric\",\"value\":0.99}'" in code
+    if path.stem.startswith("03"):
+        assert '"run_uuid": "this_is_not_a_real_uuid"' in code
