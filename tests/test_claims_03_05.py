@@ -1,4 +1,4 @@
-"""The behaviours notebooks 03 and 05 claim, asserted against the live session server.
+"""The behaviours deep dives 10-13 (once notebooks 03 and 05) claim, asserted against the live session server.
 
 Each test is one sentence of a notebook: if MLflow changes what it answers or what it stores,
 the test names the claim that is no longer true. Expected values are what MLflow 3.17.2 was

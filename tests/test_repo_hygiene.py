@@ -51,7 +51,7 @@ def test_every_notebook_has_the_house_sections() -> None:
     for path in NOTEBOOKS:
         text = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
                          if c["cell_type"] == "markdown")
-        assert "**What you will learn.**" in text or "Overview" in text, path.name
+        assert "**Learning objectives**" in text, path.name  # see test_notebook_style.py
         assert "Prerequisites" in text, path.name
         assert "## Summary" in text, path.name
         if not path.name.startswith("00_"):
