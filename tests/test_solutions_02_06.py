@@ -1,4 +1,4 @@
-"""The worked solutions of notebooks 02 and 06 pass their self-checks; wrong answers do not.
+"""The worked solutions of notebooks 02 and 14 pass their self-checks; wrong answers do not.
 
 Every check sends real requests to the session's server, so "passed" means the server accepted the
 repaired requests (and, for 02, that the metric was read back).
@@ -63,10 +63,10 @@ def test_02_a_dict_is_not_text(fresh_run: dict[str, str]) -> None:
     assert not feedback.passed and feedback.exchange is None
 
 
-# ---- 06_beyond_400
+# ---- 14_beyond_400
 
 
-def test_06_solution_passes(fresh_run: dict[str, str]) -> None:
+def test_14_solution_passes(fresh_run: dict[str, str]) -> None:
     solution = _load("14_beyond_400")
     feedback = check_beyond_400(fresh_run["run_id"], read_method=solution.READ_METHOD,
                                 history_path=solution.HISTORY_PATH,
@@ -75,13 +75,13 @@ def test_06_solution_passes(fresh_run: dict[str, str]) -> None:
     assert str(feedback).count(": 200 OK") == 3
 
 
-def test_06_placeholders_are_refused(fresh_run: dict[str, str]) -> None:
+def test_14_placeholders_are_refused(fresh_run: dict[str, str]) -> None:
     feedback = check_beyond_400(fresh_run["run_id"], read_method=..., history_path=...,
                                 script_headers=...)
     assert not feedback.passed and "placeholder" in str(feedback)
 
 
-def test_06_the_broken_requests_get_their_real_answers(fresh_run: dict[str, str]) -> None:
+def test_14_the_broken_requests_get_their_real_answers(fresh_run: dict[str, str]) -> None:
     feedback = check_beyond_400(
         fresh_run["run_id"], read_method="POST", history_path="/api/2.0/mlflow/metric/get-history",
         script_headers={"Content-Type": "application/json", "Origin": "https://ui.example.com"})
@@ -92,7 +92,7 @@ def test_06_the_broken_requests_get_their_real_answers(fresh_run: dict[str, str]
     assert "403 Forbidden (forbidden-origin)" in text
 
 
-def test_06_a_localhost_origin_passes_the_server_but_not_the_check(
+def test_14_a_localhost_origin_passes_the_server_but_not_the_check(
         fresh_run: dict[str, str]) -> None:
     feedback = check_beyond_400(
         fresh_run["run_id"], read_method="GET", history_path="/api/2.0/mlflow/metrics/get-history",

@@ -1,4 +1,4 @@
-"""The worked solutions of notebooks 03 and 05 pass their self-checks; wrong answers do not.
+"""The worked solutions of notebooks 03 and 12 pass their self-checks; wrong answers do not.
 
 The self-checks send real requests to the session server, so a solution passes only while the
 live server still behaves as the notebook teaches.
@@ -66,21 +66,21 @@ def test_03_unknown_answer_and_missing_prediction_are_explained(server, fresh_ru
 # ---------------------------------------------------------------- 05
 
 
-def test_05_placeholders_are_refused(server, fresh_run) -> None:
+def test_12_placeholders_are_refused(server, fresh_run) -> None:
     body = {"run_id": fresh_run["run_id"], "key": "loss", ...: 3, "value": 0.25, "timestamp": ...}
     feedback = check_logged_as_meant(body)
     assert not feedback.passed
     assert "placeholder" in str(feedback)
 
 
-def test_05_worked_solution_passes(server, fresh_run) -> None:
+def test_12_worked_solution_passes(server, fresh_run) -> None:
     body = load_solution("12_silent_success").repaired_body(fresh_run["run_id"])
     feedback = check_logged_as_meant(body)
     assert feedback.passed, str(feedback)
     assert feedback.exchange is not None and feedback.exchange.status == 200
 
 
-def test_05_the_colleagues_body_is_caught_by_reading_back(server, fresh_run) -> None:
+def test_12_the_colleagues_body_is_caught_by_reading_back(server, fresh_run) -> None:
     body = {"run_id": fresh_run["run_id"], "key": "loss", "stpe": 3, "value": 0.25,
             "timestamp": time.time()}
     feedback = check_logged_as_meant(body)
@@ -97,7 +97,7 @@ def test_05_the_colleagues_body_is_caught_by_reading_back(server, fresh_run) -> 
     ({"value": float("nan")}, "NaN and Infinity are not JSON"),
     ({"key": "losss"}, "the metric is called 'loss'"),
 ])
-def test_05_each_trap_gets_its_own_explanation(server, fresh_run, change, expected) -> None:
+def test_12_each_trap_gets_its_own_explanation(server, fresh_run, change, expected) -> None:
     body = load_solution("12_silent_success").repaired_body(fresh_run["run_id"])
     if change.get("timestamp", 0) is None:
         change = {"timestamp": int(time.time())}
