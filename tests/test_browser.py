@@ -139,7 +139,7 @@ def test_request_lab_with_mouse_clicks(jupyter_lab: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page = browser.new_page(viewport={"width": 1500, "height": 1800})  # the whole lab in view
         try:
             page.goto(jupyter_lab)
             notebook = page.locator(".jp-NotebookPanel").filter(has=page.locator(".jp-Notebook"))
