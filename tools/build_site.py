@@ -1,0 +1,105 @@
+"""Build the kit's website from the committed notebooks: `make site` → _build/site/index.html.
+
+Usage: python3 tools/build_site.py [--out DIR]
+
+Stages the sources Sphinx reads into a work folder next to the output (site/ as the Sphinx
+project, the notebooks, the version record, the README for its verdict table, and a field-guide
+page cut from the notebook that generates the guide), then runs Sphinx with warnings as errors.
+No notebook is executed and nothing is downloaded: the theme and its assets ship in the wheels.
+Run with a Python that lacks the site packages, it first installs the kit's `site` extra into
+.venv (tools/bootstrap.py, the same bootstrap as `make lab`) and re-runs itself there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "_build" / "site"
+HEADING = re.compile(r"^(#{1,6}) ", re.MULTILINE)
+FIELD_GUIDE = re.compile(r"^(#{2,6}) .*field guide", re.IGNORECASE | re.MULTILINE)
+SKIP = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
+
+
+def _level(cell: dict) -> int | None:
+    """The level of the markdown cell's first heading, if it starts with one."""
+    if cell["cell_type"] != "markdown":
+        return None
+    found = HEADING.match("".join(cell["source"]))
+    return len(found.group(1)) if found else None
+
+
+def field_guide_page(notebooks: list[Path]) -> dict:
+    """A notebook of the cells under the 'field guide' heading, with their committed outputs."""
+    for path in notebooks:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for start, cell in enumerate(nb["cells"]):
+            found = FIELD_GUIDE.match("".join(cell["source"])) if cell["cell_type"] == "markdown" else None
+            if not found:
+                continue
+            level = len(found.group(1))
+            end = next((i for i in range(start + 1, len(nb["cells"]))
+                        if (_level(nb["cells"][i]) or 99) <= level), len(nb["cells"]))
+            title = "".join(nb["cells"][0]["source"]).splitlines()[0].lstrip("# ").strip()
+            intro = ("# Field guide\n\n"
+                     f"Generated live in [{title}](notebooks/{path.name}): one row per kind of answer "
+                     "that notebook met, with its cause and fix. This page repeats that section, "
+                     "with its committed outputs.\n")
+            page = copy.deepcopy(nb)
+            first = {"cell_type": "markdown", "id": "field-guide-intro", "metadata": {}, "source": intro}
+            page["cells"] = [first, *copy.deepcopy(nb["cells"][start:end])]
+            return page
+    raise SystemExit("No notebook has a '## … field guide' heading: the site's field-guide page "
+                     "is cut from it.")
+
+
+def stage(work: Path) -> Path:
+    """Lay out the Sphinx source folder in `work` (recreated) and return it."""
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(ROOT / "site", work, ignore=SKIP)
+    shutil.copytree(ROOT / "notebooks", work / "notebooks", ignore=SKIP)
+    shutil.copytree(ROOT / "versions", work / "versions", ignore=SKIP)
+    (work / "_includes").mkdir()
+    shutil.copy2(ROOT / "README.md", work / "_includes" / "README.md")
+    lessons = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    (work / "field_guide.ipynb").write_text(json.dumps(field_guide_page(lessons), indent=1),
+                                            encoding="utf-8")
+    return work
+
+
+def build(out: Path) -> int:
+    work = out.parent / f"{out.name}-src"
+    src = stage(work)
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-E",
+           "-d", str(work / ".doctrees"), str(src), str(out)]
+    code = subprocess.call(cmd, cwd=ROOT)
+    if code == 0:
+        print(f"Site built: {out / 'index.html'}  (preview: python -m http.server -d {out})")
+    return code
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default _build/site)")
+    args = parser.parse_args(argv)
+    if not all(importlib.util.find_spec(m) for m in ("sphinx", "myst_nb", "sphinx_book_theme")):
+        sys.path.insert(0, str(ROOT / "tools"))
+        import bootstrap
+
+        bootstrap.ensure_env("site")
+        os.execv(str(bootstrap.PYTHON), [str(bootstrap.PYTHON), __file__, *argv])
+    return build(args.out.resolve())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
