@@ -26,7 +26,7 @@ site_binder_url = (f"https://mybinder.org/v2/gh/{repository}/HEAD?urlpath=lab/tr
 
 extensions = ["myst_nb", "kit_pages"]
 root_doc = "index"
-exclude_patterns = ["_includes", "notebooks/solutions", "notebooks/integration", "**/.ipynb_checkpoints"]
+exclude_patterns = ["_includes"]
 
 # Never execute: the committed outputs are the verified ones.
 nb_execution_mode = "off"

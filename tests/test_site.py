@@ -227,6 +227,12 @@ def test_markdown_images_are_on_their_pages(site: Path) -> None:
                 f"{notebook.name}: image {ref} not on its page")
 
 
+def test_landing_page_shows_the_lab_picture_when_the_kit_has_one(site: Path) -> None:
+    picture = ROOT / "notebooks" / "images" / "request_lab.png"
+    imgs = _parse(site / "index.html").imgs
+    assert any(src.endswith("request_lab.png") for src in imgs) == picture.is_file()
+
+
 def test_field_guide_page_repeats_the_generated_guide(site: Path) -> None:
     text = _parse(site / "field_guide.html").text
     assert "Field guide" in text
@@ -251,6 +257,32 @@ def test_version_record_page_has_the_matrix(site: Path) -> None:
 
 
 # --- in a real browser ----------------------------------------------------------------------
+
+
+# True when the text is on the page and, once scrolled to, fully on screen: not cut off by the
+# page's width or by a box that scrolls sideways.
+IN_VIEW = """needle => {
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode, at = node.data.indexOf(needle);
+    if (at < 0) continue;
+    node.parentElement.scrollIntoView({block: "center"});
+    const range = document.createRange();
+    range.setStart(node, at);
+    range.setEnd(node, at + needle.length);
+    let box = node.parentElement;
+    while (box && getComputedStyle(box).overflowX === "visible") box = box.parentElement;
+    const clip = box ? box.getBoundingClientRect() : {left: 0, right: innerWidth};
+    const rects = [...range.getClientRects()];
+    return rects.length > 0 && rects.every(r => r.left >= Math.max(clip.left, 0) - 1
+      && r.right <= Math.min(clip.right, innerWidth) + 1 && r.top >= 0 && r.bottom <= innerHeight);
+  }
+  return false;
+}"""
+
+
+def _images_not_loaded(page) -> list[str]:
+    return page.evaluate("[...document.images].filter(i => !i.complete || !i.naturalWidth).map(i => i.src)")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -303,19 +335,21 @@ def test_site_in_chromium_offline_and_without_console_errors(site_url: str) -> N
             page.goto(f"{site_url}/index.html", wait_until="networkidle")
             assert page.title().startswith("MLflow 400 Lab")
             page.get_by_role("heading", name=re.compile("verdict", re.I)).first.wait_for()
-            first_lesson = page.locator("nav a[href*='notebooks/']").first
-            assert first_lesson.is_visible()
+            assert page.locator("nav a[href*='notebooks/']").first.is_visible()
+            assert _images_not_loaded(page) == []
             page.screenshot(path=str(ARTIFACTS / "site_index.png"))
 
             page.goto(f"{site_url}/notebooks/{example.stem}.html", wait_until="networkidle")
-            answer = page.get_by_text(LIVE_ANSWER).first
-            answer.scroll_into_view_if_needed()
-            assert answer.is_visible(), f"the live answer {LIVE_ANSWER!r} is not shown"
             page.get_by_text(re.compile(r"About \d+ minutes")).first.wait_for()
-            broken = page.evaluate("[...document.images].filter(i => !i.complete || !i.naturalWidth)"
-                                   ".map(i => i.src)")
-            assert not broken, f"images that did not load: {broken}"
+            assert page.evaluate(IN_VIEW, LIVE_ANSWER), (
+                f"the live answer {LIVE_ANSWER!r} is not on the page, or not readable on screen")
+            assert _images_not_loaded(page) == []
             page.screenshot(path=str(ARTIFACTS / "site_example_1.png"))
+
+            for notebook in LESSONS:  # the pages with pictures (the Request Lab's among them)
+                if re.search(r"!\[[^\]]*\]\(", _markdown(notebook)):
+                    page.goto(f"{site_url}/notebooks/{notebook.stem}.html", wait_until="networkidle")
+                    assert _images_not_loaded(page) == [], notebook.name
         finally:
             browser.close()
     assert not outside, f"requests that would leave the machine: {outside}"

@@ -3,8 +3,9 @@
 Usage: python3 tools/build_site.py [--out DIR]
 
 Stages the sources Sphinx reads into a work folder next to the output (site/ as the Sphinx
-project, the notebooks, the version record, the README for its verdict table, and a field-guide
-page cut from the notebook that generates the guide), then runs Sphinx with warnings as errors.
+project, the numbered notebooks, the version record, every repository file these link to, the
+README for its verdict table, and a field-guide page cut from the notebook that generates the
+guide), then runs Sphinx with warnings as errors.
 No notebook is executed and nothing is downloaded: the theme and its assets ship in the wheels.
 Run with a Python that lacks the site packages, it first installs the kit's `site` extra into
 .venv (tools/bootstrap.py, the same bootstrap as `make lab`) and re-runs itself there.
@@ -28,6 +29,8 @@ DEFAULT_OUT = ROOT / "_build" / "site"
 HEADING = re.compile(r"^(#{1,6}) ", re.MULTILINE)
 FIELD_GUIDE = re.compile(r"^(#{2,6}) .*field guide", re.IGNORECASE | re.MULTILINE)
 SKIP = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
+LINK = re.compile(r"\]\(\s*<?([^)\s>]+)")
+HTML_LINK = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
 
 
 def _level(cell: dict) -> int | None:
@@ -62,15 +65,60 @@ def field_guide_page(notebooks: list[Path]) -> dict:
                      "is cut from it.")
 
 
+def local_links(path: Path) -> list[Path]:
+    """Repository files a page links to or shows: Markdown links and images, HTML src/href."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".ipynb":
+        text = "\n".join("".join(c["source"]) for c in json.loads(text)["cells"]
+                         if c["cell_type"] == "markdown")
+    found = []
+    for target in LINK.findall(text) + HTML_LINK.findall(text):
+        target = target.split("#")[0].split("?")[0]
+        if not target or re.match(r"^[a-z][a-z0-9+.-]*:|^/", target, re.IGNORECASE):
+            continue  # an anchor on the same page, another site, or an absolute path
+        resolved = (path.parent / target).resolve()
+        if ROOT in resolved.parents and resolved.is_file():
+            found.append(resolved)
+    return found
+
+
+def copy_linked_files(pages: list[Path], work: Path) -> None:
+    """Copy into the site every repository file its pages link to, at the same relative path.
+
+    Other files (solutions, JSON records, images) become downloads or images; a linked Markdown
+    file becomes a page of its own, outside the navigation (an "orphan" to Sphinx).
+    """
+    todo, seen = list(pages), set(pages)
+    while todo:
+        for target in local_links(todo.pop()):
+            dest = work / target.relative_to(ROOT)
+            if target in seen or dest.exists():
+                continue
+            seen.add(target)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if target.suffix == ".md":
+                dest.write_text("---\norphan: true\n---\n" + target.read_text(encoding="utf-8"),
+                                encoding="utf-8")
+                todo.append(target)
+            else:
+                shutil.copy2(target, dest)
+                if target.suffix == ".ipynb":
+                    todo.append(target)
+
+
 def stage(work: Path) -> Path:
     """Lay out the Sphinx source folder in `work` (recreated) and return it."""
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(ROOT / "site", work, ignore=SKIP)
-    shutil.copytree(ROOT / "notebooks", work / "notebooks", ignore=SKIP)
-    shutil.copytree(ROOT / "versions", work / "versions", ignore=SKIP)
+    lessons = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    (work / "notebooks").mkdir()
+    for path in lessons:
+        shutil.copy2(path, work / "notebooks" / path.name)
+    (work / "versions").mkdir()
+    shutil.copy2(ROOT / "versions" / "README.md", work / "versions" / "README.md")
+    copy_linked_files([*lessons, ROOT / "versions" / "README.md"], work)
     (work / "_includes").mkdir()
     shutil.copy2(ROOT / "README.md", work / "_includes" / "README.md")
-    lessons = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
     (work / "field_guide.ipynb").write_text(json.dumps(field_guide_page(lessons), indent=1),
                                             encoding="utf-8")
     return work

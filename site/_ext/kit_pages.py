@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from sphinx.application import Sphinx
 
 ABOUT = re.compile(r"\bAbout (\d+) minutes\b")
 TITLE = re.compile(r"^# .*$", re.MULTILINE)
 LESSONS_MARKER = "<!-- lessons: kit_pages.py puts the core path, then the deep dives, here -->"
+LAB_MARKER = "<!-- lab picture: kit_pages.py shows notebooks/images/request_lab.png here -->"
+LAB_PICTURE = "notebooks/images/request_lab.png"
 SECTIONS = (("Core path", "0"), ("Optional deep dives", "1"))
 
 
@@ -36,6 +38,18 @@ def lesson_toctrees(docnames: list[str]) -> str:
             blocks.append(f"```{{toctree}}\n:caption: {caption}\n:maxdepth: 1\n\n"
                           + "\n".join(entries) + "\n```\n")
     return "\n".join(blocks)
+
+
+def lab_figure(app: Sphinx, order: list[str]) -> str:
+    """The Request Lab's picture, linked to the lesson that shows it; nothing if there is none."""
+    picture = Path(app.srcdir, LAB_PICTURE)
+    if not picture.is_file():
+        return ""
+    shown_in = [d for d in order
+                if "images/request_lab.png" in app.env.doc2path(d).read_text(encoding="utf-8")]
+    lesson = f" Try it in {{doc}}`/{shown_in[0]}`." if shown_in else ""
+    return (f"```{{figure}} {LAB_PICTURE}\n:alt: The Request Lab in JupyterLab\n:width: 100%\n\n"
+            f"The Request Lab: build one request with clicks and watch the live answer.{lesson}\n```\n")
 
 
 def lesson_minutes(nb: dict) -> tuple[int, bool]:
@@ -73,7 +87,8 @@ def add_to_source(app: Sphinx, docname: str, source: list[str]) -> None:
     if docname == app.config.root_doc:
         if LESSONS_MARKER not in source[0]:
             raise ValueError(f"{docname}: the marker {LESSONS_MARKER!r} is missing")
-        source[0] = source[0].replace(LESSONS_MARKER, lesson_toctrees(order))
+        source[0] = (source[0].replace(LESSONS_MARKER, lesson_toctrees(order))
+                     .replace(LAB_MARKER, lab_figure(app, order)))
         return
     if docname not in order:
         return
