@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -82,17 +83,40 @@ class Page(HTMLParser):
             self.chunks.append(data)
 
 
+def _no_network_prefix() -> list[str]:
+    """`unshare -n`: run the build in a network namespace with no interface but loopback."""
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True).returncode == 0:
+        return [unshare, "-n"]
+    return []
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def offline() -> bool:
+    return bool(_no_network_prefix())
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, offline: bool) -> Path:
     out = tmp_path_factory.mktemp("site") / "site"
     started = time.monotonic()
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "build_site.py"), "--out", str(out)],
+    result = subprocess.run([*_no_network_prefix(), sys.executable, str(ROOT / "tools" / "build_site.py"),
+                             "--out", str(out)],
                             cwd=ROOT, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "SITE_REPOSITORY": REPOSITORY})
-    print(f"site built in {time.monotonic() - started:.1f} s")
+    print(f"site built in {time.monotonic() - started:.1f} s ({'no network' if offline else 'network'})")
     assert result.returncode == 0, f"the site build failed:\n{result.stdout}\n{result.stderr}"
     assert (out / "index.html").is_file()
     return out
+
+
+def test_the_build_needs_no_network(site: Path, offline: bool) -> None:
+    """The fixture built the site with no network at all whenever this machine allows it (root)."""
+    if not offline:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root: `unshare -n` must work to prove the build is offline")
+        pytest.skip("`unshare -n` is not permitted here (needs root): the build ran with the network")
+    assert (site / "index.html").is_file()
 
 
 @functools.cache
