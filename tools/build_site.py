@@ -116,7 +116,8 @@ def stage(work: Path) -> Path:
         shutil.copy2(path, work / "notebooks" / path.name)
     (work / "versions").mkdir()
     shutil.copy2(ROOT / "versions" / "README.md", work / "versions" / "README.md")
-    copy_linked_files([*lessons, ROOT / "versions" / "README.md"], work)
+    # The README too: the landing page shows its verdict table, links included.
+    copy_linked_files([*lessons, ROOT / "versions" / "README.md", ROOT / "README.md"], work)
     (work / "_includes").mkdir()
     shutil.copy2(ROOT / "README.md", work / "_includes" / "README.md")
     (work / "field_guide.ipynb").write_text(json.dumps(field_guide_page(lessons), indent=1),
