@@ -20,7 +20,7 @@ copyright = "MLflow 400 Lab contributors"
 # published, and every lesson page gets an "Open on Binder" link and the theme its launch button.
 # Left empty, the pages offer only the local command.
 repository = os.environ.get("SITE_REPOSITORY", "")
-# Read by tools/build_site.py for the header it adds to each lesson page.
+# Read by _ext/kit_pages.py for the header it adds under each lesson's title.
 site_binder_url = (f"https://mybinder.org/v2/gh/{repository}/HEAD?urlpath=lab/tree/"
                    if repository else "")
 
@@ -45,7 +45,6 @@ myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 # MathJax (from a CDN) is added only to pages with math; none has any, and tests/test_site.py
 # fails on any page that loads a script, style or image from another host.
-suppress_warnings = ["mystnb.unknown_mime_type"]
 
 html_theme = "sphinx_book_theme"
 html_title = "MLflow 400 Lab"
@@ -64,7 +63,6 @@ html_theme_options = {
     "path_to_docs": "",
     "launch_buttons": {"binderhub_url": "https://mybinder.org" if repository else "",
                        "notebook_interface": "jupyterlab"},
-    # The pydata theme's defaults that would reach the network: none are enabled below.
     "navigation_with_keys": False,
 }
 # The theme's colour mode: light (the notebooks' HTML outputs are drawn for it); left empty, the

@@ -7,8 +7,9 @@ project, the numbered notebooks, the version record, every repository file these
 README for its verdict table, and a field-guide page cut from the notebook that generates the
 guide), then runs Sphinx with warnings as errors.
 No notebook is executed and nothing is downloaded: the theme and its assets ship in the wheels.
-Run with a Python that lacks the site packages, it first installs the kit's `site` extra into
-.venv (tools/bootstrap.py, the same bootstrap as `make lab`) and re-runs itself there.
+Run with a Python that lacks the site packages, it re-runs itself with .venv's Python, first
+installing the kit's `site` extra there if .venv lacks them (tools/bootstrap.py, the same
+first-use install as `make lab`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "_build" / "site"
+SITE_MODULES = ("sphinx", "myst_nb", "sphinx_book_theme")
 HEADING = re.compile(r"^(#{1,6}) ", re.MULTILINE)
 FIELD_GUIDE = re.compile(r"^(#{2,6}) .*field guide", re.IGNORECASE | re.MULTILINE)
 SKIP = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
@@ -141,11 +143,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default _build/site)")
     args = parser.parse_args(argv)
-    if not all(importlib.util.find_spec(m) for m in ("sphinx", "myst_nb", "sphinx_book_theme")):
+    if not all(importlib.util.find_spec(m) for m in SITE_MODULES):
         sys.path.insert(0, str(ROOT / "tools"))
         import bootstrap
 
-        bootstrap.ensure_env("site")
+        check = [str(bootstrap.PYTHON), "-c", f"import {', '.join(SITE_MODULES)}"]
+        has_them = bootstrap.PYTHON.exists() and subprocess.call(check, stderr=subprocess.DEVNULL) == 0
+        if not has_them:  # a fresh clone: the same first-use install as `make lab`
+            bootstrap.ensure_env("site")
         os.execv(str(bootstrap.PYTHON), [str(bootstrap.PYTHON), __file__, *argv])
     return build(args.out.resolve())
 

@@ -5,6 +5,8 @@
 - A header under each lesson's title: its time, its place in the path, how to run it. The time
   is the notebook's own "About N minutes"; a notebook without one gets the house-style estimate
   (words/150 + 0.5 min per code cell), labelled as such.
+- On the landing page, the Request Lab's picture (`notebooks/images/request_lab.png`) when the
+  kit has it, linked to the lesson that shows it.
 """
 
 from __future__ import annotations
