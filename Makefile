@@ -10,7 +10,7 @@ test:
 	$(PYTHON) tools/bootstrap.py test
 
 # The lessons as a static website in _build/site/ (no notebook executed, nothing downloaded but the
-# pinned packages on first use). Preview: python3 -m http.server -d _build/site
+# pinned packages on first use). Preview: python3 -m http.server --bind 127.0.0.1 -d _build/site
 site:
 	$(PYTHON) tools/build_site.py
 

@@ -135,7 +135,8 @@ def build(out: Path) -> int:
            "-d", str(work / ".doctrees"), str(src), str(out)]
     code = subprocess.call(cmd, cwd=ROOT)
     if code == 0:
-        print(f"Site built: {out / 'index.html'}  (preview: python -m http.server -d {out})")
+        print(f"Site built: {out / 'index.html'}\n"
+              f"Preview: python3 -m http.server --bind 127.0.0.1 -d {out}  (then http://127.0.0.1:8000)")
     return code
 
 
