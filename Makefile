@@ -1,13 +1,18 @@
 # The two commands of the README. Both create .venv and install the pins on first use.
 PYTHON ?= python3
 
-.PHONY: lab test notebooks lint
+.PHONY: lab test notebooks lint site
 
 lab:
 	$(PYTHON) tools/bootstrap.py lab
 
 test:
 	$(PYTHON) tools/bootstrap.py test
+
+# The lessons as a static website in _build/site/ (no notebook executed, nothing downloaded but the
+# pinned packages on first use). Preview: python3 -m http.server --bind 127.0.0.1 -d _build/site
+site:
+	$(PYTHON) tools/build_site.py
 
 # Maintainers: re-run every notebook against a fresh server and save its outputs.
 notebooks:
