@@ -246,6 +246,7 @@ def fuzz_server() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.slow
 def test_schemathesis_against_the_live_server(fuzz_server: str) -> None:
     from helpers import openapi
 
