@@ -686,6 +686,33 @@ def operation_count(document: dict[str, Any]) -> int:
                if m in ("get", "post", "put", "patch", "delete"))
 
 
+def load() -> dict[str, Any]:
+    """The committed document for the installed MLflow (generated on the fly if there is none)."""
+    path = default_output()
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return build()
+
+
+def request_schema(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    """The JSON Schema of one operation's JSON body, standalone (components bundled), e.g.
+    `request_schema(doc, "POST", "/api/2.0/mlflow/runs/log-metric")`: what any JSON-Schema
+    validator, in any language, needs to check a body before it is sent."""
+    operation = document["paths"][path][method.lower()]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema,
+            "components": document["components"]}
+
+
+def check_body(document: dict[str, Any], method: str, path: str, body: Any) -> list[str]:
+    """Every way `body` breaks the document's schema, one line each ("" path = the body itself)."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(request_schema(document, method, path))
+    return [f"{'.'.join(str(p) for p in error.absolute_path) or '(body)'}: {error.message}"
+            for error in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))]
+
+
 def write(output: Path | None = None) -> Path:
     """Generate and write the document; returns where it went."""
     target = Path(output) if output else default_output()
@@ -694,4 +721,5 @@ def write(output: Path | None = None) -> Path:
     return target
 
 
-__all__ = ["Operation", "Param", "build", "dumps", "json_schema", "operation_count", "write"]
+__all__ = ["Operation", "Param", "build", "check_body", "dumps", "json_schema", "load",
+           "operation_count", "request_schema", "write"]
