@@ -709,8 +709,17 @@ def check_body(document: dict[str, Any], method: str, path: str, body: Any) -> l
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(request_schema(document, method, path))
-    return [f"{'.'.join(str(p) for p in error.absolute_path) or '(body)'}: {error.message}"
+    return [f"{'.'.join(str(p) for p in error.absolute_path) or '(body)'}: {_short(error)}"
             for error in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))]
+
+
+def _short(error: Any) -> str:
+    """jsonschema's message, without repeating a long value back."""
+    if error.validator == "maxLength":
+        return f"{len(error.instance)} characters, more than the {error.validator_value} allowed"
+    if error.validator == "maxItems":
+        return f"{len(error.instance)} items, more than the {error.validator_value} allowed"
+    return error.message if len(error.message) <= 160 else error.message[:157] + "..."
 
 
 def write(output: Path | None = None) -> Path:
