@@ -132,6 +132,70 @@ def _operations() -> list[Operation]:
     return ops
 
 
+def _operations_from_model(endpoints: Any) -> list[Operation]:
+    """The same records from issue 11's server model (`helpers.server_model.endpoints()`).
+
+    Duck-typed on its `Endpoint`/`Field`/`Check`: paths, http_methods, handler, decorators,
+    reads_run_uuid, request (None off the protos), store (timestamps, state, truncates); per
+    field: type, message, repeated, fields, enum_values, required_by, handler_checks, limits
+    (("max_length"|"max_items"|"min"|"max", n), ...). At merge: `_operations` returns
+    `_operations_from_model(server_model.endpoints())`, and `_handler_schemas`, `_check`,
+    `_constant`, `_param`, `_plain_param` and `_NON_PROTO_ROUTES` go.
+    """
+    ops: list[Operation] = []
+    for ep in endpoints:
+        notes: list[str] = []
+        store = ep.store
+        if store is not None:
+            if store.timestamps:
+                notes.append("Milliseconds since the epoch: "
+                             + ", ".join(f"`{t}`" for t in store.timestamps) + ".")
+            notes += [f"`{name}` longer than {n} characters is truncated, not refused."
+                      for name, n in store.truncates]
+            if store.state:
+                notes.append("Depends on server state: "
+                             + ", ".join(f"{kind} (`{name}`)" for kind, name in store.state) + ".")
+        if ep.reads_run_uuid:
+            notes.append("`run_uuid` (deprecated) is accepted in place of `run_id`.")
+        disabled = tuple(_DISABLING[d] for d in ep.decorators if d in _DISABLING)
+        for path in ep.paths:
+            if not path.startswith(API_PREFIX):
+                continue
+            path_params = set(re.findall(r"<(?:\w+:)?(\w+)>", path))
+            for method in ep.http_methods:
+                fields = tuple(_param_from_model(f, ep.request is None) for f in ep.fields
+                               if f.name not in path_params or f.required_by == "handler")
+                ops.append(Operation(
+                    path=path, method=method, name=ep.name, group=ep.service,
+                    handler=ep.handler or "", handler_line=_function_lines().get(ep.handler or ""),
+                    body=_body_kind(path, method), fields=fields,
+                    drops_unknown=ep.request is not None, notes=tuple(notes), disabled=disabled))
+    return ops
+
+
+def _param_from_model(f: Any, plain: bool) -> Param:
+    limits = dict(f.limits)
+    if plain:  # a route outside the protos: the handler's checks are all there is
+        names = f.handler_checks
+        kind = ("string" if "string" in names else "integer" if "intlike" in names
+                else "boolean" if "bool" in names else
+                "string" if "item_type_string" in names else "any")
+        repeated = "array" in names
+    else:
+        kind, repeated = _kind(f.type, f.message), f.repeated
+    nested: tuple[Param, ...] = ()
+    if kind == "object":
+        nested = tuple(_param_from_model(sub, False) for sub in f.fields)
+    elif kind == "map":
+        nested = (_map_value(f.message),)
+    return Param(
+        name=f.name, kind=kind, repeated=repeated,
+        required=f.required_by == "handler" or "secret_value" in f.handler_checks,
+        enum=tuple(f.enum_values), minimum=limits.get("min"), maximum=limits.get("max"),
+        max_length=limits.get("max_length") if kind == "string" and not repeated else None,
+        max_items=limits.get("max_items") if repeated else None, fields=nested)
+
+
 # (path, method, handler) for routes outside the protobuf services; tested against the live
 # route table by tests/test_openapi.py (coverage).
 _NON_PROTO_ROUTES = (
@@ -179,22 +243,14 @@ def _body_kind(path: str, method: str) -> str:
 
 def _param(f: Any, checks: tuple[Check, ...], limits: dict[str, int], prefix: str = "") -> Param:
     """A catalog Field (protobuf descriptor + handler rule) as a Param."""
-    message = f.message or ""
-    if message in _WELL_KNOWN:
-        kind = _WELL_KNOWN[message]
-    elif message.endswith("Entry") and [x.name for x in f.fields] == ["key", "value"]:
-        kind = "map"
-    elif message:
-        kind = "object"
-    else:
-        kind = _SCALAR_KINDS.get(f.type, "string")
+    kind = _kind(f.type, f.message)
     path = f"{prefix}{f.name}"
     nested: tuple[Param, ...] = ()
     if kind == "object":
         nested = tuple(_param(sub, (), limits, f"{path}[]." if f.repeated else f"{path}.")
                        for sub in f.fields)
     elif kind == "map":
-        nested = (_param(f.fields[1], (), {}),)
+        nested = (_map_value(f.message),)
     names = [c.name for c in checks]
     required = "required" in names or f.required_by == "handler"
     limit = limits.get(path)
@@ -207,6 +263,39 @@ def _param(f: Any, checks: tuple[Check, ...], limits: dict[str, int], prefix: st
         minimum=minimum, maximum=maximum, fields=nested,
         notes=tuple(f"`{name}`: {value}." for name, value in limits.items()
                     if name.startswith(f"{path} (")))
+
+
+def _kind(proto_type: str, message: str | None) -> str:
+    if not message:
+        return _SCALAR_KINDS.get(proto_type, "string")
+    if message in _WELL_KNOWN:
+        return _WELL_KNOWN[message]
+    return "map" if _descriptor(message).GetOptions().map_entry else "object"
+
+
+def _descriptor(full_name: str) -> Any:
+    from google.protobuf.descriptor_pool import Default
+
+    return Default().FindMessageTypeByName(full_name)
+
+
+def _map_value(entry: str) -> Param:
+    """The value of a protobuf map (JSON: an object whose keys are the map's keys)."""
+    value = _descriptor(entry).fields_by_name["value"]
+    sub = value.message_type.full_name if value.message_type is not None else None
+    kind = _kind(_TYPE_NAME.get(value.type, ""), sub)
+    enum = tuple(v.name for v in value.enum_type.values) if value.enum_type else ()
+    return Param(name="value", kind=kind, enum=enum)
+
+
+def _proto_type_names() -> dict[int, str]:
+    from google.protobuf.descriptor import FieldDescriptor
+
+    return {v: n[len("TYPE_"):].lower() for n, v in vars(FieldDescriptor).items()
+            if n.startswith("TYPE_")}
+
+
+_TYPE_NAME = _proto_type_names()
 
 
 def _plain_param(name: str, checks: tuple[Check, ...]) -> Param:
@@ -635,9 +724,9 @@ def _operation_object(op: Operation, operation_id: str) -> dict[str, Any]:
     return out
 
 
-def build() -> dict[str, Any]:
+def build(operations: list[Operation] | None = None) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for the installed MLflow (deterministic: no dates)."""
-    ops = _operations()
+    ops = _operations() if operations is None else operations
     counts: dict[str, int] = {}
     for op in ops:
         counts[op.name] = counts.get(op.name, 0) + 1
