@@ -26,6 +26,8 @@ from typing import Any
 
 import mlflow
 
+from helpers.errors import KitError
+
 #: The paths the document covers: the REST API (the `/ajax-api` twins serve the same handlers
 #: to MLflow's own web UI and are left out).
 API_PREFIX = "/api/"
@@ -814,8 +816,13 @@ def _short(error: Any) -> str:
 def write(output: Path | None = None) -> Path:
     """Generate and write the document; returns where it went."""
     target = Path(output) if output else default_output()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(dumps(build()), encoding="utf-8")
+    text = dumps(build())
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise KitError(f"Cannot write {target} ({exc.strerror or exc}): choose another "
+                       "--output.") from None
     return target
 
 
