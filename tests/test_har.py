@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import requests
 
 from helpers import har
@@ -97,3 +98,37 @@ def test_known_start_times_are_used(server_url: str) -> None:
     assert entry["startedDateTime"] == "2026-01-02T03:04:05.678+00:00"
     assert "comment" not in entry
     assert entry["response"]["status"] == 200
+
+
+@pytest.mark.browser
+def test_chromium_replays_the_export(server_url: str, fresh_run: dict, tmp_path: Path) -> None:
+    """A real HAR consumer: Playwright's Chromium serves requests from the file (route_from_har).
+    The run is deleted after recording, so the live server and the file now disagree: the page
+    must show the recorded answer."""
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser
+
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    run_id = fresh_run["run_id"]
+    get_url = f"{server_url}/api/2.0/mlflow/runs/get?run_id={run_id}"
+    with Recorder(upstream=server_url) as recorder:
+        requests.get(recorder.url + f"/api/2.0/mlflow/runs/get?run_id={run_id}", timeout=30)
+    path = recorder.save_har(tmp_path / "replay.har")
+    requests.post(f"{server_url}/api/2.0/mlflow/runs/delete", json={"run_id": run_id}, timeout=30)
+    live = requests.get(get_url, timeout=30).json()["run"]["info"]["lifecycle_stage"]
+    assert live == "deleted"
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            context.route_from_har(str(path), not_found="abort")
+            page = context.new_page()
+            response = page.goto(get_url)
+            assert response is not None and response.status == 200
+            replayed = json.loads(page.inner_text("body"))
+        finally:
+            browser.close()
+    assert replayed["run"]["info"]["run_id"] == run_id
+    assert replayed["run"]["info"]["lifecycle_stage"] == "active"  # from the file, not the server
