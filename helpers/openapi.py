@@ -708,6 +708,11 @@ def _operation_object(op: Operation, operation_id: str) -> dict[str, Any]:
                                              "application/octet-stream"}}}}
     if params:
         out["parameters"] = params
+    twice = [p.name for p in op.fields if p.required and f"<{p.name}>" in op.path]
+    if twice:
+        lines.append("The handler checks " + ", ".join(f"`{n}`" for n in twice) + " in the "
+                     + ("query" if op.body == "none" else "body") + " as well: send it in the "
+                     "URL and there.")
     lines += list(op.notes)
     ok_content = ({"application/octet-stream": {"schema": {"type": "string"}}}
                   if op.method == "GET" and "/mlflow-artifacts/artifacts/" in op.path
