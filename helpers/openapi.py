@@ -19,7 +19,10 @@ import ast
 import functools
 import importlib
 import json
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -731,6 +734,61 @@ def _operation_object(op: Operation, operation_id: str) -> dict[str, Any]:
     return out
 
 
+#: Tag of the operations MLflow serves from FastAPI directly (not from its Flask route table).
+NATIVE_TAG = "FastAPI-native"
+_NATIVE_NOTE = ("Served by MLflow's FastAPI app directly, not by its Flask handlers: this operation "
+                "is FastAPI's own description of it (MLflow builds it but leaves it switched off, "
+                "`openapi_url=None`). Invalid bodies get FastAPI's 422 with a `detail` list.")
+
+
+@functools.cache
+def _native_openapi() -> dict[str, Any]:
+    """FastAPI's own document for the routes MLflow serves natively (MCP server registry, ...).
+
+    In a child process: building MLflow's FastAPI app imports mlflow.server (seconds, a Flask
+    app), which must not happen in the caller's process (a learner's kernel)."""
+    code = ("import json, sys; from mlflow.server.fastapi_app import app; "
+            "json.dump(app.openapi(), sys.stdout)")
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
+                          text=True, timeout=300, env=env)
+    if done.returncode != 0:
+        raise KitError("MLflow's FastAPI app could not be built to describe its native routes: "
+                       + (done.stderr.strip().splitlines() or ["no output"])[-1])
+    return json.loads(done.stdout)
+
+
+def _merge_native(paths: dict[str, dict[str, Any]], components: dict[str, Any]) -> None:
+    """Add the native /api operations the Flask table lacks, their schemas renamed `fastapi.X`."""
+    native = _native_openapi()
+    for route, item in native.get("paths", {}).items():
+        if not route.startswith(API_PREFIX):
+            continue
+        for method, operation in item.items():
+            if method in paths.get(route, {}):
+                continue  # the Flask route is described from MLflow's handlers already
+            operation = _rename_refs(operation)
+            operation["tags"] = [NATIVE_TAG]
+            operation["description"] = _NATIVE_NOTE
+            operation["responses"] = {
+                **operation.get("responses", {}),
+                **{code: {"$ref": f"#/components/responses/{name}"}
+                   for code, name in _ERRORS.items() if code not in ("400",)}}
+            paths.setdefault(route, {})[method] = operation
+    schemas = native.get("components", {}).get("schemas", {})
+    components["schemas"].update({f"fastapi.{k}": _rename_refs(v) for k, v in schemas.items()})
+
+
+def _rename_refs(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: (v.replace("#/components/schemas/", "#/components/schemas/fastapi.")
+                    if k == "$ref" and isinstance(v, str) else _rename_refs(v))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rename_refs(v) for v in node]
+    return node
+
+
 def build(operations: list[Operation] | None = None) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document for the installed MLflow (deterministic: no dates)."""
     ops = _operations() if operations is None else operations
@@ -748,6 +806,8 @@ def build(operations: list[Operation] | None = None) -> dict[str, Any]:
             oid = f"{op.group}_{oid}"
         used.add(oid)
         paths.setdefault(_openapi_path(op.path), {})[op.method.lower()] = _operation_object(op, oid)
+    components = _components()
+    _merge_native(paths, components)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -765,7 +825,7 @@ def build(operations: list[Operation] | None = None) -> dict[str, Any]:
         },
         "servers": [{"url": "http://127.0.0.1:5000", "description": "a local `mlflow server`"}],
         "paths": dict(sorted(paths.items())),
-        "components": _components(),
+        "components": components,
     }
 
 
