@@ -819,7 +819,9 @@ def build(operations: list[Operation] | None = None) -> dict[str, Any]:
                 "against its route table by the kit's tests), required fields and limits from the "
                 "`schema=` checks in "
                 "mlflow/server/handlers.py and its exported constants. Not an official MLflow "
-                "document. Every path is also served under /ajax-api (for MLflow's web UI).\n\n"
+                "document. Operations tagged FastAPI-native are MLflow's FastAPI routes, as "
+                "FastAPI itself describes them. Every path is also served under /ajax-api (for "
+                "MLflow's web UI).\n\n"
                 + CONTENT_TYPE_NOTE + " " + DROPPED_NOTE),
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
