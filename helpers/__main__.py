@@ -1,4 +1,4 @@
-"""Command line: `python -m helpers serve | status | stop | lab | doctor`."""
+"""Command line: `python -m helpers serve | status | stop | lab | doctor | openapi`."""
 
 from __future__ import annotations
 
@@ -53,8 +53,15 @@ def main(argv: list[str] | None = None) -> int:
                          help="free disk wanted, in GB")
     checkup.add_argument("--keep-server", action="store_true",
                          help="leave a local server the doctor started running")
+    spec = sub.add_parser("openapi", help="write the REST API as an OpenAPI 3.1 document")
+    spec.add_argument("--output", default=None, help="file to write (default: openapi/mlflow-VERSION.json)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "openapi":
+            from helpers import openapi
+
+            print(f"Wrote {openapi.write(args.output)}.")
+            return 0
         if args.command == "doctor":
             return _doctor(args.check, args.keep_server, args.min_free_gb)
         if args.command == "serve" and args.classroom:

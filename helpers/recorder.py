@@ -263,6 +263,12 @@ class Recorder:
                     lines.append(f"               mirrors: {problem.check}")
         return "\n".join(lines)
 
+    def save_har(self, path: str | os.PathLike[str]) -> Any:
+        """Write the recording as a HAR 1.2 file (helpers/har.py, secrets masked); the path."""
+        from helpers import har
+
+        return har.save(self.exchanges, path)
+
     def __repr__(self) -> str:
         state = f"at {self.url}" if self.running else "stopped"
         return (f"<Recorder {state} -> {_safe_url(self.upstream)}, "
