@@ -106,8 +106,7 @@ class StoreRule:
     limits: tuple[tuple[str, int], ...] = ()
     #: Fields holding milliseconds since the epoch.
     timestamps: tuple[str, ...] = ()
-    #: The server state that still decides the answer, as (kind, field): "run" run_id,
-    #: "experiment" experiment_id, "experiment-name" name, "param" key.
+    #: The server state that still decides the answer, as (kind, field): see `STORE`.
     state: tuple[tuple[str, str], ...] = ()
     #: Silent changes: (field path, limit) truncated without an error.
     truncates: tuple[tuple[str, int], ...] = ()
@@ -134,6 +133,9 @@ class Endpoint:
     pre_steps: tuple[str, ...] = ()
     #: True when the handler reads `run_id or run_uuid`.
     reads_run_uuid: bool = False
+    #: True when the handler parses the body into `request` (`_get_request_message`) before
+    #: its schema check; False when it checks the raw JSON only.
+    parses_proto: bool = False
     store: StoreRule | None = None
 
     @property
@@ -354,6 +356,7 @@ class _Handler:
     decorators: tuple[str, ...]
     pre_steps: tuple[str, ...]
     reads_run_uuid: bool
+    parses_proto: bool
 
 
 @functools.cache
@@ -398,7 +401,8 @@ def handlers() -> dict[str, _Handler]:
             name=fn.name, request=request, schema=schema,
             decorators=tuple(ast.unparse(d) for d in fn.decorator_list),
             pre_steps=tuple(pre),
-            reads_run_uuid=bool(re.search(r"\.run_id or \w+\.run_uuid", text)))
+            reads_run_uuid=bool(re.search(r"\.run_id or \w+\.run_uuid", text)),
+            parses_proto=call.func.id == "_get_request_message")
     return out
 
 
@@ -510,7 +514,8 @@ def _endpoint(name: str, service: str, verbs: tuple[str, ...], paths: tuple[str,
                     handler=handler_name, schema=schema,
                     decorators=handler.decorators if handler else (),
                     pre_steps=handler.pre_steps if handler else (),
-                    reads_run_uuid=handler.reads_run_uuid if handler else False, store=store)
+                    reads_run_uuid=handler.reads_run_uuid if handler else False,
+                    parses_proto=handler.parses_proto if handler else False, store=store)
 
 
 def _served_paths(proto_path: str, major: int) -> list[str]:
@@ -652,7 +657,15 @@ def message_class(full_name: str) -> Any:
 # mlflow/store/tracking/sqlalchemy_store.py and the validators it calls). Keyed by RPC name;
 # an RPC with no entry gets a "not modelled" finding after its schema check. Each entry is
 # tested against the live server by tests/test_store_table.py.
-_RUN = (("run", "run_id"),)
+# `state` kinds, each checked in state-aware mode by helpers.preflight:
+#   run:active          run_id names a run (else 404) that is active (else 400)
+#   run:exists          run_id names a run, active or deleted (else 404)
+#   experiment:active   experiment_id names an experiment (else 404) that is active (else 400)
+#   experiment:active-or-404 / experiment:deleted-or-404   ... in that stage, else 404
+#   experiment-name:free   no experiment has this name (else 400 RESOURCE_ALREADY_EXISTS)
+#   param:unchanged     a param key already logged in the run keeps its value (else 400)
+#   tag:exists          the run has this tag (else 404)
+_RUN = (("run:active", "run_id"),)
 STORE: dict[str, StoreRule] = {
     # SqlAlchemyStore.create_experiment: name, artifact location, tags; names are unique.
     "createExperiment": StoreRule(
@@ -661,40 +674,40 @@ STORE: dict[str, StoreRule] = {
         limits=(("name", uv.MAX_EXPERIMENT_NAME_LENGTH),
                 ("tags[].key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
                 ("tags[].value", uv.MAX_EXPERIMENT_TAG_VAL_LENGTH)),
-        state=(("experiment-name", "name"),)),
+        state=(("experiment-name:free", "name"),)),
     # create_run: the experiment must exist; start_time is ms, stored as sent.
     "createRun": StoreRule(checks=("_parse_experiment_id",), timestamps=("start_time",),
-                           state=(("experiment", "experiment_id"),)),
+                           state=(("experiment:active", "experiment_id"),)),
     "updateRun": StoreRule(timestamps=("end_time",), state=_RUN),
-    "deleteRun": StoreRule(state=_RUN),
-    "restoreRun": StoreRule(state=_RUN),
+    "deleteRun": StoreRule(state=(("run:exists", "run_id"),)),
+    "restoreRun": StoreRule(state=(("run:exists", "run_id"),)),
     # _log_metrics_once -> _validate_metric: finite or not, timestamps non-negative ms.
     "logMetric": StoreRule(checks=("_validate_metric",),
                            limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
                            timestamps=("timestamp",), state=_RUN),
     # log_param: write-once (another value for a logged key: 400); long values truncated.
     "logParam": StoreRule(checks=("_validate_param",), limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
-                          state=(*_RUN, ("param", "key")),
+                          state=(*_RUN, ("param:unchanged", "key")),
                           truncates=(("value", uv.MAX_PARAM_VAL_LENGTH),)),
     "setTag": StoreRule(checks=("_validate_tag",), limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
                         state=_RUN, truncates=(("value", uv.MAX_TAG_VAL_LENGTH),)),
-    "deleteTag": StoreRule(state=_RUN),
+    "deleteTag": StoreRule(state=(*_RUN, ("tag:exists", "key"))),
     # log_batch: the batch validators, then the run; params write-once, values truncated.
     "logBatch": StoreRule(
         checks=("_validate_run_id", "_validate_batch_log_data", "_validate_batch_log_limits",
                 "_validate_param_keys_unique"),
         limits=(("metrics", uv.MAX_METRICS_PER_BATCH), ("params", uv.MAX_PARAMS_TAGS_PER_BATCH),
                 ("tags", uv.MAX_PARAMS_TAGS_PER_BATCH)),
-        timestamps=("metrics[].timestamp",), state=(*_RUN, ("param", "params")),
+        timestamps=("metrics[].timestamp",), state=(*_RUN, ("param:unchanged", "params")),
         truncates=(("params[].value", uv.MAX_PARAM_VAL_LENGTH),
                    ("tags[].value", uv.MAX_TAG_VAL_LENGTH))),
     "setExperimentTag": StoreRule(
         checks=("_validate_experiment_tag", "_parse_experiment_id"),
         limits=(("key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
                 ("value", uv.MAX_EXPERIMENT_TAG_VAL_LENGTH)),
-        state=(("experiment", "experiment_id"),)),
+        state=(("experiment:active", "experiment_id"),)),
     "deleteExperiment": StoreRule(checks=("_parse_experiment_id",),
-                                  state=(("experiment", "experiment_id"),)),
+                                  state=(("experiment:active-or-404", "experiment_id"),)),
     "restoreExperiment": StoreRule(checks=("_parse_experiment_id",),
-                                   state=(("experiment", "experiment_id"),)),
+                                   state=(("experiment:deleted-or-404", "experiment_id"),)),
 }
