@@ -100,6 +100,16 @@ class Verdict:
                 and not self.errors)
 
     @property
+    def valid(self) -> bool:
+        """True when no check refuses the request: predicted 2xx, or valid as sent with only
+        server state left to decide (status None and a "state" finding)."""
+        if self.errors:
+            return False
+        if self.predicted_status is None:
+            return any(f.id == "state" for f in self.findings)
+        return 200 <= self.predicted_status < 300
+
+    @property
     def errors(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.severity == "error")
 
