@@ -2,7 +2,8 @@
 
 Each case of tests/preflight_cases.py gets its own new run (param values are write-once), is
 sent exactly as written with helpers.wire.send (no redirects followed, no Content-Type added),
-and is predicted by preflight() from the same bytes. A case agrees when the status matches,
+and is predicted by preflight() from the same bytes, in state-aware mode (read-only lookups
+against the same server settle whether the run exists). A case agrees when the status matches,
 a live 400 comes with an `error` finding, a live 200 with none, and any message or error code
 preflight claims to know matches the server's.
 """
@@ -57,7 +58,7 @@ def test_preflight_agrees_with_the_live_server(server_url: str, fresh_run: dict[
     for case in CASES:
         values = _values(case, server_url, fresh_run)
         path, headers, body = case.render(values)
-        verdict = preflight(case.method, server_url + path, headers, body)
+        verdict = preflight(case.method, server_url + path, headers, body, server=server_url)
         live = send(path, method=case.method, headers=headers, data=body, base_url=server_url)
         problems = _disagreements(verdict, live)
         if problems:
