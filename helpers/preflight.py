@@ -325,7 +325,7 @@ class _Simulation:
         raise self.fail(405, "method-not-allowed", ROUTER,
                         f"{path} exists but does not take {req.method}: the server answers "
                         "405 with Flask's HTML 'Method Not Allowed' page.",
-                        f"Use {' or '.join(allowed)}.")
+                        f"Send the request as {' or '.join(allowed)}.")
 
     def decorators(self, ep: Endpoint) -> None:
         """The handler's decorators that answer before it runs (server configuration)."""
@@ -426,12 +426,13 @@ class _Simulation:
                             f"{CRASH}: the body nests deeper than Python's JSON reader can "
                             "follow (RecursionError is not the ValueError get_json catches).",
                             "Send a flat JSON object.") from None
-        except ValueError as exc:
-            what = "is empty" if not self.req.body.strip() else f"is not valid JSON ({exc})"
+        except ValueError:
             self.add("error", "malformed-json", H + "_get_request_json",
-                     f"The body {what}. The server does not say so: get_json(silent=True) "
-                     "turns it into {} and the request looks empty.",
-                     "Send json.dumps(payload) (double quotes, no trailing commas) in UTF-8.")
+                     f"The body is not JSON: {describe_json_error(self.req.body)}. The server "
+                     "does not say so: get_json(silent=True) turns it into nothing, the request "
+                     "looks empty, and the handler's first check is what you see.",
+                     "Build the body from a dict: requests.post(url, json=body); if you must "
+                     "send a string, check it first with json.loads(text).")
             return None
 
     def _batch_size(self, raw: Any) -> None:
@@ -461,13 +462,7 @@ class _Simulation:
                      "it a second time for old clients.",
                      "Send data=json.dumps(payload) or json=payload, not both.")
             raw = decoded
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            self.add("error", "not-an-object", H + "_get_request_message",
-                     f"The body is a JSON {type(raw).__name__}, not an object; the server "
-                     "expects {\"field\": value, ...}.", "Wrap the fields in one JSON object.")
-        return raw
+        return {} if raw is None else raw
 
     def _reject_aliases(self, request_json: Any, descriptor: Any) -> None:
         """handlers.py::_reject_conflicting_field_aliases, walked without recursion."""
@@ -935,6 +930,37 @@ def _route_fix(path: str) -> str:
     if not path.startswith(PREFIXES):
         return "MLflow's REST paths start with /api/2.0/mlflow/ (e.g. /api/2.0/mlflow/runs/create)."
     return "Check the path against the REST API reference (catalog.endpoints() lists them)."
+
+
+def describe_json_error(raw: bytes) -> str | None:
+    """Why `json.loads` (what Flask's get_json uses) refuses these bytes, in a learner's words;
+    None when it accepts them."""
+    if not raw.strip():
+        return "the body is empty"
+    try:
+        json.loads(raw)
+        return None
+    except RecursionError:
+        return "it nests deeper than Python's JSON reader can follow"
+    except json.JSONDecodeError as exc:
+        err = exc
+    except ValueError:
+        return "the body is not valid UTF-8 text"
+    text, pos, msg = err.doc, err.pos, err.msg
+    before = text[:pos].rstrip()[-1:] if text[:pos].strip() else ""
+    here = text[pos:pos + 1]
+    where = f"(line {err.lineno}, column {err.colno})"
+    if here == "/":
+        return f"a comment, which JSON does not allow {where}"
+    if here == "'":
+        return f"single-quoted strings, as Python's str(dict) writes them {where}"
+    if msg.startswith("Expecting property name"):
+        if before == "," and here == "}":
+            return f"a trailing comma before the closing brace {where}"
+        return f"an unquoted key, which JSON does not allow {where}"
+    if pos >= len(text.rstrip()) or msg.startswith("Unterminated string"):
+        return f"the body ends before the JSON does, as if cut off {where}"
+    return f"not valid JSON: {msg} {where}"
 
 
 def _ct_why(value: str) -> str:

@@ -171,6 +171,12 @@ CASES = [
     Case("not-mlflow", lambda c: send(f"{c.proxy}/plain-400", json={}), 400,
          lambda c, x: x.error_code is None),
     Case("unrecognised", lambda c: send(f"{c.proxy}/moved", json={}), 301),
+    Case("mlflow-unavailable",  # MLflow's own 503 (a full disk), not a proxy's
+         lambda c: send(f"{c.proxy}/unavailable", json={}), 503,
+         lambda c, x: x.error_code == "TEMPORARILY_UNAVAILABLE"),
+    Case("model-disagrees",  # an MLflow-shaped answer the model does not predict
+         lambda c: send(f"{c.proxy}/api/2.0/mlflow/runs/log-metric", json={}), 404,
+         lambda c, x: x.body_kind == "mlflow-json"),
     Case("ok-but-trap-nan",
          lambda c: c.metric(headers=JSON, data=f'{{"run_id": "{c.run_id}", "key": "nan", '
                             f'"value": NaN, "timestamp": {_now()}}}'), 200,
@@ -242,7 +248,14 @@ class _Stub(BaseHTTPRequestHandler):
 
     ANSWERS = {"/bad-gateway": (502, "text/plain", b"502 Bad Gateway: upstream unavailable"),
                "/plain-400": (400, "text/plain", b"Bad Request"),
-               "/moved": (301, "text/plain", b"")}
+               "/moved": (301, "text/plain", b""),
+               # the exact shape MLflow's catch_mlflow_exception gives a full SQLite disk
+               "/unavailable": (503, "application/json",
+                                b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": '
+                                b'"(sqlite3.OperationalError) database or disk is full"}'),
+               "/api/2.0/mlflow/runs/log-metric": (
+                   404, "application/json",
+                   b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "gone"}')}
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -287,8 +300,8 @@ def test_explain_names_the_family_of_a_live_answer(case: Case, ctx: Ctx) -> None
     assert diagnosis.cause and diagnosis.check and diagnosis.fix
 
 
-def test_every_family_has_a_live_case() -> None:
-    assert set(families()) == {c.family for c in CASES}
+def test_every_answer_side_family_has_a_live_case() -> None:
+    assert set(families()) <= {c.family for c in CASES}
 
 
 def test_malformed_json_cause_names_what_is_wrong_with_the_body(ctx: Ctx) -> None:
