@@ -393,3 +393,49 @@ def test_delete_run_reads_run_id_only() -> None:
 def test_verdict_text_names_status_message_and_check() -> None:
     text = str(check(LM, metric(timestamp=...)))
     assert "predicted 400" in text and "'timestamp'" in text and "handlers.py" in text
+
+
+# --- hygiene
+
+
+def test_works_under_python_O_and_never_imports_the_server() -> None:
+    """MLflow's validators are `assert`s: compiled from handlers.py with optimize=0 they still
+    fire under -O. And neither mlflow.server nor Flask enters the process."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from helpers.preflight import preflight; "
+            "v = preflight('POST', '/api/2.0/mlflow/runs/log-metric', "
+            "{'Content-Type': 'application/json'}, "
+            "json.dumps({'run_id': 'r', 'key': 'k', 'value': 1})); "
+            "print(v.predicted_status, v.expected_message); "
+            "print(sorted(m for m in sys.modules if m.startswith(('mlflow.server', 'flask'))))")
+    done = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)
+    assert done.stdout.splitlines() == [
+        "400 Missing value for required parameter 'timestamp'." + DOCS, "[]"]
+
+
+def test_a_2000_deep_body_is_predicted_500_not_a_recursion_error() -> None:
+    # Live: 500 with Flask's HTML page (json.loads raises RecursionError, not ValueError).
+    v = check(LM, '{"a":' * 2000 + "1" + "}" * 2000)
+    assert v.predicted_status == 500 and v.errors[0].id == "server-error"
+    v = check(LM, "[" * 2000 + "]" * 2000)
+    assert v.predicted_status == 500
+
+
+def test_a_percent_encoded_path_is_decoded_like_the_server() -> None:
+    # Live: POST /api/2.0/mlflow/runs/log%2Dmetric answers 200 (the path is decoded).
+    v = check(f"{API}/runs/log%2Dmetric", metric())
+    assert v.valid and v.endpoint is not None and v.endpoint.name == "logMetric"
+
+
+def test_no_process_wide_logging_toggles_and_no_import_fallbacks() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "helpers"
+    for name in ("server_model.py", "preflight.py", "diagnose.py", "catalog.py"):
+        text = (root / name).read_text()
+        assert ".disabled" not in text and "logging." not in text, name
+        assert "except ImportError" not in text, name
+        assert "\n    assert " not in text and "\nassert " not in text, name

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from helpers.diagnose import explain, verdict_for
 from helpers.preflight import Verdict, preflight
 from helpers.wire import Exchange, send
 from tests.preflight_cases import CASES, Case
@@ -28,6 +29,19 @@ def _new_run(server_url: str, experiment_id: str) -> str:
 
 def _disagreements(verdict: Verdict, live: Exchange) -> list[str]:
     problems = []
+    diagnosis = explain(live)  # one engine: explain must tell the same story as preflight
+    offline = verdict_for(live)
+    if diagnosis.predicted_status != offline.predicted_status:
+        problems.append("explain ran another prediction than preflight")
+    if offline.predicted_status == live.status and live.status >= 300 and offline.errors and \
+            diagnosis.family != offline.errors[0].id:
+        problems.append(f"explain says {diagnosis.family}, preflight {offline.errors[0].id}")
+    if live.status < 300 and offline.warnings and \
+            diagnosis.family != "ok-but-" + offline.warnings[0].id:
+        problems.append(f"explain says {diagnosis.family}, preflight warns "
+                        f"{offline.warnings[0].id}")
+    if diagnosis.family in ("model-disagrees", "unrecognised"):
+        problems.append(f"explain: {diagnosis.family}")
     if verdict.predicted_status != live.status:
         problems.append(f"status: predicted {verdict.predicted_status}, live {live.status}")
     if live.status == 400 and not verdict.errors:
