@@ -83,11 +83,16 @@ class Verdict:
     expected_message: str | None
     expected_error_code: str | None
     findings: tuple[Finding, ...]
-    #: The request message as the handler reads it after protobuf parsing (defaults filled in),
-    #: or None when the request never got that far.
-    parsed: Mapping[str, Any] | None = None
+    #: The parsed request message (None when the request never got that far).
+    message: Any = field(default=None, repr=False, compare=False)
     #: True when read-only lookups against a server settled the state this answer depends on.
     state_checked: bool = False
+
+    @property
+    def parsed(self) -> Mapping[str, Any] | None:
+        """The request message as the handler reads it after protobuf parsing (defaults filled
+        in), or None when the request never got that far. Built on first use."""
+        return None if self.message is None else _to_python(self.message)
 
     @property
     def status(self) -> int | None:
@@ -159,7 +164,7 @@ def preflight(method: str, path_or_url: str, headers: Mapping[str, str | None] |
     sim.lint()
     return Verdict(method=req.method, path=req.path, endpoint=sim.endpoint,
                    predicted_status=status, expected_message=message, expected_error_code=code,
-                   findings=tuple(sim.findings), parsed=sim.parsed,
+                   findings=tuple(sim.findings), message=sim.message,
                    state_checked=sim.state_checked)
 
 
@@ -211,7 +216,6 @@ class _Simulation:
     session: requests.Session | None
     findings: list[Finding] = field(default_factory=list)
     endpoint: Endpoint | None = None
-    parsed: dict[str, Any] | None = None
     request_json: Any = None
     message: Any = None
     stopped_at: str | None = None  # the field where protobuf parsing gave up
@@ -258,7 +262,7 @@ class _Simulation:
                 raise
             self._relabel_after(mark)
         if first is not None:
-            self.parsed = None  # the server never parsed this body
+            self.message = None  # the server never parsed this body
             raise first
 
     def _relabel_after(self, mark: int) -> None:
@@ -502,7 +506,6 @@ class _Simulation:
                             f"a JSON {type(self.request_json).__name__} "
                             f"({type(exc).__name__}: {exc}).", "Send a JSON object.") from None
         self.message = msg
-        self.parsed = _to_python(msg)
         return ok
 
     def _partial_parse(self, ep: Endpoint, exc: Exception) -> None:
@@ -1148,16 +1151,10 @@ def _number_warnings(sim: _Simulation, ep: Endpoint, body: dict) -> None:
                     f"'{f.name}' was sent as {json.dumps(value)}: protobuf reads a JSON boolean "
                     f"as a number, so {int(value)} is stored.", "Send the number you mean.")
         elif f.type in ("double", "float", "int64", "int32") and isinstance(value, str) and \
-                sim.parsed is not None and _parses(ep, f.name, value):
-            stored = sim.parsed.get(f.name)
-            severity: Severity = "info"
-            if isinstance(stored, float) and math.isinf(stored):
-                severity = "warning"
-            sim.add(severity, "coerced-string", PARSE,
+                sim.message is not None and _parses(ep, f.name, value):
+            sim.add("info", "coerced-string", PARSE,
                     f"'{f.name}' is the string {json.dumps(value)}: protobuf's JSON parser "
-                    f"converts numeric strings, so {stored!r} is stored"
-                    + (" (the SQL store then saves +/-1.7976931348623157e308)."
-                       if severity == "warning" else "."),
+                    f"converts numeric strings, so {getattr(sim.message, f.name)!r} is stored.",
                     "Send numbers as JSON numbers.")
 
 

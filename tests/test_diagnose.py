@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from helpers import runs
-from helpers.diagnose import Diagnosis, explain, families, field_guide, json_problem
+from helpers.diagnose import Diagnosis, explain, families, field_guide, json_problem, verdict_for
 from helpers.wire import Exchange, send
 
 API = "/api/2.0/mlflow"
@@ -236,6 +236,19 @@ CASES = [
     Case("ok-but-coerced-string",
          lambda c: c.metric({"run_id": c.run_id, "key": "s", "value": "0.5", "timestamp": _now()}),
          200, lambda c, x: _only(c, "s")["value"] == 0.5),
+    # Issue 11: preflight and explain used to disagree on these three.
+    Case("ok-but-trap-seconds-timestamp",
+         lambda c: c.post("runs/log-batch", json={"run_id": c.run_id, "metrics": [
+             {"key": "bsec", "value": 1, "timestamp": 1700000000}]}), 200,
+         lambda c, x: _only(c, "bsec")["timestamp"] == 1700000000, "log-batch"),
+    Case("ok-but-trap-truncated",
+         lambda c: c.post("runs/log-batch", json={"run_id": c.run_id, "params": [
+             {"key": "long", "value": "x" * 7000}]}), 200,
+         lambda c, x: len(c.run()["data"]["params"][0]["value"]) == 6000, "log-batch"),
+    Case("ok-but-trap-infinity",
+         lambda c: c.metric({"run_id": c.run_id, "key": "inf", "value": "Infinity",
+                             "timestamp": _now()}), 200,
+         lambda c, x: _only(c, "inf")["value"] == 1.7976931348623157e308, "infinity"),
     Case("ok",
          lambda c: c.metric({"run_id": c.run_id, "key": "good", "value": 0.9, "timestamp": _now(),
                              "step": 1}), 200,
@@ -296,6 +309,9 @@ def test_explain_names_the_family_of_a_live_answer(case: Case, ctx: Ctx) -> None
         assert case.truth(ctx, answer), f"the server did not behave as this case expects:\n{answer}"
     diagnosis = explain(answer)
     assert diagnosis.family == case.family, f"{answer}\n{diagnosis}"
+    if case.family.startswith("ok-but-"):  # a warning, said before sending as well
+        assert diagnosis.severity in ("warning", "info")
+        assert case.family.removeprefix("ok-but-") in {f.id for f in verdict_for(answer).findings}
     assert diagnosis.status == answer.status and diagnosis.body_kind == answer.body_kind
     assert diagnosis.cause and diagnosis.check and diagnosis.fix
 
