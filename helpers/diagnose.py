@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from helpers.display import Table, status_line
 from helpers.preflight import Finding, Verdict, describe_json_error, preflight
@@ -80,20 +81,30 @@ class Diagnosis:
                 f"<table>{rows}</table></div>")
 
 
-def verdict_for(exchange: Exchange) -> Verdict:
-    """Offline preflight on the request exactly as recorded (repeated headers merged)."""
+def verdict_for(exchange: Exchange, *, trusted: bool = False) -> Verdict:
+    """Offline preflight on the request exactly as recorded (repeated headers merged).
+
+    `trusted`: as if the server allowed its Host and Origin (it runs with --allowed-hosts or
+    --cors-allowed-origins, which the model cannot see)."""
     merged: dict[str, str] = {}
     for name, value in exchange.request.headers:
         key = name.lower()
         merged[key] = f"{merged[key]}, {value}" if key in merged else value
-    return preflight(exchange.request.method, exchange.request.url, merged,
-                     exchange.request.body)
+    url = exchange.request.url
+    if trusted:
+        merged.pop("origin", None)
+        merged.pop("host", None)
+        parts = urlsplit(url)
+        url = parts._replace(netloc="localhost").geturl() if parts.netloc else url
+    return preflight(exchange.request.method, url, merged, exchange.request.body)
 
 
 def explain(exchange: Exchange) -> Diagnosis:
     """The model's prediction for the recorded request, reconciled with the real answer."""
     verdict = verdict_for(exchange)
     status, kind = exchange.status, exchange.body_kind
+    if verdict.predicted_status == 403 and status != 403:  # the server allows this Host/Origin
+        verdict = verdict_for(exchange, trusted=True)
     predicted = verdict.predicted_status
     if predicted is not None and predicted == status:
         found = _from_finding(verdict, exchange)

@@ -653,7 +653,8 @@ class _Simulation:
             return answer.status_code, answer.json() if answer.content else {}
         except (requests.RequestException, ValueError) as exc:
             raise self.fail(None, "state-lookup-failed", "helpers/preflight.py",
-                            f"Could not look up server state at {self.server} "
+                            "Could not look up server state at "
+                            f"{urlsplit(self.server).netloc.rpartition('@')[2]} "
                             f"({type(exc).__name__}).", "Check that the server is running.",
                             severity="info") from None
 

@@ -171,8 +171,9 @@ class Endpoint:
         return HandlerRule(
             handler=self.handler or "", reads_run_uuid=self.reads_run_uuid,
             schema=tuple((k, tuple(c.name for c in cs)) for k, cs in self.schema),
-            nested_required=tuple((f.name, tuple(g.name for g in f.fields if g.required))
-                                  for f in self.fields if any(g.required for g in f.fields)),
+            nested_required=tuple(
+                (f.name, tuple(g.name for g in f.fields if g.required_by == "handler"))
+                for f in self.fields if any(g.required_by == "handler" for g in f.fields)),
             limits=store.limits, store_checks=store.checks, timestamp_fields=store.timestamps)
 
 
