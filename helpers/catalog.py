@@ -21,7 +21,7 @@ from helpers.errors import KitError
 from helpers.server_model import PREFIXES, Endpoint, Field, HandlerRule, match
 from helpers.server_model import endpoints as _model_endpoints
 
-__all__ = ["HANDLER_RULES", "PREFIXES", "Endpoint", "Field", "HandlerRule", "UnknownEndpoint",
+__all__ = ["PREFIXES", "Endpoint", "Field", "HandlerRule", "UnknownEndpoint",
            "endpoint", "endpoints", "match_path"]
 
 

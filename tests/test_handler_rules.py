@@ -32,8 +32,8 @@ from mlflow.utils import validation as uv
 from mlflow.utils.mlflow_tags import MLFLOW_CUSTOM_VIEW_TAG_PREFIX
 
 from helpers.catalog import HandlerRule, endpoint
-from helpers.server_model import STORE
 from helpers.preflight import preflight
+from helpers.server_model import STORE
 from helpers.wire import Exchange, send
 
 JSON = {"Content-Type": "application/json"}

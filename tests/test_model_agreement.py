@@ -212,3 +212,61 @@ def _message(live: requests.Response) -> str | None:
         return live.json().get("message")
     except ValueError:
         return live.text.strip() or None
+
+
+def test_state_aware_mode_predicts_what_state_decides(server_url: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Each state kind of server_model.STORE, on a live server: offline says None and names the
+    state; with server= the prediction is the live status."""
+    from helpers import runs
+
+    api = server_url + "/api/2.0/mlflow/"
+    session = requests.Session()
+
+    def post(path: str, body: dict[str, Any]) -> requests.Response:
+        return session.post(api + path, json=body, timeout=30)
+
+    run = runs.new_run("state-aware", base_url=server_url)
+    gone = runs.new_run("state-aware-deleted", base_url=server_url)
+    assert post("runs/delete", {"run_id": gone.run_id}).status_code == 200
+    assert post("runs/log-parameter", {"run_id": run.run_id, "key": "lr",
+                                       "value": "0.1"}).status_code == 200
+    name = "state-aware-" + uuid.uuid4().hex[:8]
+    assert post("experiments/create", {"name": name}).status_code == 200
+    metric = {"key": "m", "value": 1, "timestamp": TS}
+    cases = [
+        ("runs/log-metric", {"run_id": "0" * 32, **metric}, "run-not-found"),
+        ("runs/log-metric", {"run_id": gone.run_id, **metric}, "not-active"),
+        ("runs/log-metric", {"run_id": run.run_id, **metric}, None),
+        ("runs/log-parameter", {"run_id": run.run_id, "key": "lr", "value": "0.2"},
+         "param-overwrite"),
+        ("runs/log-parameter", {"run_id": run.run_id, "key": "lr", "value": "0.1"}, None),
+        ("runs/log-batch", {"run_id": run.run_id, "params": [{"key": "lr", "value": "0.3"}]},
+         "param-overwrite"),
+        ("experiments/create", {"name": name}, "already-exists"),
+        ("experiments/restore", {"experiment_id": run.experiment_id}, "resource-not-found"),
+        ("runs/delete-tag", {"run_id": run.run_id, "key": "no-such-tag"}, "resource-not-found"),
+        ("runs/create", {"experiment_id": "987654321"}, "resource-not-found"),
+        ("runs/delete", {"run_id": gone.run_id}, None),
+    ]
+    failures = []
+    for path, body, expected_id in cases:
+        data = json.dumps(body)
+        offline = preflight("POST", api + path, JSON, data)
+        aware = preflight("POST", api + path, JSON, data, server=server_url, session=session)
+        live = session.post(api + path, data=data, headers=JSON, timeout=30)
+        ids = [f.id for f in aware.findings]
+        if offline.predicted_status is not None or "state" not in [f.id for f in offline.findings]:
+            failures.append(f"{path}: offline {offline.predicted_status}, no state finding")
+        if aware.predicted_status != live.status_code:
+            failures.append(f"{path} {body}: state-aware {aware.predicted_status}, live "
+                            f"{live.status_code} {live.text[:120]}")
+        elif expected_id is not None and expected_id not in ids:
+            failures.append(f"{path}: findings {ids}, expected {expected_id}")
+        elif aware.expected_message is not None and \
+                aware.expected_message != live.json().get("message"):
+            failures.append(f"{path}: message {aware.expected_message!r} != "
+                            f"{live.json().get('message')!r}")
+    with capsys.disabled():
+        print(f"\nstate kinds: {len(cases)} cases, {len(cases) - len(failures)} agreed")
+    assert not failures, "\n".join(failures)
