@@ -684,7 +684,8 @@ class _Simulation:
                           .get("params", [])}
                 sent = ([(p.key, p.value) for p in self.message.params] if name == "params"
                         else [(self.message.key, self.message.value)])
-                changed = [k for k, v in sent if k in logged and logged[k] != v[:6000]]
+                changed = [k for k, v in sent
+                           if k in logged and logged[k] != v[:uv.MAX_PARAM_VAL_LENGTH]]
                 if changed:
                     raise self.fail(400, "param-overwrite", STORE + "log_param",
                                     f"Param '{changed[0]}' already has the value "
