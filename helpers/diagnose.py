@@ -132,8 +132,10 @@ def _from_finding(verdict: Verdict, exchange: Exchange) -> _Found:
     warning = next((f for f in verdict.findings if f.severity == "warning"), None) or \
         next((f for f in verdict.findings if f.id in _OK_INFOS), None)
     if warning is not None:
-        return ("ok-but-" + warning.id, warning.severity, f"{exchange.status}, but: "
-                f"{warning.message}", warning.check, warning.fix)
+        lead = f"{exchange.status}, but: " if warning.severity == "warning" else \
+            f"{exchange.status}: "
+        return ("ok-but-" + warning.id, warning.severity, lead + warning.message, warning.check,
+                warning.fix)
     return ("ok", "ok", "The server accepted the request, and nothing in it looks stored "
             "differently from what was sent.", "every check passed",
             "Nothing to fix; read the data back if it matters (runs/get, metrics/get-history).")

@@ -525,6 +525,9 @@ class _Simulation:
         id_, why = _stop_kind(f, value)
         fix = (f"Fix the item the parser names inside '{bad}'." if f.message
                else f"Send '{bad}' as {_type_hint(f)}.")
+        if id_ == "trap-nan":
+            fix = ("Send non-finite values as strings (\"NaN\", \"Infinity\"); "
+                   "json.dumps(body, allow_nan=False) catches them before sending.")
         self.add("warning", id_, PARSE,
                  f"{why}The proto parser gives up at '{bad}' ({_short(exc)}): {lost} reach the "
                  "handler as 0 or empty. Its type checks then run on the raw JSON instead.", fix)
@@ -576,7 +579,9 @@ class _Simulation:
             id_ = "out-of-range"
             limits = ", ".join(f"{k} {v}" for k, v in c.limits)
             fix = f"Keep '{key}' within the handler's limit ({limits or c.name})."
-        return self.fail(400, id_, check, f"{said} (the '{c.name}' check of the handler's "
+        short = said.removesuffix(" See the API docs for more information about request "
+                                  "parameters.")
+        return self.fail(400, id_, check, f"{short} (the '{c.name}' check of the handler's "
                          f"schema, on '{key}')", fix, said=said, code=exc.error_code)
 
     def _camel_hint(self, key: str, f: Field | None) -> str:
@@ -1027,6 +1032,8 @@ def _type_hint(f: Field | None) -> str:
         return "a JSON array" + (" of objects" if f.message else "")
     if f.name in ("timestamp", "start_time", "end_time"):
         return "a whole number of milliseconds, e.g. int(time.time() * 1000)"
+    if f.name == "experiment_id":
+        return "a JSON string, e.g. \"0\": ids are strings in MLflow's REST API"
     return {
         "string": "a JSON string", "double": "a JSON number (or the string \"NaN\")",
         "int64": "a whole JSON number", "int32": "a whole JSON number",
@@ -1042,8 +1049,10 @@ def _crash_fix(body: Any) -> str:
 
 
 def _store_fix(message: str) -> str:
-    if "exceeds the maximum length" in message or "at most" in message:
-        return "Shorten it or split the request."
+    if "at most" in message:
+        return "Split it into several requests."
+    if "exceeds the maximum length" in message:
+        return "Shorten it."
     if "Names may only contain" in message or "resolve to" in message:
         return "Use letters, digits, _ - . space : / only, and no '..' or leading '/'."
     return "Change the value as the message says."

@@ -116,7 +116,7 @@ def test_an_unreadable_body_becomes_an_empty_object(body: str | bytes) -> None:
 
 def test_invalid_json_is_reported_although_the_server_does_not_say_so() -> None:
     v = check(LM, "{'run_id': 'r1'}")
-    assert "not valid JSON" in messages(v, "error")
+    assert "not JSON" in messages(v, "error") and "str(dict)" in messages(v, "error")
 
 
 def test_double_encoded_json_is_decoded_a_second_time() -> None:
