@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from helpers.display import Table, status_line
-from helpers.preflight import Finding, Verdict, describe_json_error, preflight
+from helpers.preflight import Verdict, describe_json_error, preflight
 from helpers.server_model import security
 from helpers.wire import Exchange
 
@@ -126,7 +126,7 @@ _Found = tuple[str, str, str, str, str]
 def _from_finding(verdict: Verdict, exchange: Exchange) -> _Found:
     """The answer is the one the model predicted: the deciding finding explains it."""
     if exchange.status >= 300:
-        f = verdict.errors[0] if verdict.errors else _first(verdict.findings)
+        f = (verdict.errors or verdict.findings or (None,))[0]
         if f is not None:
             return f.id, "error" if exchange.status >= 400 else "info", f.message, f.check, f.fix
     warning = next((f for f in verdict.findings if f.severity == "warning"), None) or \
@@ -139,10 +139,6 @@ def _from_finding(verdict: Verdict, exchange: Exchange) -> _Found:
     return ("ok", "ok", "The server accepted the request, and nothing in it looks stored "
             "differently from what was sent.", "every check passed",
             "Nothing to fix; read the data back if it matters (runs/get, metrics/get-history).")
-
-
-def _first(findings: Sequence[Finding]) -> Finding | None:
-    return findings[0] if findings else None
 
 
 def _state_answer(verdict: Verdict, exchange: Exchange) -> _Found:
@@ -243,7 +239,7 @@ def _answer_side(verdict: Verdict, exchange: Exchange) -> _Found:
                 "of it, or another server", "Check the URL and port, then the proxy's "
                 "configuration and logs; MLflow may never have seen the request.")
     if kind == "mlflow-json" and status >= 400 and verdict.predicted_status is not None:
-        f = verdict.deciding
+        f = (verdict.errors or verdict.warnings or (None,))[0]
         return ("model-disagrees", "error", f"MLflow answered {status} {exchange.error_code}: "
                 f"{_first_sentence(message)} The model predicted {verdict.predicted_status}"
                 + (f" ({f.message})" if f else "") + ": this server differs from the installed "

@@ -99,12 +99,6 @@ class Verdict:
         return self.predicted_status
 
     @property
-    def ok(self) -> bool:
-        """True when the server is predicted to accept the request."""
-        return (self.predicted_status is not None and 200 <= self.predicted_status < 300
-                and not self.errors)
-
-    @property
     def valid(self) -> bool:
         """True when no check refuses the request: predicted 2xx, or valid as sent with only
         server state left to decide (status None and a "state" finding)."""
@@ -121,11 +115,6 @@ class Verdict:
     @property
     def warnings(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.severity == "warning")
-
-    @property
-    def deciding(self) -> Finding | None:
-        """The finding that decides a refusal (the first error), else the first warning."""
-        return next(iter(self.errors or self.warnings), None)
 
     def __str__(self) -> str:
         status = "cannot tell" if self.predicted_status is None else self.predicted_status
@@ -636,20 +625,7 @@ class _Simulation:
         return getattr(msg, name)
 
     def _state_words(self, kind: str, name: str) -> str:
-        value = self._value(name) if name != "params" else None
-        return {
-            "run:active": f"run '{value}' exists (else 404) and is active (else 400)",
-            "run:exists": f"run '{value}' exists (else 404)",
-            "experiment:active": f"experiment '{value}' exists (else 404) and is active "
-                                 "(else 400)",
-            "experiment:active-or-404": f"experiment '{value}' exists and is active (else 404)",
-            "experiment:deleted-or-404": f"experiment '{value}' exists and is deleted "
-                                         "(else 404)",
-            "experiment-name:free": f"no experiment is named '{value}' yet (else 400)",
-            "param:unchanged": "no param of this request was logged before with another value "
-                               "(params are write-once: else 400)",
-            "tag:exists": f"the run has a tag '{value}' (else 404)",
-        }[kind]
+        return model.STATE_KINDS[kind].format(self._value(name) if name != "params" else "")
 
     def _lookup(self, path: str, params: dict[str, str]) -> tuple[int, Any]:
         try:
@@ -854,10 +830,6 @@ def _create_run(sim: _Simulation) -> None:
                 "Give every tag a key.")
 
 
-def _no_store_check(sim: _Simulation) -> None:
-    """Handlers whose store validates nothing before its state lookups."""
-
-
 def _create_experiment(sim: _Simulation) -> None:
     m = sim.message
     views = sum(t.key.startswith(MLFLOW_CUSTOM_VIEW_TAG_PREFIX) for t in m.tags)
@@ -915,7 +887,7 @@ def _run_id_only(sim: _Simulation) -> None:
 
 _STORE_STEPS: dict[str, Callable[[_Simulation], None]] = {
     "logMetric": _log_metric, "logParam": _log_param, "setTag": _set_tag,
-    "logBatch": _log_batch, "createRun": _create_run, "updateRun": _no_store_check,
+    "logBatch": _log_batch, "createRun": _create_run, "updateRun": lambda sim: None,
     "createExperiment": _create_experiment, "setExperimentTag": _set_experiment_tag,
     "deleteExperiment": _experiment_id_only, "restoreExperiment": _experiment_id_only,
     "deleteRun": _run_id_only, "restoreRun": _run_id_only, "deleteTag": _run_id_only,

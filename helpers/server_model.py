@@ -26,7 +26,7 @@ import importlib
 import importlib.util
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -493,8 +493,6 @@ def endpoints() -> tuple[Endpoint, ...]:
 
 
 def _replace_paths(ep: Endpoint, paths: tuple[str, ...]) -> Endpoint:
-    from dataclasses import replace
-
     return replace(ep, paths=tuple(sorted(paths, key=lambda p: not p.startswith("/api"))))
 
 
@@ -658,14 +656,19 @@ def message_class(full_name: str) -> Any:
 # mlflow/store/tracking/sqlalchemy_store.py and the validators it calls). Keyed by RPC name;
 # an RPC with no entry gets a "not modelled" finding after its schema check. Each entry is
 # tested against the live server by tests/test_store_table.py.
-# `state` kinds, each checked in state-aware mode by helpers.preflight:
-#   run:active          run_id names a run (else 404) that is active (else 400)
-#   run:exists          run_id names a run, active or deleted (else 404)
-#   experiment:active   experiment_id names an experiment (else 404) that is active (else 400)
-#   experiment:active-or-404 / experiment:deleted-or-404   ... in that stage, else 404
-#   experiment-name:free   no experiment has this name (else 400 RESOURCE_ALREADY_EXISTS)
-#   param:unchanged     a param key already logged in the run keeps its value (else 400)
-#   tag:exists          the run has this tag (else 404)
+#: The state kinds of `StoreRule.state`, each settled in state-aware mode by helpers.preflight
+#: ({} is the field's value).
+STATE_KINDS = {
+    "run:active": "run '{}' exists (else 404) and is active (else 400)",
+    "run:exists": "run '{}' exists, active or deleted (else 404)",
+    "experiment:active": "experiment '{}' exists (else 404) and is active (else 400)",
+    "experiment:active-or-404": "experiment '{}' exists and is active (else 404)",
+    "experiment:deleted-or-404": "experiment '{}' exists and is deleted (else 404)",
+    "experiment-name:free": "no experiment is named '{}' yet (else 400)",
+    "param:unchanged": "no param of this request was logged before with another value "
+                       "(params are write-once: else 400)",
+    "tag:exists": "the run has a tag '{}' (else 404)",
+}
 _RUN = (("run:active", "run_id"),)
 STORE: dict[str, StoreRule] = {
     # SqlAlchemyStore.create_experiment: name, artifact location, tags; names are unique.
