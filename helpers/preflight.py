@@ -358,9 +358,7 @@ class _Simulation:
 
     def handler(self, ep: Endpoint) -> None:
         for step in ep.pre_steps:
-            if step != "_validate_batch_log_api_req(_get_request_json())" and \
-                    not step.startswith("_validate_content_type("):
-                raise self.not_modelled(f"{ep.handler} runs `{step}` before its schema check")
+            self._pre_step(ep, step)
         if self.req.method == "GET" and self.req.query:
             raw = self._query_json(ep)
         else:
@@ -382,6 +380,21 @@ class _Simulation:
         self.state(ep)
 
     # -- handler steps
+
+    def _pre_step(self, ep: Endpoint, step: str) -> None:
+        """A statement a handler runs before its schema check, where the model knows it."""
+        if step == "_validate_batch_log_api_req(_get_request_json())" or \
+                step.startswith("_validate_content_type("):
+            return  # modelled in order: the content type first, the batch size after JSON
+        found = re.fullmatch(r"(\w+) = (\w+)\(\1\)", step)
+        if found and found.group(2) == "_get_workspace_scoped_repo_path_if_enabled" and \
+                not MLFLOW_ENABLE_WORKSPACES.get():
+            return  # returns the path unchanged without workspaces
+        if found and found.group(2) == "validate_path_is_safe":
+            value = model.path_params(ep, self.req.path).get(found.group(1), "")
+            self.store_check(H + ep.handler, model.resolve("validate_path_is_safe"), value)
+            return
+        raise self.not_modelled(f"{ep.handler} runs `{step}` before its schema check")
 
     def _query_json(self, ep: Endpoint) -> dict[str, Any]:
         """handlers.py::_get_request_message's GET branch: query args by the proto's fields."""

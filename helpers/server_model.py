@@ -587,16 +587,33 @@ def _routes() -> tuple[tuple[re.Pattern[str], Endpoint], ...]:
 
 
 def _compile(route: str) -> re.Pattern[str]:
-    """A Flask (`<x>`, `<path:x>`) or FastAPI (`{x}`, `{x:path}`) route as a regex."""
-    parts = re.split(r"(<(?:\w+:)?\w+>|\{\w+(?::\w+)?\})", route)
-    return re.compile("".join(
-        (".+" if "path" in part[1:-1].split(":")[0] or part.endswith(":path}") else "[^/]+")
-        if part[:1] in "<{" and part[-1:] in ">}" else re.escape(part) for part in parts))
+    """A Flask (`<x>`, `<path:x>`) or FastAPI (`{x}`, `{x:path}`) route as a regex with one
+    named group per parameter."""
+    out = []
+    for part in re.split(r"(<(?:\w+:)?\w+>|\{\w+(?::\w+)?\})", route):
+        if part and part[0] in "<{" and part[-1] in ">}":
+            words = part[1:-1].split(":")
+            name = words[-1] if part[0] == "<" else words[0]
+            out.append(f"(?P<{name}>{'.+' if 'path' in words[:-1] + words[1:] else '[^/]+'})")
+        else:
+            out.append(re.escape(part))
+    return re.compile("".join(out))
 
 
 def match(path: str) -> list[Endpoint]:
     """Endpoints served at exactly this URL path (a route parameter matches one segment)."""
     return [e for pattern, e in _routes() if pattern.fullmatch(path)]
+
+
+def path_params(ep: Endpoint, path: str) -> dict[str, str]:
+    """The route parameters Flask passes the handler (`artifact_path`, `trace_id` ...)."""
+    found = next((m for p, e in _routes() if e is ep and (m := p.fullmatch(path))), None)
+    return found.groupdict() if found else {}
+
+
+def resolve(name: str) -> Any:
+    """A name handlers.py uses, from MLflow itself (never from mlflow.server)."""
+    return _resolve(name)
 
 
 @functools.cache

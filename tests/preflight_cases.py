@@ -328,6 +328,9 @@ CASES += [
     post("runs/delete: run_uuid only", f"{API}/runs/delete", {"run_uuid": "{run_id}"}),
     post("experiments/restore: an active experiment", f"{API}/experiments/restore",
          {"experiment_id": "{experiment_id}"}),
+    post("mpu/create: artifact path escaping with ..%2F", "/api/2.0/mlflow-artifacts/mpu/create/"
+         "..%2Fetc", {"path": "x", "num_parts": 2}),
+    post("mpu/create: path missing", "/api/2.0/mlflow-artifacts/mpu/create/a/b.txt", {}),
     post("log-parameter: same key twice in one batch", LOG_BATCH,
          {"run_id": "{run_id}", "params": [{"key": "a", "value": "1"},
                                            {"key": "a", "value": "2"}]}),
