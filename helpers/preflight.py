@@ -531,8 +531,9 @@ class _Simulation:
             fix = ("Send non-finite values as strings (\"NaN\", \"Infinity\"); "
                    "json.dumps(body, allow_nan=False) catches them before sending.")
         self.add("warning", id_, PARSE,
-                 f"{why}The proto parser gives up at '{bad}' ({_short(exc)}): {lost} reach the "
-                 "handler as 0 or empty. Its type checks then run on the raw JSON instead.", fix)
+                 f"{why}The proto parser gives up at '{bad}' ({str(exc).rstrip('.')[:120]}): "
+                 f"{lost} reach the handler as 0 or empty. Its type checks then run on the raw "
+                 "JSON instead.", fix)
 
     def _schema(self, ep: Endpoint, proto_ok: bool | None) -> None:
         """handlers.py::_validate_request_json_with_schema, calling MLflow's own
@@ -971,11 +972,6 @@ def _ct_why(value: str) -> str:
     if media == "":
         return " An empty header counts as present but wrong."
     return ""
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).rstrip(".")
-    return text if len(text) < 120 else text[:117] + "..."
 
 
 def _parses(ep: Endpoint, key: str, value: Any) -> bool:

@@ -34,13 +34,12 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.descriptor_pool import Default
 from google.protobuf.message_factory import GetMessageClass
 from mlflow.protos import databricks_pb2
-from mlflow.store.artifact.host_policy import HOST_ADDRESSED_ARTIFACT_SCHEMES
+from mlflow.store.artifact.host_policy import (
+    HOST_ADDRESSED_ARTIFACT_SCHEMES as HOST_ADDRESSED_ARTIFACT_SCHEMES,  # re-exported
+)
 from mlflow.utils import validation as uv
 
 from helpers.source import mlflow_file
-
-__all__ = ["HOST_ADDRESSED_ARTIFACT_SCHEMES", "PREFIXES", "Check", "Endpoint", "Field",
-           "StoreRule", "STORE", "endpoints", "match", "other_route", "security", "validation"]
 
 HANDLERS = "server/handlers.py"
 #: Served path prefixes: handlers.py::_get_rest_path and ::_get_ajax_path (no --static-prefix).
@@ -239,7 +238,7 @@ def _imports() -> dict[str, tuple[str, str | None]]:
     return table
 
 
-def _resolve(name: str) -> Any:
+def resolve(name: str) -> Any:
     """A name handlers.py defines as a literal or imports, from MLflow itself (never from
     mlflow.server)."""
     node = _top_defs().get(name)
@@ -290,7 +289,7 @@ def _fill(namespace: dict[str, Any], nodes: list[ast.stmt]) -> None:
               if isinstance(t, ast.Name)}
     for name in sorted(_free_names(list(nodes)) - known):
         try:
-            namespace[name] = _resolve(name)
+            namespace[name] = resolve(name)
         except (KeyError, ImportError, AttributeError):
             namespace[name] = _Unresolved(name)
     module = ast.Module(body=list(nodes), type_ignores=[])
@@ -380,7 +379,7 @@ def handlers() -> dict[str, _Handler]:
         schema_node = next(k.value for k in call.keywords if k.arg == "schema")
         for name in _free_names([schema_node]) - set(namespace) - set(dir(builtins)):
             try:
-                namespace[name] = _resolve(name)
+                namespace[name] = resolve(name)
             except (KeyError, ImportError, AttributeError):
                 namespace[name] = _Unresolved(name)
         schema = tuple(
@@ -485,15 +484,12 @@ def endpoints() -> tuple[Endpoint, ...]:
         same = next((e for e in built if e.handler == fn_name and e.service == "handlers.py"
                      and e.http_methods == methods), None)
         if same is not None:
-            built[built.index(same)] = _replace_paths(same, (*same.paths, path))
+            paths = tuple(sorted((*same.paths, path), key=lambda p: not p.startswith("/api")))
+            built[built.index(same)] = replace(same, paths=paths)
             continue
         built.append(_endpoint(fn_name.strip("_"), "handlers.py", methods, (path,), None,
                                handler, fn_name))
     return tuple(built)
-
-
-def _replace_paths(ep: Endpoint, paths: tuple[str, ...]) -> Endpoint:
-    return replace(ep, paths=tuple(sorted(paths, key=lambda p: not p.startswith("/api"))))
 
 
 def _endpoint(name: str, service: str, verbs: tuple[str, ...], paths: tuple[str, ...],
@@ -610,10 +606,6 @@ def path_params(ep: Endpoint, path: str) -> dict[str, str]:
     found = next((m for p, e in _routes() if e is ep and (m := p.fullmatch(path))), None)
     return found.groupdict() if found else {}
 
-
-def resolve(name: str) -> Any:
-    """A name handlers.py uses, from MLflow itself (never from mlflow.server)."""
-    return _resolve(name)
 
 
 @functools.cache
