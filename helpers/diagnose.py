@@ -1,19 +1,16 @@
 """Explain an answer from the server: what caused it, which check fired, and how to fix it.
 
-`explain(exchange)` runs the server model on the recorded request (`helpers.preflight`, offline)
-and reconciles its prediction with the real answer. When they agree, the finding that decided
-the prediction is the explanation, and its stable id is the diagnosis' `family`; a 200 is
-explained by the model's first warning (something stored differently from what was sent).
-What only the answer can tell has its own few rules here: what server state decided (run not
-found, param already logged ...), HTML pages, proxies and gateways, 5xx, bodies that are not
-MLflow's. An answer neither explains gets an honest "unrecognised", never a guess.
+`explain(exchange)` runs the server model on the recorded request (offline preflight) and
+reconciles the prediction with the real answer: when they agree, the deciding finding explains
+it (a 200 by the first warning) and its id is the `family`. Only what the answer alone can tell
+has rules here: server state, HTML pages, proxies, 5xx, bodies that are not MLflow's.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +20,6 @@ from helpers.preflight import Verdict, describe_json_error, preflight
 from helpers.server_model import security
 from helpers.wire import Exchange
 
-SEVERITIES = ("ok", "info", "warning", "error")
 _KIND_WORDS = {"html": "an HTML", "text": "a plain-text", "json": "a JSON", "empty": "an empty",
                "mlflow-json": "an MLflow JSON"}
 _STORE = "mlflow/store/tracking/sqlalchemy_store.py"
@@ -303,7 +299,3 @@ def _first_sentence(message: str) -> str:
     first = message.split("\n", 1)[0]
     found = re.match(r"^(.+?[.!?])(\s|$)", first)
     return found.group(1) if found else first
-
-
-__all__: Sequence[str] = ("ANSWER_FAMILIES", "Diagnosis", "explain", "families", "field_guide",
-                          "json_problem", "summary", "verdict_for")

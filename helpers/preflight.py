@@ -1,16 +1,11 @@
 """Predict what the MLflow server answers to one request, and why, by running the server model.
 
-Why: a 400 names only the first problem the server meets, and some mistakes get a 200 while
-the data is silently changed. `preflight()` walks the server's own pipeline on the learner's
-exact bytes: security middleware, router, decorators, Content-Type, JSON, protobuf parsing,
-the handler's `schema` (MLflow's own validators, from helpers.server_model), then, where the
-model has it, what the store checks. Every finding has a stable `id` and names the MLflow code
-it mirrors.
-
-Server state (does the run exist? was this param logged with another value?) decides some
-answers. Offline, such a request gets `predicted_status=None` and a finding naming the state;
-with `server=URL`, preflight settles it with read-only lookups. A step the model does not
-cover gets a "not-modelled" finding and `None`, never a guess.
+`preflight()` walks the server's pipeline on the exact bytes: security middleware, router,
+decorators, Content-Type, JSON, protobuf parsing, the handler's `schema` (MLflow's validators,
+from helpers.server_model), then what the store checks where the model has it. Findings have
+stable ids and name the MLflow code they mirror. What server state decides is `None` offline,
+with a "state" finding; `server=URL` settles it with read-only lookups. A step the model does
+not cover gets a "not-modelled" finding and `None`, never a guess.
 """
 
 from __future__ import annotations
@@ -426,7 +421,16 @@ class _Simulation:
         """Werkzeug's get_json(force=True, silent=True): json.loads on the raw bytes (UTF-8/16/32
         detected, BOM allowed, NaN/Infinity accepted), None on any ValueError."""
         try:
-            return json.loads(self.req.body)
+            raw = json.loads(self.req.body)
+            limit = model.JSON_DEPTH_LIMIT
+            if self.req.body.count(b"[") + self.req.body.count(b"{") > limit - 10:
+                depth = _depth(raw) if isinstance(raw, (dict, list)) else 0
+                if depth > limit + 10:
+                    raise RecursionError
+                if depth > limit - 10:
+                    raise self.not_modelled(f"a body nested {depth} levels deep, near the "
+                                            f"server's limit ({limit}, measured)")
+            return raw
         except RecursionError:
             raise self.fail(500, "server-error", H + "_get_request_json",
                             f"{CRASH}: the body nests deeper than Python's JSON reader can "
@@ -569,7 +573,7 @@ class _Simulation:
 
     def _schema_error(self, check: str, ep: Endpoint, key: str, value: Any, c: model.Check,
                       exc: MlflowException) -> _Answer:
-        f = _field_or_none(ep, key)
+        f = next((x for x in ep.fields if key in (x.name, x.json_name)), None)
         said = exc.message
         if c.name == "required" or "Missing value" in said:
             id_ = "missing-field"
@@ -959,6 +963,17 @@ def describe_json_error(raw: bytes) -> str | None:
     return f"not valid JSON: {msg} {where}"
 
 
+def _depth(value: Any) -> int:
+    """How deeply JSON containers nest, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        stack += [(v, level + 1) for v in (item.values() if isinstance(item, dict) else item)
+                  if isinstance(v, (dict, list))]
+    return deepest
+
+
 def _ct_why(value: str) -> str:
     media = value.split(";")[0]
     if media.lower().strip() == "application/json":
@@ -987,7 +1002,8 @@ def _parses(ep: Endpoint, key: str, value: Any) -> bool:
 def _stop_kind(f: Field, value: Any) -> tuple[str, str]:
     """The finding id and a lead sentence for the field protobuf could not read."""
     if isinstance(value, float) and not math.isfinite(value):
-        return "trap-nan", (f"'{f.name}' is a bare {_nonfinite_name(value)} literal, which JSON "
+        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return "trap-nan", (f"'{f.name}' is a bare {name} literal, which JSON "
                             "does not have (Python's json.dumps writes it anyway). ")
     if f.name in ("timestamp", "start_time", "end_time") and isinstance(value, (int, float)):
         if 0 < abs(value) < SECONDS_THRESHOLD:
@@ -998,12 +1014,6 @@ def _stop_kind(f: Field, value: Any) -> tuple[str, str]:
     if f.name == "step" and isinstance(value, float):
         return "trap-fractional-step", f"step={value!r} has a fraction; step is an int64. "
     return "trap-parse-stopped", ""
-
-
-def _field_or_none(ep: Endpoint | None, key: str) -> Field | None:
-    if ep is None:
-        return None
-    return next((f for f in ep.fields if key in (f.name, f.json_name)), None)
 
 
 def _type_hint(f: Field | None) -> str:
@@ -1103,10 +1113,6 @@ def _unknown_enum(sim: _Simulation, ep: Endpoint, body: dict) -> None:
                     f"'{f.name}' = {json.dumps(value)} is not one of {', '.join(f.enum_values)}: "
                     "protobuf skips unknown enum names, so that field is not changed.",
                     f"Use one of the enum's names exactly: {', '.join(f.enum_values)}.")
-
-
-def _nonfinite_name(value: float) -> str:
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 def _walk_timestamps(body: dict, paths: tuple[str, ...]) -> Iterator[tuple[str, Any]]:

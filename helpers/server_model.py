@@ -1,20 +1,13 @@
 """One model of the MLflow server a learner runs, derived at runtime from the installed MLflow.
 
-Why: preflight (before a request is sent) and explain (after the answer came back) must know
-the same facts, and those facts must be the installed server's, not a copy typed in by hand.
-Everything here is read from MLflow itself, without importing `mlflow.server` (seconds of
-imports and a Flask app in a learner's kernel):
-
-- routes and methods: the `rpc` options of the services `handlers.py::get_endpoints` serves,
-  plus the extra route tuples of that function, read with `ast`;
-- each handler's `schema={...}` dict: every one in `handlers.py`, read with `ast`; its validators
-  are MLflow's own `_assert_*` functions, compiled from the same source (asserts kept, so this
-  works under `python -O`), with their constants resolved through `handlers.py`'s imports;
-- limits and messages: `mlflow.utils.validation`, `mlflow.server.security_utils` and
-  `mlflow.server.validation`, loaded from their files (they import nothing of the server).
-
-What cannot be derived (what the store does once the handler's checks pass) is the one
-commented table `STORE` at the end; tests/test_store_table.py tests each entry live.
+Preflight (before sending) and explain (after the answer) run on these facts, read from MLflow
+itself without importing `mlflow.server`: routes from the services' `rpc` options and the extra
+tuples of `handlers.py::get_endpoints`; every handler's `schema={...}` dict, read with `ast`,
+its validators MLflow's own `_assert_*` functions compiled from the same source (asserts kept,
+so it works under `python -O`); limits from MLflow's constants, security rules and messages
+from `mlflow/server/security_utils.py`, loaded from its file. What cannot be derived is in the
+commented tables at the end (`STORE`, `JSON_DEPTH_LIMIT`), tested live by
+tests/test_handler_rules.py and tests/test_model_agreement.py.
 """
 
 from __future__ import annotations
@@ -665,6 +658,12 @@ def message_class(full_name: str) -> Any:
 # mlflow/store/tracking/sqlalchemy_store.py and the validators it calls). Keyed by RPC name;
 # an RPC with no entry gets a "not modelled" finding after its schema check. Each entry is
 # tested against the live server by tests/test_store_table.py.
+#: Not in any source: the deepest JSON nesting the server survives. Deeper, its json.loads
+#: raises RecursionError (not the ValueError get_json catches): 500. Measured on the kit's
+#: server (uvicorn, MLflow 3.17.2): 978 levels answer, 979 crash. It depends on the server's
+#: call stack, so preflight leaves the few levels around it "not modelled".
+JSON_DEPTH_LIMIT = 978
+
 #: The state kinds of `StoreRule.state`, each settled in state-aware mode by helpers.preflight
 #: ({} is the field's value).
 STATE_KINDS = {
