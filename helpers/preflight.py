@@ -1,37 +1,40 @@
-"""Predict, offline, what an MLflow 3.17.2 server answers to one request, and why.
+"""Predict what the MLflow server answers to one request, and why, by running the server model.
 
-Why: a 400 names only the first problem the server meets, and some mistakes get a 200 while
-the data is silently changed. `preflight()` walks the server's own pipeline on the learner's
-exact bytes: security middleware, router, Content-Type, JSON, protobuf parsing, the handler's
-schema, the store's validators. Every finding names the MLflow function it mirrors.
-tests/test_preflight_agreement.py holds the predictions against a live server.
-
-What it cannot see is server state: whether the run or experiment exists. A request that is
-valid in itself is predicted 200, with an `info` finding naming the state it still depends on.
+`preflight()` walks the server's pipeline on the exact bytes: security middleware, router,
+decorators, Content-Type, JSON, protobuf parsing, the handler's `schema` (MLflow's validators,
+from helpers.server_model), then what the store checks where the model has it. Findings have
+stable ids and name the MLflow code they mirror. What server state decides is `None` offline,
+with a "state" finding; `server=URL` settles it with read-only lookups. A step the model does
+not cover gets a "not-modelled" finding and `None`, never a guess.
 """
 
 from __future__ import annotations
 
-import contextlib
-import difflib
-import fnmatch
 import json
-import logging
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Literal
-from urllib.parse import urlparse, urlsplit
+from urllib.parse import parse_qsl, unquote, urlparse, urlsplit
 
-from google.protobuf import json_format
+import requests
+from google.protobuf.json_format import ParseError
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.environment_variables import (
+    MLFLOW_ENABLE_AI_GATEWAY,
+    MLFLOW_ENABLE_WORKSPACES,
+    MLFLOW_TRUNCATE_LONG_VALUES,
+)
 from mlflow.exceptions import MlflowException
 from mlflow.utils import validation as uv
 from mlflow.utils.mlflow_tags import MLFLOW_CUSTOM_VIEW_TAG_PREFIX, MLFLOW_RUN_NAME
+from mlflow.utils.proto_json_utils import parse_dict
 from mlflow.utils.uri import validate_query_string
 
-from helpers.catalog import PREFIXES, Endpoint, Field, HandlerRule, match_path
+from helpers import server_model as model
+from helpers.server_model import HOST_ADDRESSED_ARTIFACT_SCHEMES, PREFIXES, Endpoint, Field
 
 Severity = Literal["error", "warning", "info"]
 
@@ -43,31 +46,30 @@ ROUTER = "werkzeug routing (Flask url map built by " + H + "get_endpoints)"
 SECURITY = "mlflow/server/fastapi_security.py::"
 CRASH = ("The server crashes with 500 Internal Server Error (an HTML page, no MLflow error "
          "JSON) instead of answering a clear 400")
-DOCS_HINT = " See the API docs for more information about request parameters."
 SECONDS_THRESHOLD = 1e11  # ms timestamps are > 1e12 since 2001; < 1e11 looks like seconds
-
-# Routes registered outside the protos (mlflow/server/__init__.py, the extras of
-# handlers.py::get_endpoints, the FastAPI routers of fastapi_app.py). Preflight has no rules
-# for them, so it says "cannot tell" rather than predicting a wrong 404.
-_OTHER_ROUTES = ("/health", "/version", "/graphql", "/get-artifact", "/static-files/",
-                 "/model-versions/get-artifact", "/api/3.0/mlflow/server-info", "/v1/traces",
-                 "/ajax-api/", "/gateway/", "/api/2.0/mlflow-artifacts/")
+#: How deep preflight walks a body looking for traps (the server's own limits are lower).
+_MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One thing the server will do with the request, and how to fix it if it is a problem."""
+    """One thing the server will do with the request, and how to fix it if it is a problem.
+
+    `id` is stable (e.g. "missing-field", "trap-seconds-timestamp", "not-modelled"): tests,
+    explain() and allow-lists key on it; the message may be reworded.
+    """
 
     severity: Severity
     check: str
     message: str
     fix: str = ""
+    id: str = ""
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The predicted answer to one request (`predicted_status` None: depends on server state
-    or on a route preflight has no rules for)."""
+    """The predicted answer to one request (`predicted_status` None: it depends on server state
+    or on a step the model does not cover; a finding says which)."""
 
     method: str
     path: str
@@ -76,15 +78,30 @@ class Verdict:
     expected_message: str | None
     expected_error_code: str | None
     findings: tuple[Finding, ...]
-    #: The request message as the handler reads it after protobuf parsing (defaults filled in),
-    #: or None when the request never got that far.
-    parsed: Mapping[str, Any] | None = None
+    #: The parsed request message (None when the request never got that far).
+    message: Any = field(default=None, repr=False, compare=False)
+    #: True when read-only lookups against a server settled the state this answer depends on.
+    state_checked: bool = False
 
     @property
-    def ok(self) -> bool:
-        """True when the server is predicted to accept the request."""
-        return (self.predicted_status is not None and 200 <= self.predicted_status < 300
-                and not self.errors)
+    def parsed(self) -> Mapping[str, Any] | None:
+        """The request message as the handler reads it after protobuf parsing (defaults filled
+        in), or None when the request never got that far. Built on first use."""
+        return None if self.message is None else _to_python(self.message)
+
+    @property
+    def status(self) -> int | None:
+        return self.predicted_status
+
+    @property
+    def valid(self) -> bool:
+        """True when no check refuses the request: predicted 2xx, or valid as sent with only
+        server state left to decide (status None and a "state" finding)."""
+        if self.errors:
+            return False
+        if self.predicted_status is None:
+            return any(f.id == "state" for f in self.findings)
+        return 200 <= self.predicted_status < 300
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -95,7 +112,7 @@ class Verdict:
         return tuple(f for f in self.findings if f.severity == "warning")
 
     def __str__(self) -> str:
-        status = "cannot tell offline" if self.predicted_status is None else self.predicted_status
+        status = "cannot tell" if self.predicted_status is None else self.predicted_status
         lines = [f"{self.method} {self.path} -> predicted {status}"
                  + (f" {self.expected_error_code}" if self.expected_error_code else "")]
         if self.expected_message:
@@ -109,28 +126,30 @@ class Verdict:
 
 
 def preflight(method: str, path_or_url: str, headers: Mapping[str, str | None] | None = None,
-              body: bytes | str | None = None) -> Verdict:
+              body: bytes | str | None = None, *, server: str | None = None,
+              session: requests.Session | None = None) -> Verdict:
     """Predict the server's answer to `method path_or_url` with these headers and body bytes.
 
     `headers` and `body` mean what they mean to `requests.request(..., headers=, data=)`: no
     Content-Type is added for you, a str body is sent as UTF-8, a header set to None is absent.
+    With `server` (the MLflow server's base URL), read-only GET lookups settle what depends on
+    server state; without it such a request is predicted `None`, with a "state" finding.
     """
     if body is not None and not isinstance(body, (bytes, str)):
         raise TypeError("body must be the bytes (or str) you send, e.g. json.dumps(payload); "
                         f"got {type(body).__name__}")
     req = _Request.build(method, path_or_url, headers, body)
-    sim = _Simulation(req)
+    sim = _Simulation(req, server.rstrip("/") if server else None, session)
     try:
         sim.run()
         status, message, code = 200, None, None
     except _Answer as answer:
         status, message, code = answer.status, answer.message, answer.error_code
     sim.lint()
-    if status == 200:
-        sim.state_note()
     return Verdict(method=req.method, path=req.path, endpoint=sim.endpoint,
                    predicted_status=status, expected_message=message, expected_error_code=code,
-                   findings=tuple(sim.findings), parsed=sim.parsed)
+                   findings=tuple(sim.findings), message=sim.message,
+                   state_checked=sim.state_checked)
 
 
 # --------------------------------------------------------------------------- request model
@@ -140,6 +159,7 @@ def preflight(method: str, path_or_url: str, headers: Mapping[str, str | None] |
 class _Request:
     method: str
     path: str
+    query: tuple[tuple[str, str], ...]
     host: str | None
     headers: Mapping[str, str]  # lower-case names, values as the server sees them
     body: bytes
@@ -156,71 +176,18 @@ class _Request:
                 seen[name.lower()] = value.strip(" \t")  # the HTTP parser strips OWS
         host = seen.get("host", host)
         data = body.encode("utf-8") if isinstance(body, str) else (body or b"")
-        return cls(method.upper(), parts.path or "/", host, seen, data)
+        # The ASGI server percent-decodes the path before routing (log%2Dmetric is log-metric).
+        return cls(method.upper(), unquote(parts.path or "/"),
+                   tuple(parse_qsl(parts.query, keep_blank_values=True)), host, seen, data)
 
 
 class _Answer(Exception):
-    """The server's answer is decided at this step."""
+    """The server's answer is decided at this step (status None: the model cannot tell)."""
 
     def __init__(self, status: int | None, message: str | None = None,
                  error_code: str | None = None):
         super().__init__(status, message)
         self.status, self.message, self.error_code = status, message, error_code
-
-
-# --------------------------------------------------------------- mirrors of handlers.py checks
-
-
-def _assert_string(x: Any) -> None:
-    assert isinstance(x, str)
-
-
-def _assert_intlike(x: Any) -> None:
-    try:
-        x = int(x)
-    except ValueError:
-        pass
-    assert isinstance(x, int)
-
-
-def _assert_floatlike(x: Any) -> None:
-    try:
-        x = float(x)
-    except ValueError:
-        pass
-    assert isinstance(x, float)
-
-
-def _assert_array(x: Any) -> None:
-    assert isinstance(x, list)
-
-
-def _assert_required(x: Any, path: str | None = None) -> None:
-    if path is None:
-        assert x is not None
-        assert x != ""
-    else:
-        assert x is not None, uv.missing_value(path)
-        assert x != "", uv.missing_value(path)
-
-
-def _fields_present(name: str, keys: tuple[str, ...]) -> Callable[[Any], None]:
-    """handlers.py::_log_batch's _assert_{metrics,params,tags}_fields_present."""
-
-    def check(items: Any) -> None:
-        for idx, item in enumerate(items):
-            for key in keys:
-                _assert_required(item.get(key), path=f"{name}[{idx}].{key}")
-
-    return check
-
-
-_CHECKS: dict[str, Callable[[Any], None]] = {
-    "required": _assert_required, "string": _assert_string, "intlike": _assert_intlike,
-    "floatlike": _assert_floatlike, "array": _assert_array,
-}
-#: handlers.py::_TYPE_VALIDATORS: skipped when protobuf parsing succeeded.
-_TYPE_CHECKS = frozenset({"string", "intlike", "floatlike", "array", "bool", "item_type_string"})
 
 
 # ----------------------------------------------------------------------------- simulation
@@ -229,32 +196,43 @@ _TYPE_CHECKS = frozenset({"string", "intlike", "floatlike", "array", "bool", "it
 @dataclass
 class _Simulation:
     req: _Request
+    server: str | None
+    session: requests.Session | None
     findings: list[Finding] = field(default_factory=list)
     endpoint: Endpoint | None = None
-    parsed: dict[str, Any] | None = None
     request_json: Any = None
     message: Any = None
+    stopped_at: str | None = None  # the field where protobuf parsing gave up
+    state_checked: bool = False
 
-    def add(self, severity: Severity, check: str, message: str, fix: str = "") -> None:
-        self.findings.append(Finding(severity, check, message, fix))
+    def add(self, severity: Severity, id_: str, check: str, message: str, fix: str = "") -> None:
+        self.findings.append(Finding(severity, check, message, fix, id_))
 
-    def fail(self, status: int | None, check: str, message: str, fix: str = "", *,
+    def fail(self, status: int | None, id_: str, check: str, message: str, fix: str = "", *,
              said: str | None = None, code: str | None = None,
              severity: Severity = "error") -> _Answer:
         """Record the finding that decides the answer and return the answer to raise."""
-        self.add(severity, check, message, fix)
+        self.add(severity, id_, check, message, fix)
         return _Answer(status, said, code)
+
+    def not_modelled(self, what: str) -> _Answer:
+        return self.fail(None, "not-modelled", "helpers/server_model.py",
+                         f"Not modelled: {what}. Preflight cannot predict this answer.",
+                         severity="info")
 
     # -- the pipeline, in the server's order
 
     def run(self) -> None:
         self.security()
-        self.endpoint = self.route()
-        rule = self.endpoint.rule
-        if rule is None:
-            self.add("info", ROUTER, f"{self.endpoint.name} exists, but preflight has no "
-                     "handler rules for it, so it cannot predict the answer.")
-            raise _Answer(None)
+        ep = self.endpoint = self.route()
+        self.decorators(ep)
+        if ep.handler is None:  # handlers.py::get_handler falls back to _not_implemented
+            raise self.fail(404, "not-implemented", H + "_not_implemented",
+                            f"{ep.name} is routed but handlers.py has no handler for it: the "
+                            "server answers 404 with an empty body.",
+                            "This server does not implement it; use another endpoint.")
+        if ep.schema is None:
+            raise self.not_modelled(f"{ep.handler} has no schema dict; what it checks")
         first: _Answer | None = None
         try:
             self.content_type()
@@ -262,22 +240,14 @@ class _Simulation:
             first = answer
         mark = len(self.findings)
         try:
-            self.handler(rule)
+            self.handler(ep)
         except _Answer:
             if first is None:
                 raise
             self._relabel_after(mark)
         if first is not None:
-            self.parsed = None  # the server never parsed this body
+            self.message = None  # the server never parsed this body
             raise first
-
-    def state_note(self) -> None:
-        """What a valid request still depends on: the state preflight cannot see."""
-        rule = self.endpoint.rule if self.endpoint else None
-        if rule is not None:
-            self.add("info", STORE + "_get_run / get_experiment",
-                     "Valid as sent; the answer still depends on server state: "
-                     f"{self._state_subject()}{rule.state}.")
 
     def _relabel_after(self, mark: int) -> None:
         """Findings past a Content-Type failure describe the next answer once that is fixed."""
@@ -285,253 +255,341 @@ class _Simulation:
             f = self.findings[i]
             if f.severity == "error":
                 self.findings[i] = Finding("error", f.check, "Once Content-Type is fixed: "
-                                           + f.message, f.fix)
+                                           + f.message, f.fix, f.id)
 
     def security(self) -> None:
-        """fastapi_security.py middleware with default settings (no MLFLOW_SERVER_* env)."""
-        req = self.req
-        if req.host is not None and req.path not in ("/health", "/version"):
-            if not _allowed_host(req.host):
+        """fastapi_security.py middleware, with mlflow/server/security_utils.py's own rules."""
+        req, sec = self.req, model.security()
+        if req.host is not None and req.path not in sec.HEALTH_ENDPOINTS:
+            allowed = sec.get_allowed_hosts_from_env() or sec.get_default_allowed_hosts()
+            if not sec.is_allowed_host_header(allowed, req.host):
                 raise self.fail(
-                    403, SECURITY + "HostValidationMiddleware",
+                    403, "forbidden-host", SECURITY + "HostValidationMiddleware",
                     f"Host {req.host!r} is not a localhost or private address: the server "
                     "refuses it (DNS-rebinding protection) before routing.",
                     "Use http://127.0.0.1:PORT or http://localhost:PORT, or start the server "
                     "with --allowed-hosts / MLFLOW_SERVER_ALLOWED_HOSTS.",
-                    said="Invalid Host header - possible DNS rebinding attack detected")
+                    said=sec.INVALID_HOST_MSG)
         origin = req.headers.get("origin")
-        if (origin is not None and req.method in ("POST", "PUT", "DELETE", "PATCH")
-                and req.path.startswith(("/api/", "/ajax-api/"))
-                and not _localhost_origin(origin)):
+        if origin is not None and req.path.startswith((sec.API_PATH_PREFIX,
+                                                       sec.AJAX_API_PATH_PREFIX)) and \
+                sec.should_block_cors_request(origin, req.method,
+                                              sec.get_allowed_origins_from_env()):
             raise self.fail(
-                403, SECURITY + "CORSBlockingMiddleware",
+                403, "forbidden-origin", SECURITY + "CORSBlockingMiddleware",
                 f"Origin {origin!r} is not localhost: cross-origin writes are blocked.",
                 "Send no Origin header (scripts don't need one), or start the server with "
-                "--cors-allowed-origins.", said="Cross-origin request blocked")
+                "--cors-allowed-origins.", said=sec.CORS_BLOCKED_MSG)
 
     def route(self) -> Endpoint:
         req = self.req
         path = req.path
+        if model.other_route(path):
+            raise self.not_modelled(f"{path} is served outside handlers.py's route table "
+                                    "(mlflow/server/__init__.py or a FastAPI router)")
         if "//" in path:
             merged = re.sub("/{2,}", "/", path)
-            if any(req.method in _methods(e) for e in match_path(merged)):
+            if any(req.method in _methods(e) for e in model.match(merged)):
                 raise self.fail(
-                    308, ROUTER + " merge_slashes",
+                    308, "merged-slashes", ROUTER + " merge_slashes",
                     f"The path has '//': the server redirects (308) to {merged}. requests "
                     "follows it (re-sending the body) unless allow_redirects=False.",
                     f"Use {merged}.", severity="warning")
-        found = match_path(path)
+        found = model.match(path)
         if not found:
-            if path == "/" or path.startswith(_OTHER_ROUTES):
-                self.add("info", ROUTER, f"{path} is served outside MLflow's proto catalog; "
-                         "preflight has no rules for it.")
-                raise _Answer(None)
-            raise self.fail(404, ROUTER, f"No route {path}: the server answers 404 with "
-                            "Flask's HTML 'Not Found' page (not MLflow error JSON).",
-                            _route_fix(path))
+            raise self.fail(404, "route-not-found", ROUTER,
+                            f"No route {path}: the server answers 404 with Flask's HTML "
+                            "'Not Found' page (not MLflow error JSON).", _route_fix(path))
         if req.method == "OPTIONS":
             if "origin" in req.headers:
-                self.add("info", SECURITY + "CORSMiddleware",
-                         "A CORS preflight: Starlette's CORSMiddleware answers it.")
-                raise _Answer(None)
-            raise self.fail(204, "mlflow/server/fastapi_security.py::SecurityHeadersMiddleware",
+                raise self.not_modelled("a CORS preflight (Starlette's CORSMiddleware)")
+            raise self.fail(204, "options", SECURITY + "SecurityHeadersMiddleware",
                             "OPTIONS on an API path: Flask answers it, the middleware "
                             "turns the 200 into 204 No Content.", severity="info")
         for ep in found:
             if req.method in _methods(ep):
                 return ep
         allowed = sorted({m for e in found for m in e.http_methods})
-        raise self.fail(405, ROUTER, f"{path} exists but does not take {req.method}: the server "
-                        "answers 405 with Flask's HTML 'Method Not Allowed' page.",
-                        f"Use {' or '.join(allowed)}.")
+        raise self.fail(405, "method-not-allowed", ROUTER,
+                        f"{path} exists but does not take {req.method}: the server answers "
+                        "405 with Flask's HTML 'Method Not Allowed' page.",
+                        f"Send the request as {' or '.join(allowed)}.")
+
+    def decorators(self, ep: Endpoint) -> None:
+        """The handler's decorators that answer before it runs (server configuration)."""
+        where = f"{H}{ep.handler} (decorator "
+        if "_disable_if_workspaces_disabled" in ep.decorators and \
+                not MLFLOW_ENABLE_WORKSPACES.get():
+            raise self.fail(503, "feature-disabled", where + "_disable_if_workspaces_disabled)",
+                            f"{ep.name} needs a server started with --enable-workspaces: it "
+                            "answers 503 with a plain-text page.",
+                            "Start the server with --enable-workspaces.")
+        if "_disable_if_gateway_disabled" in ep.decorators and not MLFLOW_ENABLE_AI_GATEWAY.get():
+            raise self.fail(501, "feature-disabled", where + "_disable_if_gateway_disabled)",
+                            f"{ep.name} needs the AI gateway (MLFLOW_ENABLE_AI_GATEWAY).",
+                            "Enable the AI gateway.", code="NOT_IMPLEMENTED")
 
     def content_type(self) -> None:
         """mlflow/server/validation.py::_validate_content_type (POST and PUT only)."""
-        if self.req.method not in ("POST", "PUT"):
-            return
-        check = "mlflow/server/validation.py::_validate_content_type"
+        if self.req.method == "GET" and self.req.query:
+            return  # _get_request_message reads the query string and never calls it
         value = self.req.headers.get("content-type")
-        if value is None:
-            raise self.fail(400, check, "No Content-Type header: the server refuses the body "
-                            "before reading it.",
-                            "Send Content-Type: application/json (requests adds it for json=; "
-                            "data= sends none).",
-                            said="Bad Request. Content-Type header is missing.",
-                            code="INVALID_PARAMETER_VALUE")
-        media = value.split(";")[0]
-        if media != "application/json":
-            raise self.fail(400, check, f"Content-Type {value!r}: the server compares the part "
-                            "before ';' with 'application/json' exactly." + _ct_why(value),
+        try:
+            model.validation()._validate_content_type(
+                SimpleNamespace(method=self.req.method, content_type=value), ["application/json"])
+        except MlflowException as exc:
+            check = "mlflow/server/validation.py::_validate_content_type"
+            if value is None:
+                raise self.fail(400, "content-type-missing", check,
+                                "No Content-Type header: the server refuses the body before "
+                                "reading it.", "Send Content-Type: application/json (requests "
+                                "adds it for json=; data= sends none).",
+                                said=exc.message, code=exc.error_code) from None
+            raise self.fail(400, "content-type-wrong", check,
+                            f"Content-Type {value!r}: the server compares the part before ';' "
+                            "with 'application/json' exactly." + _ct_why(value),
                             "Send exactly Content-Type: application/json.",
-                            said="Bad Request. Content-Type must be one of ['application/json'].",
-                            code="INVALID_PARAMETER_VALUE")
+                            said=exc.message, code=exc.error_code) from None
 
-    def handler(self, rule: HandlerRule) -> None:
-        raw, error = _flask_get_json(self.req.body)
-        if error is not None:
-            what = "is empty" if not self.req.body else f"is not valid JSON ({error})"
-            self.add("error", H + "_get_request_json",
-                     f"The body {what}. The server does not say so: get_json(silent=True) "
-                     "turns it into {} and the request looks empty.",
-                     "Send json.dumps(payload) (double quotes, no trailing commas) in UTF-8.")
-        if rule.handler == "_log_batch":
-            self._batch_size(raw)
-        self.request_json = self._normalize(raw)
-        self._reject_aliases(self.request_json, self._descriptor())
-        proto_ok = self._parse()
-        self._schema(rule, proto_ok)
-        _STORE_STEPS.get(self.endpoint.name, _no_store_step)(self, rule)
+    def handler(self, ep: Endpoint) -> None:
+        for step in ep.pre_steps:
+            self._pre_step(ep, step)
+        if self.req.method == "GET" and self.req.query:
+            raw = self._query_json(ep)
+        else:
+            raw = self._body_json()
+            if "_validate_batch_log_api_req(_get_request_json())" in ep.pre_steps:
+                self._batch_size(raw)
+            raw = self._normalize(raw)
+        self.request_json = raw
+        proto_ok: bool | None = None
+        if ep.request is not None and ep.parses_proto:
+            self._reject_aliases(raw, ep.request_class.DESCRIPTOR)
+            proto_ok = self._parse(ep)
+        self._schema(ep, proto_ok)
+        steps = _STORE_STEPS.get(ep.name) if ep.service == "MlflowService" else None
+        if steps is None or ep.store is None:
+            raise self.not_modelled(f"what {ep.handler} does after its schema check passes "
+                                    "(its store call)")
+        steps(self)
+        self.state(ep)
 
     # -- handler steps
+
+    def _pre_step(self, ep: Endpoint, step: str) -> None:
+        """A statement a handler runs before its schema check, where the model knows it."""
+        if step == "_validate_batch_log_api_req(_get_request_json())" or \
+                step.startswith("_validate_content_type("):
+            return  # modelled in order: the content type first, the batch size after JSON
+        found = re.fullmatch(r"(\w+) = (\w+)\(\1\)", step)
+        if found and found.group(2) == "_get_workspace_scoped_repo_path_if_enabled" and \
+                not MLFLOW_ENABLE_WORKSPACES.get():
+            return  # returns the path unchanged without workspaces
+        if found and found.group(2) == "validate_path_is_safe":
+            value = model.path_params(ep, self.req.path).get(found.group(1), "")
+            self.store_check(H + ep.handler, model.resolve("validate_path_is_safe"), value)
+            return
+        raise self.not_modelled(f"{ep.handler} runs `{step}` before its schema check")
+
+    def _query_json(self, ep: Endpoint) -> dict[str, Any]:
+        """handlers.py::_get_request_message's GET branch: query args by the proto's fields."""
+        args: dict[str, list[str]] = {}
+        for k, v in self.req.query:
+            args.setdefault(k, []).append(v)
+        out: dict[str, Any] = {}
+        for f in ep.fields:
+            if f.name not in args:
+                continue
+            if f.repeated:
+                out[f.name] = args[f.name]
+                continue
+            value: Any = args[f.name][0]
+            if f.type == "bool":
+                if value.lower() not in ("true", "false"):
+                    said = f"Invalid boolean value: {value}, must be 'true' or 'false'."
+                    raise self.fail(400, "bad-type", H + "_get_request_message", said,
+                                    f"Send {f.name}=true or {f.name}=false.", said=said,
+                                    code="INVALID_PARAMETER_VALUE")
+                value = value.lower() == "true"
+            out[f.name] = value
+        if ep.request is None:  # _get_validated_flask_request_json keeps every arg
+            out = {k: v if any(c.name == "array" for c in dict(ep.schema or ()).get(k, ()))
+                   else (v[0] if len(v) == 1 else v) for k, v in args.items()}
+        return out
+
+    def _body_json(self) -> Any:
+        """Werkzeug's get_json(force=True, silent=True): json.loads on the raw bytes (UTF-8/16/32
+        detected, BOM allowed, NaN/Infinity accepted), None on any ValueError."""
+        try:
+            raw = json.loads(self.req.body)
+            limit = model.JSON_DEPTH_LIMIT
+            if self.req.body.count(b"[") + self.req.body.count(b"{") > limit - 10:
+                depth = _depth(raw) if isinstance(raw, (dict, list)) else 0
+                if depth > limit + 10:
+                    raise RecursionError
+                if depth > limit - 10:
+                    raise self.not_modelled(f"a body nested {depth} levels deep, near the "
+                                            f"server's limit ({limit}, measured)")
+            return raw
+        except RecursionError:
+            raise self.fail(500, "server-error", H + "_get_request_json",
+                            f"{CRASH}: the body nests deeper than Python's JSON reader can "
+                            "follow (RecursionError is not the ValueError get_json catches).",
+                            "Send a flat JSON object.") from None
+        except ValueError:
+            self.add("error", "malformed-json", H + "_get_request_json",
+                     f"The body is not JSON: {describe_json_error(self.req.body)}. The server "
+                     "does not say so: get_json(silent=True) turns it into nothing, the request "
+                     "looks empty, and the handler's first check is what you see.",
+                     "Build the body from a dict: requests.post(url, json=body); if you must "
+                     "send a string, check it first with json.loads(text).")
+            return None
 
     def _batch_size(self, raw: Any) -> None:
         """handlers.py::_log_batch calls _validate_batch_log_api_req(_get_request_json())."""
         check = UV + "_validate_batch_log_api_req"
         try:
-            size = len(raw)
+            len(raw)
         except TypeError as exc:
-            raise self.fail(500, check, f"{CRASH}: it measures the parsed body with len() "
-                            f"before anything else ({type(exc).__name__}: {exc}).",
+            raise self.fail(500, "server-error", check, f"{CRASH}: it measures the parsed body "
+                            f"with len() before anything else ({type(exc).__name__}: {exc}).",
                             "Send a JSON object with run_id.") from None
-        if size > uv.MAX_BATCH_LOG_REQUEST_SIZE:  # len() of the top-level JSON value
-            self.store_check(check, uv._validate_batch_log_api_req, raw)
+        self.store_check(check, uv._validate_batch_log_api_req, raw, id_="batch-limit")
 
     def _normalize(self, raw: Any) -> Any:
         """handlers.py::_get_normalized_request_json."""
         if isinstance(raw, str):
             try:
                 decoded = json.loads(raw)
-            except ValueError as exc:
-                raise self.fail(500, H + "_get_normalized_request_json",
+            except (ValueError, RecursionError) as exc:
+                raise self.fail(500, "server-error", H + "_get_normalized_request_json",
                                 f"{CRASH}: the body is a JSON string, which the server decodes "
                                 f"a second time, and that fails ({exc}).",
                                 "Send the JSON object itself, not a string holding it.") from None
-            self.add("warning", H + "_get_normalized_request_json",
+            self.add("info", "double-encoded", H + "_get_normalized_request_json",
                      "The body is a JSON string holding JSON (double-encoded, e.g. "
                      "json.dumps(json.dumps(...)) or json=json.dumps(...)); the server decodes "
                      "it a second time for old clients.",
                      "Send data=json.dumps(payload) or json=payload, not both.")
             raw = decoded
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            self.add("error", H + "_get_request_message",
-                     f"The body is a JSON {type(raw).__name__}, not an object; the server "
-                     "expects {\"field\": value, ...}.", "Wrap the fields in one JSON object.")
-        return raw
-
-    def _descriptor(self) -> Any:
-        return self.endpoint.request_class.DESCRIPTOR
+        return {} if raw is None else raw
 
     def _reject_aliases(self, request_json: Any, descriptor: Any) -> None:
-        """handlers.py::_reject_conflicting_field_aliases."""
-        if not isinstance(request_json, dict):
-            return
-        for fd in descriptor.fields:
-            if fd.name != fd.json_name and fd.name in request_json and \
-                    fd.json_name in request_json:
-                raise self.fail(
-                    400, H + "_reject_conflicting_field_aliases",
-                    f"The body spells one field twice: '{fd.name}' and '{fd.json_name}'.",
-                    f"Keep only '{fd.name}'.", code="INVALID_PARAMETER_VALUE",
-                    said=f"Request specifies both '{fd.name}' and '{fd.json_name}'; "
-                         "provide only one of them.")
-            nested = fd.message_type
-            if nested is None or nested.GetOptions().map_entry or \
-                    nested.full_name.startswith("google.protobuf."):
+        """handlers.py::_reject_conflicting_field_aliases, walked without recursion."""
+        stack = [(request_json, descriptor, 0)]
+        while stack:
+            value, desc, depth = stack.pop()
+            if not isinstance(value, dict) or depth > _MAX_DEPTH:
                 continue
-            value = request_json.get(fd.name, request_json.get(fd.json_name))
-            for item in value if isinstance(value, list) else [value]:
-                self._reject_aliases(item, nested)
+            for fd in desc.fields:
+                if fd.name != fd.json_name and fd.name in value and fd.json_name in value:
+                    said = (f"Request specifies both '{fd.name}' and '{fd.json_name}'; "
+                            "provide only one of them.")
+                    raise self.fail(400, "conflicting-alias",
+                                    H + "_reject_conflicting_field_aliases",
+                                    f"The body spells one field twice: '{fd.name}' and "
+                                    f"'{fd.json_name}'.", f"Keep only '{fd.name}'.",
+                                    code="INVALID_PARAMETER_VALUE", said=said)
+                nested = fd.message_type
+                if nested is None or nested.GetOptions().map_entry or \
+                        nested.full_name.startswith("google.protobuf."):
+                    continue
+                inner = value.get(fd.name, value.get(fd.json_name))
+                stack += [(item, nested, depth + 1)
+                          for item in (inner if isinstance(inner, list) else [inner])]
 
-    def _parse(self) -> bool:
-        """handlers.py::_get_request_message: parse_dict(..., ignore_unknown_fields=True)."""
-        msg = self.endpoint.request_class()
-        error: Exception | None = None
+    def _parse(self, ep: Endpoint) -> bool:
+        """handlers.py::_get_request_message: mlflow's parse_dict (unknown fields ignored)."""
+        msg = ep.request_class()
+        ok = True
         try:
-            json_format.ParseDict(self.request_json, msg, ignore_unknown_fields=True)
-        except json_format.ParseError as exc:
-            error = exc
+            parse_dict(self.request_json, msg)
+        except ParseError as exc:
+            ok = False
+            self._partial_parse(ep, exc)
         except Exception as exc:  # the server lets these escape: 500
-            raise self.fail(500, PARSE, f"{CRASH}: the proto parser cannot iterate a JSON "
-                            f"{type(self.request_json).__name__} ({type(exc).__name__}: {exc}).",
-                            "Send a JSON object.") from None
+            raise self.fail(500, "server-error", PARSE, f"{CRASH}: the proto parser cannot read "
+                            f"a JSON {type(self.request_json).__name__} "
+                            f"({type(exc).__name__}: {exc}).", "Send a JSON object.") from None
         self.message = msg
-        self.parsed = _to_python(msg)
-        if error is not None:
-            self._explain_partial_parse(error)
-        return error is None
+        return ok
 
-    def _explain_partial_parse(self, exc: Exception) -> None:
+    def _partial_parse(self, ep: Endpoint, exc: Exception) -> None:
         body = self.request_json
         if not isinstance(body, dict):
             return
-        by_key = {k: f for f in self.endpoint.fields for k in (f.name, f.json_name)}
+        by_key = {k: f for f in ep.fields for k in (f.name, f.json_name)}
         keys = [k for k in body if k in by_key]
-        bad = next((k for k in keys if not _parses(self.endpoint, k, body[k])), None)
+        bad = next((k for k in keys if not _parses(ep, k, body[k])), None)
         if bad is None:
             return
+        self.stopped_at = bad
         dropped = keys[keys.index(bad) + 1:]
-        f = by_key[bad]
-        tail = (f"; it also skips everything after it in the body: {', '.join(dropped)}"
-                if dropped else "")
-        defaults = ", ".join(f"{by_key[k].name}={self.parsed[by_key[k].name]!r}"
-                             for k in [bad, *dropped]
-                             if not by_key[k].repeated and not by_key[k].message
-                             and by_key[k].name in self.parsed)
-        seen = f" The handler sees {defaults}." if defaults else ""
-        if f.message and self.parsed.get(f.name):
-            # A list item half-parsed before the failure is kept, with defaults for the rest.
-            seen += f" What it kept of '{bad}': {json.dumps(self.parsed[f.name])}."
+        f, value = by_key[bad], body[bad]
+        lost = f"'{bad}'" + (f" and every field after it ({', '.join(dropped)})"
+                             if dropped else "")
+        id_, why = _stop_kind(f, value)
         fix = (f"Fix the item the parser names inside '{bad}'." if f.message
                else f"Send '{bad}' as {_type_hint(f)}.")
-        self.add("warning", PARSE,
-                 f"The proto parser gives up at '{bad}' ({_short(exc)}) and keeps only the "
-                 f"fields before it{tail}.{seen} The handler's type checks then run on the raw "
+        if id_ == "trap-nan":
+            fix = ("Send non-finite values as strings (\"NaN\", \"Infinity\"); "
+                   "json.dumps(body, allow_nan=False) catches them before sending.")
+        self.add("warning", id_, PARSE,
+                 f"{why}The proto parser gives up at '{bad}' ({str(exc).rstrip('.')[:120]}): "
+                 f"{lost} reach the handler as 0 or empty. Its type checks then run on the raw "
                  "JSON instead.", fix)
 
-    def _schema(self, rule: HandlerRule, proto_ok: bool) -> None:
-        """handlers.py::_validate_request_json_with_schema + _validate_param_against_schema."""
+    def _schema(self, ep: Endpoint, proto_ok: bool | None) -> None:
+        """handlers.py::_validate_request_json_with_schema, calling MLflow's own
+        _validate_param_against_schema on one validator at a time."""
         body = self.request_json
-        nested = dict(rule.nested_required)
-        check = f"{H}_validate_param_against_schema (schema of {rule.handler})"
-        try:
-            for key, names in rule.schema:
-                if not (key in body or "required" in names):
+        check = f"{H}_validate_param_against_schema (schema of {ep.handler})"
+        validate = model._validators()["_validate_param_against_schema"]
+        for key, checks in ep.schema or ():
+            try:
+                if not (key in body or any(c.name == "required" for c in checks)):
                     continue
                 value = body.get(key)
                 if key == "run_id" and value is None and "run_uuid" in body:
                     value = body.get("run_uuid")
-                for name in names:
-                    if name in _TYPE_CHECKS and proto_ok:
-                        continue
-                    fn = _CHECKS.get(name) or _fields_present(key, nested[key])
-                    try:
-                        fn(value)
-                    except AssertionError as exc:
-                        raise self._schema_error(check, key, value, name, exc) from None
-        except _Answer:
-            raise
-        except Exception as exc:  # only AssertionError becomes a 400 on the server
-            raise self.fail(500, check, f"{CRASH}: {type(exc).__name__}: {exc}.",
-                            _crash_fix(body)) from None
+            except Exception as exc:  # `in` / .get() on a body that is not an object
+                raise self.fail(500, "server-error", check, f"{CRASH}: {type(exc).__name__}: "
+                                f"{exc}.", _crash_fix(body)) from None
+            for c in checks:
+                if c.type_check and proto_ok:
+                    continue
+                if c.fn is None:
+                    raise self.not_modelled(f"the validator `{c.name}` of '{key}'")
+                try:
+                    validate([c.fn], key, value, False)
+                except MlflowException as exc:
+                    raise self._schema_error(check, ep, key, value, c, exc) from None
+                except model.NotModelled as exc:
+                    raise self.not_modelled(f"the validator `{c.name}` ({exc})") from None
+                except Exception as exc:  # only MlflowException becomes a 400 on the server
+                    raise self.fail(500, "server-error", check,
+                                    f"{CRASH}: the '{c.name}' check of '{key}' raises "
+                                    f"{type(exc).__name__}: {exc}.", _crash_fix(body)) from None
 
-    def _schema_error(self, check: str, key: str, value: Any, name: str,
-                      exc: AssertionError) -> _Answer:
-        f = _field_or_none(self.endpoint, key)
-        if exc.args:
-            said = exc.args[0]
-            needed = "', '".join(dict(self.endpoint.rule.nested_required)[key])
-            fix = f"Every item of '{key}' needs a non-empty '{needed}'."
-        elif name == "required":
-            said = uv.missing_value(key)
+    def _schema_error(self, check: str, ep: Endpoint, key: str, value: Any, c: model.Check,
+                      exc: MlflowException) -> _Answer:
+        f = next((x for x in ep.fields if key in (x.name, x.json_name)), None)
+        said = exc.message
+        if c.name == "required" or "Missing value" in said:
+            id_ = "missing-field"
             fix = f"Add \"{key}\": {_type_hint(f)}." + self._camel_hint(key, f)
+            if "[" in said:  # a nested _assert_<field>_fields_present helper
+                fix = f"Every item of '{key}' needs the key the message names."
+        elif c.type_check:
+            id_, fix = "bad-type", f"Send '{key}' as {_type_hint(f)}."
         else:
-            hint = f" Hint: Value was of type '{type(value).__name__}'."
-            said = uv.invalid_value(key, value, hint)
-            fix = f"Send '{key}' as {_type_hint(f)}."
-        return self.fail(400, check, f"{said} (the '{name}' check of the handler's schema, "
-                         f"on '{key}')", fix, said=said + DOCS_HINT, code="INVALID_PARAMETER_VALUE")
+            id_ = "out-of-range"
+            limits = ", ".join(f"{k} {v}" for k, v in c.limits)
+            fix = f"Keep '{key}' within the handler's limit ({limits or c.name})."
+        short = said.removesuffix(" See the API docs for more information about request "
+                                  "parameters.")
+        return self.fail(400, id_, check, f"{short} (the '{c.name}' check of the handler's "
+                         f"schema, on '{key}')", fix, said=said, code=exc.error_code)
 
     def _camel_hint(self, key: str, f: Field | None) -> str:
         body = self.request_json
@@ -541,74 +599,182 @@ class _Simulation:
             return " (An empty run_id blocks the fall-back to run_uuid.)"
         return ""
 
-    def store_check(self, check: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run one validator of mlflow/utils/validation.py exactly as the store does."""
+    def store_check(self, check: str, fn: Callable[..., Any], *args: Any,
+                    id_: str = "") -> Any:
+        """Run one of MLflow's validators exactly as the store does."""
         try:
-            with _quiet():
-                return fn(*args)
+            return fn(*args)
         except MlflowException as exc:
-            raise self.fail(exc.get_http_status_code(), check, exc.message,
-                            _store_fix(exc.message), said=exc.message,
+            raise self.fail(exc.get_http_status_code(), id_ or self._store_id(exc.message),
+                            check, exc.message, _store_fix(exc.message), said=exc.message,
                             code=exc.error_code) from None
 
-    def _state_subject(self) -> str:
-        msg, fields = self.message, {f.name for f in self.endpoint.fields}
-        if "run_id" in fields and msg is not None:
-            run_id = msg.run_id or (msg.run_uuid if "run_uuid" in fields else "")
-            return f"run '{run_id}': "
-        if "experiment_id" in fields and msg is not None:
-            return f"experiment '{msg.experiment_id or '0'}': "
-        return ""
+    def _store_id(self, message: str) -> str:
+        if self.stopped_at is not None and message.startswith('Invalid value "" for parameter'):
+            return "partial-parse"
+        if "exceeds the maximum length" in message:
+            return "too-long"
+        if "Names may only contain" in message or "resolve to" in message:
+            return "invalid-name"
+        if "batch logging request" in message or "at most" in message:
+            return "batch-limit"
+        return "store-check"
+
+    # -- state
+
+    def state(self, ep: Endpoint) -> None:
+        """What a valid request still depends on; settled by lookups when a server is given."""
+        store = ep.store
+        if store is None or not store.state:
+            return
+        if self.server is None:
+            words = "; ".join(self._state_words(kind, name) for kind, name in store.state)
+            raise self.fail(None, "state", STORE + "get_run / get_experiment",
+                            f"Valid as sent; the answer depends on server state: {words}. "
+                            "Pass server=URL to look it up.", severity="info")
+        for kind, name in store.state:
+            self._check_state(kind, name)
+        self.state_checked = True
+
+    def _value(self, name: str) -> Any:
+        msg = self.message
+        if name == "run_id" and self.endpoint is not None and self.endpoint.reads_run_uuid:
+            return msg.run_id or msg.run_uuid
+        return getattr(msg, name)
+
+    def _state_words(self, kind: str, name: str) -> str:
+        return model.STATE_KINDS[kind].format(self._value(name) if name != "params" else "")
+
+    def _lookup(self, path: str, params: dict[str, str]) -> tuple[int, Any]:
+        try:
+            answer = (self.session or requests).get(f"{self.server}/api/2.0/mlflow/{path}",
+                                                    params=params, timeout=10)
+            return answer.status_code, answer.json() if answer.content else {}
+        except (requests.RequestException, ValueError) as exc:
+            raise self.fail(None, "state-lookup-failed", "helpers/preflight.py",
+                            "Could not look up server state at "
+                            f"{urlsplit(self.server).netloc.rpartition('@')[2]} "
+                            f"({type(exc).__name__}).", "Check that the server is running.",
+                            severity="info") from None
+
+    def _check_state(self, kind: str, name: str) -> None:
+        subject, _, want = kind.partition(":")
+        state_check = STORE + ("_get_run" if subject in ("run", "param", "tag")
+                               else "get_experiment")
+        if subject in ("run", "param", "tag"):
+            run_id = self._value("run_id")
+            status, data = self._lookup("runs/get", {"run_id": run_id})
+            if status == 404 or not run_id:
+                said = f"Run with id={run_id} not found"
+                raise self.fail(404, "run-not-found", state_check,
+                                f"{said}: the request is valid, but no run has this id.",
+                                "Use the run_id of an existing run (runs/create returns it).",
+                                said=said, code="RESOURCE_DOES_NOT_EXIST")
+            run = data.get("run", {})
+            if subject == "run" and want == "active" and \
+                    run.get("info", {}).get("lifecycle_stage") != "active":
+                said = (f"The run {run_id} must be in the 'active' state. Current state is "
+                        f"{run.get('info', {}).get('lifecycle_stage')}.")
+                raise self.fail(400, "not-active", STORE + "_check_run_is_active", said,
+                                "Restore the run first (runs/restore), or use an active one.",
+                                said=said, code="INVALID_PARAMETER_VALUE")
+            if subject == "param":
+                logged = {p["key"]: p.get("value", "") for p in run.get("data", {})
+                          .get("params", [])}
+                sent = ([(p.key, p.value) for p in self.message.params] if name == "params"
+                        else [(self.message.key, self.message.value)])
+                changed = [k for k, v in sent
+                           if k in logged and logged[k] != v[:uv.MAX_PARAM_VAL_LENGTH]]
+                if changed:
+                    raise self.fail(400, "param-overwrite", STORE + "log_param",
+                                    f"Param '{changed[0]}' already has the value "
+                                    f"{logged[changed[0]]!r} in this run; params are "
+                                    "write-once.", "Log the same value, or use a new key or "
+                                    "run; values that change belong in metrics.",
+                                    code="INVALID_PARAMETER_VALUE")
+            if subject == "tag":
+                tags = {t["key"] for t in run.get("data", {}).get("tags", [])}
+                if self.message.key not in tags:
+                    said = (f"No tag with name: {self.message.key} in run with id {run_id}")
+                    raise self.fail(404, "resource-not-found", STORE + "delete_tag", said,
+                                    "Delete a tag the run has (runs/get lists them).",
+                                    said=said, code="RESOURCE_DOES_NOT_EXIST")
+            return
+        if subject == "experiment-name":
+            status, _ = self._lookup("experiments/get-by-name",
+                                     {"experiment_name": self.message.name})
+            if status == 200:
+                raise self.fail(400, "already-exists", STORE + "create_experiment",
+                                f"An experiment named {self.message.name!r} exists already "
+                                "(active or deleted); names are unique.",
+                                "Pick a unique name, or use the existing experiment.",
+                                code="RESOURCE_ALREADY_EXISTS")
+            return
+        exp_id = self._value("experiment_id")
+        status, data = self._lookup("experiments/get", {"experiment_id": exp_id})
+        stage = data.get("experiment", {}).get("lifecycle_stage") if status == 200 else None
+        said = f"No Experiment with id={exp_id} exists"
+        if stage is None or (want == "active-or-404" and stage != "active") or \
+                (want == "deleted-or-404" and stage != "deleted"):
+            raise self.fail(404, "resource-not-found", state_check,
+                            f"{said}" + (f" in the '{want.split('-')[0]}' stage"
+                                         if stage else "") + ".",
+                            "Use the id of an existing experiment (experiments/search).",
+                            said=said, code="RESOURCE_DOES_NOT_EXIST")
+        if want == "active" and stage != "active":
+            said = (f"The experiment {exp_id} must be in the 'active' state. Current state is "
+                    f"{stage}.")
+            raise self.fail(400, "not-active", STORE + "_check_experiment_is_active", said,
+                            "Restore the experiment first, or use an active one.", said=said,
+                            code="INVALID_PARAMETER_VALUE")
 
     # -- lint: warnings about a body the server accepts or explains badly
 
     def lint(self) -> None:
         ep, body = self.endpoint, self._lint_body()
-        if ep is None or not isinstance(body, dict):
+        if ep is None or not isinstance(body, dict) or ep.request is None:
             return
-        _unknown_keys(self, ep.fields, body, "")
-        # MLflow's own client sends both spellings with one value: only run_uuid *alone* is
-        # the deprecated use worth a warning.
-        if ("run_uuid" in body and not body.get("run_id")
-                and any(f.name == "run_uuid" for f in ep.fields)):
-            self.add("warning", H + ep.rule.handler if ep.rule else ROUTER,
-                     "run_uuid is the deprecated spelling of run_id.", "Send run_id instead.")
-        _nonfinite(self, body, "")
-        if ep.rule is not None:
-            for path in ep.rule.timestamp_fields:
-                for where, value in _values_at(body, path):
-                    _timestamp_warning(self, where, value)
-        _float_field_warnings(self, ep, body)
+        store = ep.store
+        for where, value in _walk_timestamps(body, store.timestamps if store else ()):
+            _timestamp_warning(self, where, value)
+        _unknown_enum(self, ep, body)
+        _unknown_keys(self, ep.fields, body)
+        _number_warnings(self, ep, body)
+        if isinstance(body.get("key"), str) and body["key"] != body["key"].strip():
+            self.add("warning", "padded-key", UV + "_validate_metric_name",
+                     f"The key {json.dumps(body['key'])} has spaces at its ends: it is stored "
+                     f"as written, a different key from {json.dumps(body['key'].strip())}.",
+                     "Strip keys before sending: key.strip().")
+        if ep.name == "logParam" and body.get("value") in (None, ""):
+            self.add("warning", "param-without-value", H + "_log_param",
+                     "The param has no value: the handler does not require one, so an empty "
+                     "string is stored, and it can never be changed (params are write-once).",
+                     "Send the value as a string: {\"key\": ..., \"value\": str(value)}.")
+        if "run_uuid" in body and not body.get("run_id") and \
+                any(f.name == "run_uuid" for f in ep.fields):
+            self.add("info", "deprecated-run-uuid", H + (ep.handler or ""),
+                     "run_uuid is the deprecated spelling of run_id; the handler still reads "
+                     "run_id or run_uuid.", "Send run_id instead.")
 
     def _lint_body(self) -> Any:
         if self.request_json is not None:
             return self.request_json
-        raw, error = _flask_get_json(self.req.body)
-        if isinstance(raw, str):
-            with contextlib.suppress(ValueError):
-                raw = json.loads(raw)
-        return raw if error is None else None
+        try:
+            raw = json.loads(self.req.body)
+            return json.loads(raw) if isinstance(raw, str) else raw
+        except (ValueError, RecursionError):
+            return None
 
 
 # ------------------------------------------------------------- store steps, per endpoint
-
-
-def _no_store_step(sim: _Simulation, rule: HandlerRule) -> None:
-    msg = sim.message
-    if "run_id" in dict(rule.schema) and not rule.reads_run_uuid and not msg.run_id:
-        raise sim.fail(404, STORE + "_get_run",
-                       f"{rule.handler} reads run_id only; the body's run_uuid passes the "
-                       "schema check but the handler looks up run ''.", "Send run_id.",
-                       said="Run with id= not found", code="RESOURCE_DOES_NOT_EXIST")
-
+# Only for the RPCs of server_model.STORE: what the store validates before touching the DB.
 
 _METRIC_INIT = "mlflow/entities/metric.py::Metric.__init__"
 
 
-def _log_metric(sim: _Simulation, rule: HandlerRule) -> None:
+def _log_metric(sim: _Simulation) -> None:
     m = sim.message
-    # The handler builds the Metric entity before the store sees it; its constructor refuses
-    # half a dataset (name without digest, or the reverse) with a 400.
+    # The handler builds the Metric entity first; it refuses half a dataset reference.
     sim.store_check(_METRIC_INIT, Metric, m.key, m.value, m.timestamp, m.step,
                     m.model_id or None, m.dataset_name or None, m.dataset_digest or None,
                     m.run_id or None)
@@ -617,46 +783,47 @@ def _log_metric(sim: _Simulation, rule: HandlerRule) -> None:
     _stored_value_warning(sim, m.value, "value")
 
 
-def _log_param(sim: _Simulation, rule: HandlerRule) -> None:
+def _log_param(sim: _Simulation) -> None:
     m = sim.message
-    sim.store_check(UV + "_validate_param", uv._validate_param, m.key, m.value)
-    _truncation_warning(sim, "value", m.value, uv.MAX_PARAM_VAL_LENGTH)
+    value = _truncated(sim, "value", m.value, uv.MAX_PARAM_VAL_LENGTH)
+    sim.store_check(UV + "_validate_param", uv._validate_param, m.key, value)
 
 
-def _set_tag(sim: _Simulation, rule: HandlerRule) -> None:
+def _set_tag(sim: _Simulation) -> None:
     m = sim.message
-    sim.store_check(UV + "_validate_tag", uv._validate_tag, m.key, m.value)
-    _truncation_warning(sim, "value", m.value, uv.MAX_TAG_VAL_LENGTH)
+    value = _truncated(sim, "value", m.value, uv.MAX_TAG_VAL_LENGTH)
+    sim.store_check(UV + "_validate_tag", uv._validate_tag, m.key, value)
 
 
-def _log_batch(sim: _Simulation, rule: HandlerRule) -> None:
+def _log_batch(sim: _Simulation) -> None:
     m = sim.message
     metrics = [sim.store_check(_METRIC_INIT, Metric.from_proto, x) for x in m.metrics]
-    params = [Param.from_proto(x) for x in m.params]
-    tags = [RunTag.from_proto(x) for x in m.tags]
+    params = [Param(p.key, _truncated(sim, f"params[{i}].value", p.value,
+                                      uv.MAX_PARAM_VAL_LENGTH)) for i, p in enumerate(m.params)]
+    tags = [RunTag(t.key, _truncated(sim, f"tags[{i}].value", t.value, uv.MAX_TAG_VAL_LENGTH))
+            for i, t in enumerate(m.tags)]
     sim.store_check(UV + "_validate_run_id", uv._validate_run_id, m.run_id)
     sim.store_check(UV + "_validate_batch_log_data", uv._validate_batch_log_data,
                     metrics, params, tags)
     sim.store_check(UV + "_validate_batch_log_limits", uv._validate_batch_log_limits,
-                    metrics, params, tags)
+                    metrics, params, tags, id_="batch-limit")
     sim.store_check(UV + "_validate_param_keys_unique", uv._validate_param_keys_unique, params)
     for i, metric in enumerate(metrics):
-        _stored_value_warning(sim, metric.value, f"metrics[{i}].value")
-    for i, p in enumerate(params):
-        _truncation_warning(sim, f"params[{i}].value", p.value, uv.MAX_PARAM_VAL_LENGTH)
-    for i, t in enumerate(tags):
-        _truncation_warning(sim, f"tags[{i}].value", t.value, uv.MAX_TAG_VAL_LENGTH)
+        if not math.isfinite(metric.value):
+            _stored_value_warning(sim, metric.value, f"metrics[{i}].value")
+            break
     body = sim.request_json
     for name in ("metrics", "params", "tags"):
         sent = body.get(name) if isinstance(body, dict) else None
         kept = len(getattr(m, name))
         if isinstance(sent, list) and kept < len(sent):
-            sim.add("warning", PARSE, f"Only {kept} of the {len(sent)} {name} reach the store; "
-                    "the rest are dropped silently because proto parsing stopped early.",
+            sim.add("warning", "trap-parse-stopped", PARSE,
+                    f"Only {kept} of the {len(sent)} {name} reach the store; the rest are "
+                    "dropped silently because proto parsing stopped early.",
                     "Fix the item the parser gave up on (see above).")
 
 
-def _create_run(sim: _Simulation, rule: HandlerRule) -> None:
+def _create_run(sim: _Simulation) -> None:
     m = sim.message
     if m.experiment_id:
         sim.store_check(UV + "_parse_experiment_id", uv._parse_experiment_id, m.experiment_id)
@@ -664,58 +831,47 @@ def _create_run(sim: _Simulation, rule: HandlerRule) -> None:
     if m.run_name and run_name_tag and m.run_name != run_name_tag:
         said = ("Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
                 f"different values (run_name='{m.run_name}', mlflow.runName='{run_name_tag}').")
-        raise sim.fail(400, STORE + "create_run", said, "Give one run name, or the same in both.",
-                       said=said, code="INVALID_PARAMETER_VALUE")
+        raise sim.fail(400, "store-check", STORE + "create_run", said,
+                       "Give one run name, or the same in both.", said=said,
+                       code="INVALID_PARAMETER_VALUE")
     if not m.experiment_id:
         raise sim.fail(
-            400, STORE + "create_run",
+            400, "store-check", STORE + "create_run",
             "No experiment_id: the store looks up the Default experiment for checks but "
             "inserts the run with experiment_id '' and the database refuses it (a "
             "FOREIGN KEY/type error reported as 400 BAD_REQUEST with SQL in the message).",
             "Send \"experiment_id\": \"0\" (Default) or the id experiments/create returned.",
             code="BAD_REQUEST")
     if any(not t.key for t in m.tags):
-        sim.add("warning", STORE + "create_run",
+        sim.add("warning", "empty-tag-key", STORE + "create_run",
                 "runs/create does not validate tags: a tag without a key is stored as ''.",
                 "Give every tag a key.")
 
 
-def _update_run(sim: _Simulation, rule: HandlerRule) -> None:
-    body = sim.request_json
-    if isinstance(body, dict) and body.get("status") is not None and \
-            not sim.message.HasField("status"):
-        names = ", ".join(sim.endpoint.field("status").enum_values)
-        sim.add("warning", PARSE,
-                f"status {body['status']!r} is not a RunStatus: it is ignored and the run "
-                "keeps its status (the answer is still 200).", f"Use one of {names}.")
-
-
-def _create_experiment(sim: _Simulation, rule: HandlerRule) -> None:
+def _create_experiment(sim: _Simulation) -> None:
     m = sim.message
     views = sum(t.key.startswith(MLFLOW_CUSTOM_VIEW_TAG_PREFIX) for t in m.tags)
     if views > uv.MAX_CUSTOM_VIEWS_PER_EXPERIMENT:
         said = ("Unable to create another custom view; the maximum number of custom views per "
                 f"experiment is {uv.MAX_CUSTOM_VIEWS_PER_EXPERIMENT}. Delete an existing custom "
                 "view before creating a new one.")
-        raise sim.fail(400, H + "_validate_custom_view_count", said, "Send fewer view tags.",
-                       said=said, code="INVALID_PARAMETER_VALUE")
+        raise sim.fail(400, "batch-limit", H + "_validate_custom_view_count", said,
+                       "Send fewer view tags.", said=said, code="INVALID_PARAMETER_VALUE")
     location = m.artifact_location
     if location:
         parsed = urlparse(location)
         if parsed.fragment or parsed.params:
             said = "'artifact_location' URL can't include fragments or params."
-            raise sim.fail(400, H + "_validate_storage_location_uri", said,
+            raise sim.fail(400, "store-check", H + "_validate_storage_location_uri", said,
                            "Remove the ';params' or '#fragment'.", said=said,
                            code="INVALID_PARAMETER_VALUE")
         sim.store_check("mlflow/utils/uri.py::validate_query_string", validate_query_string,
                         parsed.query)
         names_host = parsed.netloc or parsed.scheme != "mlflow-artifacts"
-        if parsed.scheme in _HOST_SCHEMES and names_host:
-            sim.add("info", H + "_validate_artifact_uri_scheme",
-                    f"A '{parsed.scheme}' artifact_location names a host: the server accepts "
-                    "it only if that host is its own artifact store or the scheme is allowed "
-                    "by MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES.")
-            raise _Answer(None)
+        if parsed.scheme in HOST_ADDRESSED_ARTIFACT_SCHEMES and names_host:
+            raise sim.not_modelled(f"whether the server accepts a '{parsed.scheme}' "
+                                   "artifact_location naming a host (its own artifact store, "
+                                   "or MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES)")
         sim.store_check(UV + "_validate_experiment_artifact_location",
                         uv._validate_experiment_artifact_location, location)
         sim.store_check(UV + "_validate_experiment_artifact_location_length",
@@ -726,37 +882,37 @@ def _create_experiment(sim: _Simulation, rule: HandlerRule) -> None:
                         t.key, t.value)
 
 
-def _set_experiment_tag(sim: _Simulation, rule: HandlerRule) -> None:
+def _set_experiment_tag(sim: _Simulation) -> None:
     m = sim.message
     sim.store_check(UV + "_validate_experiment_tag", uv._validate_experiment_tag, m.key, m.value)
     sim.store_check(UV + "_parse_experiment_id", uv._parse_experiment_id, m.experiment_id)
 
 
-def _experiment_id_only(sim: _Simulation, rule: HandlerRule) -> None:
+def _experiment_id_only(sim: _Simulation) -> None:
     sim.store_check(UV + "_parse_experiment_id", uv._parse_experiment_id,
                     sim.message.experiment_id)
 
 
-_STORE_STEPS: dict[str, Callable[[_Simulation, HandlerRule], None]] = {
+def _run_id_only(sim: _Simulation) -> None:
+    """delete/restore read run_id alone: a run_uuid-only body looks up run ''."""
+    if not sim.message.run_id:
+        said = "Run with id= not found"
+        raise sim.fail(404, "run-not-found", STORE + "_get_run",
+                       f"{sim.endpoint.handler if sim.endpoint else 'the handler'} reads run_id "
+                       "only; the body's run_uuid passes the schema check but the handler looks "
+                       "up run ''.", "Send run_id.", said=said, code="RESOURCE_DOES_NOT_EXIST")
+
+
+_STORE_STEPS: dict[str, Callable[[_Simulation], None]] = {
     "logMetric": _log_metric, "logParam": _log_param, "setTag": _set_tag,
-    "logBatch": _log_batch, "createRun": _create_run, "updateRun": _update_run,
+    "logBatch": _log_batch, "createRun": _create_run, "updateRun": lambda sim: None,
     "createExperiment": _create_experiment, "setExperimentTag": _set_experiment_tag,
     "deleteExperiment": _experiment_id_only, "restoreExperiment": _experiment_id_only,
+    "deleteRun": _run_id_only, "restoreRun": _run_id_only, "deleteTag": _run_id_only,
 }
-_HOST_SCHEMES = frozenset({"ftp", "sftp", "hdfs", "viewfs", "http", "https", "mlflow-artifacts",
-                           "r2", "b2", "abfss"})  # mlflow/store/artifact/host_policy.py
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def _flask_get_json(body: bytes) -> tuple[Any, str | None]:
-    """Werkzeug's get_json(force=True, silent=True): json.loads on the raw bytes (UTF-8/16/32
-    detected, BOM allowed, NaN/Infinity accepted), None on any ValueError."""
-    try:
-        return json.loads(body), None
-    except ValueError as exc:
-        return None, str(exc)
 
 
 def _methods(ep: Endpoint) -> set[str]:
@@ -764,33 +920,58 @@ def _methods(ep: Endpoint) -> set[str]:
     return {*ep.http_methods, *extra, "OPTIONS"}
 
 
-def _allowed_host(host: str) -> bool:
-    """security_utils.py::get_default_allowed_hosts + is_allowed_host_header."""
-    local = ["localhost", "127.0.0.1", "[::1]", "0.0.0.0"]
-    patterns = [*local, "localhost:*", "127.0.0.1:*", "[[]::1]:*", "0.0.0.0:*",
-                "192.168.*", "10.*", *(f"172.{i}.*" for i in range(16, 32)), "fc00:*", "fd00:*"]
-    return bool(host) and any(fnmatch.fnmatch(host, p) if "*" in p else host == p
-                              for p in patterns)
-
-
-def _localhost_origin(origin: str) -> bool:
-    """security_utils.py::is_localhost_origin."""
-    try:
-        return urlparse(origin).hostname in ("localhost", "127.0.0.1", "[::1]", "::1")
-    except ValueError:
-        return False
-
-
 def _route_fix(path: str) -> str:
-    from helpers.catalog import _catalog
+    import difflib
 
-    known = [p for e in _catalog() for p in e.paths]
+    known = [p for e in model.endpoints() for p in e.paths]
     close = difflib.get_close_matches(path, known, n=1, cutoff=0.8)
     if close:
         return f"Did you mean {close[0]}?"
     if not path.startswith(PREFIXES):
         return "MLflow's REST paths start with /api/2.0/mlflow/ (e.g. /api/2.0/mlflow/runs/create)."
     return "Check the path against the REST API reference (catalog.endpoints() lists them)."
+
+
+def describe_json_error(raw: bytes) -> str | None:
+    """Why `json.loads` (what Flask's get_json uses) refuses these bytes, in a learner's words;
+    None when it accepts them."""
+    if not raw.strip():
+        return "the body is empty"
+    try:
+        json.loads(raw)
+        return None
+    except RecursionError:
+        return "it nests deeper than Python's JSON reader can follow"
+    except json.JSONDecodeError as exc:
+        err = exc
+    except ValueError:
+        return "the body is not valid UTF-8 text"
+    text, pos, msg = err.doc, err.pos, err.msg
+    before = text[:pos].rstrip()[-1:] if text[:pos].strip() else ""
+    here = text[pos:pos + 1]
+    where = f"(line {err.lineno}, column {err.colno})"
+    if here == "/":
+        return f"a comment, which JSON does not allow {where}"
+    if here == "'":
+        return f"single-quoted strings, as Python's str(dict) writes them {where}"
+    if msg.startswith("Expecting property name"):
+        if before == "," and here == "}":
+            return f"a trailing comma before the closing brace {where}"
+        return f"an unquoted key, which JSON does not allow {where}"
+    if pos >= len(text.rstrip()) or msg.startswith("Unterminated string"):
+        return f"the body ends before the JSON does, as if cut off {where}"
+    return f"not valid JSON: {msg} {where}"
+
+
+def _depth(value: Any) -> int:
+    """How deeply JSON containers nest, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        stack += [(v, level + 1) for v in (item.values() if isinstance(item, dict) else item)
+                  if isinstance(v, (dict, list))]
+    return deepest
 
 
 def _ct_why(value: str) -> str:
@@ -808,23 +989,31 @@ def _ct_why(value: str) -> str:
     return ""
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc).rstrip(".")
-    return text if len(text) < 120 else text[:117] + "..."
-
-
 def _parses(ep: Endpoint, key: str, value: Any) -> bool:
     try:
-        json_format.ParseDict({key: value}, ep.request_class(), ignore_unknown_fields=True)
+        parse_dict({key: value}, ep.request_class())
         return True
-    except json_format.ParseError:
+    except ParseError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else stops the parser too
         return False
 
 
-def _field_or_none(ep: Endpoint | None, key: str) -> Field | None:
-    if ep is None:
-        return None
-    return next((f for f in ep.fields if key in (f.name, f.json_name)), None)
+def _stop_kind(f: Field, value: Any) -> tuple[str, str]:
+    """The finding id and a lead sentence for the field protobuf could not read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return "trap-nan", (f"'{f.name}' is a bare {name} literal, which JSON "
+                            "does not have (Python's json.dumps writes it anyway). ")
+    if f.name in ("timestamp", "start_time", "end_time") and isinstance(value, (int, float)):
+        if 0 < abs(value) < SECONDS_THRESHOLD:
+            return "trap-seconds-timestamp", (f"{f.name}={value!r} is fractional seconds "
+                                              "(time.time()), not integer milliseconds. ")
+        return "trap-fractional-timestamp", (f"{f.name}={value!r} has a fraction; an int64 "
+                                             "timestamp cannot hold one. ")
+    if f.name == "step" and isinstance(value, float):
+        return "trap-fractional-step", f"step={value!r} has a fraction; step is an int64. "
+    return "trap-parse-stopped", ""
 
 
 def _type_hint(f: Field | None) -> str:
@@ -834,12 +1023,14 @@ def _type_hint(f: Field | None) -> str:
         return "a JSON array" + (" of objects" if f.message else "")
     if f.name in ("timestamp", "start_time", "end_time"):
         return "a whole number of milliseconds, e.g. int(time.time() * 1000)"
+    if f.name == "experiment_id":
+        return "a JSON string, e.g. \"0\": ids are strings in MLflow's REST API"
     return {
         "string": "a JSON string", "double": "a JSON number (or the string \"NaN\")",
         "int64": "a whole JSON number", "int32": "a whole JSON number",
         "bool": "true or false", "message": "a JSON object",
         "enum": "one of " + ", ".join(f.enum_values),
-    }.get(f.type, f"a {f.type}")
+    }.get(f.type, f"a {f.type}" if f.type else "the documented type")
 
 
 def _crash_fix(body: Any) -> str:
@@ -849,126 +1040,132 @@ def _crash_fix(body: Any) -> str:
 
 
 def _store_fix(message: str) -> str:
-    if "exceeds the maximum length" in message or "at most" in message:
-        return "Shorten it or split the request."
+    if "at most" in message:
+        return "Split it into several requests."
+    if "exceeds the maximum length" in message:
+        return "Shorten it."
     if "Names may only contain" in message or "resolve to" in message:
         return "Use letters, digits, _ - . space : / only, and no '..' or leading '/'."
     return "Change the value as the message says."
 
 
 def _stored_value_warning(sim: _Simulation, value: float, where: str) -> None:
-    if math.isnan(value):
-        sim.add("info", STORE + "sanitize_metric_value", f"{where} is NaN: stored as NaN.")
-    elif math.isinf(value):
-        sim.add("warning", STORE + "sanitize_metric_value",
+    if math.isinf(value):
+        sim.add("warning", "trap-infinity", STORE + "sanitize_metric_value",
                 f"{where} is infinite: the SQL store saves +/-1.7976931348623157e308 instead.",
                 "Log a finite number if the exact value matters.")
 
 
-def _truncation_warning(sim: _Simulation, where: str, value: str, limit: int) -> None:
-    if len(value) > limit:
-        sim.add("warning", UV + "_validate_length_limit",
-                f"{where} has {len(value)} characters: the server keeps the first {limit} "
-                "and says nothing (MLFLOW_TRUNCATE_LONG_VALUES, on by default).",
-                f"Keep it under {limit} characters, or log it as an artifact.")
+def _truncated(sim: _Simulation, where: str, value: str, limit: int) -> str:
+    """The value the store keeps. Truncated here, so MLflow's validator has nothing to log."""
+    if len(value) <= limit or not MLFLOW_TRUNCATE_LONG_VALUES.get():
+        return value
+    sim.add("warning", "trap-truncated", UV + "_validate_length_limit",
+            f"{where} has {len(value)} characters: the server keeps the first {limit} and says "
+            "nothing (MLFLOW_TRUNCATE_LONG_VALUES, on by default).",
+            f"Keep it under {limit} characters, or log it as an artifact.")
+    return value[:limit]
 
 
 #: Unknown fields named one by one (each costs a difflib search); the rest get one summary.
 _UNKNOWN_NAMED = 20
 
 
-def _unknown_keys(sim: _Simulation, fields: tuple[Field, ...], body: dict, where: str) -> None:
-    known = {k: f for f in fields for k in (f.name, f.json_name)}
+def _unknown_keys(sim: _Simulation, fields: tuple[Field, ...], body: dict) -> None:
+    """Unknown keys at the top level and in lists of messages, without recursion."""
+    import difflib
+
     unknown = 0
-    for key, value in body.items():
-        f = known.get(key)
-        if f is None:
-            unknown += 1
-            if unknown > _UNKNOWN_NAMED:
-                continue
-            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            sim.add("warning", PARSE + " ignore_unknown_fields=True",
-                    f"Unknown field '{where}{key}': the server drops it silently.{hint}",
-                    f"Rename it to '{close[0]}'." if close else "Remove it.")
-        elif key == f.json_name != f.name and f.handler_checks:
-            sim.add("warning", H + "_validate_request_json_with_schema",
-                    f"'{where}{key}' is the proto's JSON name: the parser accepts it, but the "
-                    f"handler's checks look for '{f.name}' only.", f"Send '{f.name}'.")
-        elif f.message and f.fields and isinstance(value, list):
-            for i, item in enumerate(value):
-                if isinstance(item, dict):
-                    _unknown_keys(sim, f.fields, item, f"{where}{f.name}[{i}].")
+    stack: list[tuple[tuple[Field, ...], dict, str, int]] = [(fields, body, "", 0)]
+    while stack:
+        fields_, obj, where, depth = stack.pop(0)
+        known = {k: f for f in fields_ for k in (f.name, f.json_name)}
+        for key, value in obj.items():
+            f = known.get(key)
+            if f is None:
+                unknown += 1
+                if unknown > _UNKNOWN_NAMED:
+                    continue
+                close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                sim.add("warning", "unknown-field", PARSE + " ignore_unknown_fields=True",
+                        f"Unknown field '{where}{key}': the server drops it silently.{hint}",
+                        f"Rename it to '{close[0]}'." if close else "Remove it.")
+            elif key == f.json_name != f.name and f.handler_checks:
+                sim.add("warning", "json-name", H + "_validate_request_json_with_schema",
+                        f"'{where}{key}' is the proto's JSON name: the parser accepts it, but "
+                        f"the handler's checks look for '{f.name}' only.", f"Send '{f.name}'.")
+            elif f.fields and isinstance(value, list) and depth < 2:
+                stack += [(f.fields, item, f"{where}{f.name}[{i}].", depth + 1)
+                          for i, item in enumerate(value[:_UNKNOWN_NAMED])
+                          if isinstance(item, dict)]
     if unknown > _UNKNOWN_NAMED:
-        sim.add("warning", PARSE + " ignore_unknown_fields=True",
-                f"{unknown - _UNKNOWN_NAMED} more unknown fields in "
-                f"{where.rstrip('.') or 'the body'}: the server drops them silently too.",
-                "Remove them.")
+        sim.add("warning", "unknown-field", PARSE + " ignore_unknown_fields=True",
+                f"{unknown - _UNKNOWN_NAMED} more unknown fields: the server drops them "
+                "silently too.", "Remove them.")
 
 
-def _nonfinite(sim: _Simulation, value: Any, where: str) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        sim.add("warning", PARSE,
-                f"{where or 'the body'} is a bare {_nonfinite_name(value)} literal. JSON has "
-                "none (Python's "
-                "json.dumps writes it anyway); the server's JSON reader accepts it but the proto "
-                "parser refuses it.", f"Send the string \"{_nonfinite_name(value)}\" instead.")
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _nonfinite(sim, v, f"{where}.{k}" if where else k)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _nonfinite(sim, v, f"{where}[{i}]")
+def _unknown_enum(sim: _Simulation, ep: Endpoint, body: dict) -> None:
+    for f in ep.fields:
+        value = body.get(f.name, body.get(f.json_name))
+        if f.enum_values and isinstance(value, str) and value not in f.enum_values:
+            sim.add("warning", "unknown-enum", PARSE + " ignore_unknown_fields=True",
+                    f"'{f.name}' = {json.dumps(value)} is not one of {', '.join(f.enum_values)}: "
+                    "protobuf skips unknown enum names, so that field is not changed.",
+                    f"Use one of the enum's names exactly: {', '.join(f.enum_values)}.")
 
 
-def _nonfinite_name(value: float) -> str:
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-
-
-def _values_at(body: dict, path: str) -> Iterator[tuple[str, Any]]:
-    if "[]." in path:
-        outer, inner = path.split("[].")
-        items = body.get(outer)
-        for i, item in enumerate(items if isinstance(items, list) else []):
-            if isinstance(item, dict) and inner in item:
-                yield f"{outer}[{i}].{inner}", item[inner]
-    elif path in body:
-        yield path, body[path]
+def _walk_timestamps(body: dict, paths: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    for path in paths:
+        if "[]." in path:
+            outer, inner = path.split("[].")
+            items = body.get(outer)
+            for i, item in enumerate(items if isinstance(items, list) else []):
+                if isinstance(item, dict) and inner in item:
+                    yield f"{outer}[{i}].{inner}", item[inner]
+        elif path in body:
+            yield path, body[path]
 
 
 def _timestamp_warning(sim: _Simulation, where: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        return  # a float is a parse stop, reported by _partial_parse
     if 0 < value < SECONDS_THRESHOLD:
-        sim.add("warning", "MLflow timestamps are milliseconds since the epoch",
-                f"{where}={value!r} looks like seconds: it is stored as {value} ms, i.e. "
-                "early 1970.", "Send int(time.time() * 1000).")
-    elif value < 0 and where != "timestamp" and not where.endswith("].timestamp"):
-        sim.add("warning", STORE + "create_run / update_run_info",
+        sim.add("warning", "trap-seconds-timestamp", "MLflow timestamps are milliseconds since "
+                "the epoch", f"{where}={value!r} looks like seconds: it is stored as {value} "
+                "ms, i.e. early 1970.", "Send int(time.time() * 1000).")
+    elif value < 0 and not where.endswith("timestamp"):
+        sim.add("warning", "negative-timestamp", STORE + "create_run / update_run_info",
                 f"{where}={value!r} is negative; runs/create and runs/update store it as is.",
                 "Send milliseconds since the epoch.")
 
 
-def _float_field_warnings(sim: _Simulation, ep: Endpoint, body: dict) -> None:
+def _number_warnings(sim: _Simulation, ep: Endpoint, body: dict) -> None:
     for f in ep.fields:
         value = body.get(f.name)
-        if f.type == "double" and isinstance(value, bool):
-            sim.add("warning", PARSE, f"{f.name}={value!r} is a boolean: stored as "
-                    f"{float(value)}.", "Send a number.")
-        elif f.type in ("double", "int64") and isinstance(value, str) and sim.parsed and \
-                _parses(ep, f.name, value):
-            sim.add("info", PARSE, f"{f.name} is the string {value!r}: the proto parser "
-                    "converts numeric strings, so it is accepted.")
+        if f.type in ("double", "float", "int64", "int32") and isinstance(value, bool) and \
+                f.name != sim.stopped_at:
+            sim.add("warning", "bool-as-number", PARSE,
+                    f"'{f.name}' was sent as {json.dumps(value)}: protobuf reads a JSON boolean "
+                    f"as a number, so {int(value)} is stored.", "Send the number you mean.")
+        elif f.type in ("double", "float", "int64", "int32") and isinstance(value, str) and \
+                sim.message is not None and _parses(ep, f.name, value):
+            sim.add("info", "coerced-string", PARSE,
+                    f"'{f.name}' is the string {json.dumps(value)}: protobuf's JSON parser "
+                    f"converts numeric strings, so {getattr(sim.message, f.name)!r} is stored.",
+                    "Send numbers as JSON numbers.")
 
 
 def _to_python(msg: Any) -> dict[str, Any]:
-    """A message as the handler reads it: unset scalars show their default, which is what a
-    handler gets from msg.field (enums unset show None: handlers test HasField first)."""
+    """A message as the handler reads it: unset scalars show their default (enums unset show
+    None: handlers test HasField first). Nesting is bounded by the proto, not the body."""
     out: dict[str, Any] = {}
     for fd in msg.DESCRIPTOR.fields:
         value = getattr(msg, fd.name)
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             out[fd.name] = dict(value)
+        elif fd.message_type is not None and fd.message_type.full_name.startswith("google."):
+            out[fd.name] = str(value)
         elif fd.message_type is not None:
             if fd.is_repeated:
                 out[fd.name] = [_to_python(x) for x in value]
@@ -982,14 +1179,3 @@ def _to_python(msg: Any) -> dict[str, Any]:
         else:
             out[fd.name] = value
     return out
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """The validators log a warning when they truncate; the learner sees a finding instead."""
-    logger = logging.getLogger("mlflow.utils.validation")
-    previous, logger.disabled = logger.disabled, True
-    try:
-        yield
-    finally:
-        logger.disabled = previous

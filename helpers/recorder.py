@@ -39,7 +39,6 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-a
                         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
                         "expect"})
 UPSTREAM_TIMEOUT = 120.0
-_PREFLIGHT_LOCK = threading.Lock()
 
 
 class RecorderError(KitError):
@@ -288,7 +287,7 @@ class Recorder:
         # DNS-rebinding check reads Host). A Host the client chose on purpose goes through as is.
         outgoing = [(k, upstream_host if k.lower() == "host" and v in own else v)
                     for k, v in outgoing]
-        verdict, verdict_error = _preflight(method, url, headers, body)
+        verdict, verdict_error = _preflight(method, url, headers, body, self.upstream)
         started = time.perf_counter()
         try:
             status, reason, answer_headers, raw, decoded = self._send_upstream(
@@ -333,14 +332,13 @@ class Recorder:
 
 
 def _preflight(method: str, url: str, headers: list[tuple[str, str]],
-               body: bytes) -> tuple[Verdict | None, str | None]:
+               body: bytes, server: str) -> tuple[Verdict | None, str | None]:
     merged: dict[str, str] = {}
     for name, value in headers:
         key = name.lower()
         merged[key] = f"{merged[key]}, {value}" if key in merged else value
     try:
-        with _PREFLIGHT_LOCK:  # one at a time: preflight briefly silences MLflow's logger
-            return preflight(method, url, merged, body), None
+        return preflight(method, url, merged, body, server=server), None  # state-aware
     except Exception as exc:  # a bug in preflight must never break the learner's program
         return None, f"{type(exc).__name__}: {exc}"
 

@@ -311,3 +311,31 @@ CASES: list[Case] = [
     post("log-metric: run_id and run_uuid both, as MlflowClient sends", LOG_METRIC,
          metric(run_uuid="{run_id}")),
 ]
+
+# The findings of issue 11, each verified live before it was added here.
+CASES += [
+    post("log-metric: body nested 2,000 levels deep", LOG_METRIC,
+         '{"a":' * 2000 + "1" + "}" * 2000),
+    post("log-metric: array nested 2,000 levels deep", LOG_METRIC, "[" * 2000 + "]" * 2000),
+    post("log-metric: unknown field nested 1,000 levels deep", LOG_METRIC,
+         j(metric())[:-1] + ', "x": ' + "[" * 999 + "]" * 999 + "}"),
+    post("log-metric: unknown field nested 900 levels deep", LOG_METRIC,
+         j(metric())[:-1] + ', "x": ' + "[" * 899 + "]" * 899 + "}"),
+    post("log-metric: path spelled log%2Dmetric", f"{API}/runs/log%2Dmetric", metric()),
+    post("log-metric: value is the string Infinity", LOG_METRIC, metric(value="Infinity")),
+    post("log-batch: metric timestamp in seconds", LOG_BATCH,
+         {"run_id": "{run_id}", "metrics": [_batch_metric(0, timestamp=1700000000)]}),
+    post("log-batch: param value of 7000 characters", LOG_BATCH,
+         {"run_id": "{run_id}", "params": [{"key": "long", "value": "x" * 7000}]}),
+    post("log-batch: 1,001 metrics", LOG_BATCH,
+         {"run_id": "{run_id}", "metrics": [_batch_metric(i) for i in range(1001)]}),
+    post("runs/delete: run_uuid only", f"{API}/runs/delete", {"run_uuid": "{run_id}"}),
+    post("experiments/restore: an active experiment", f"{API}/experiments/restore",
+         {"experiment_id": "{experiment_id}"}),
+    post("mpu/create: artifact path escaping with ..%2F", "/api/2.0/mlflow-artifacts/mpu/create/"
+         "..%2Fetc", {"path": "x", "num_parts": 2}),
+    post("mpu/create: path missing", "/api/2.0/mlflow-artifacts/mpu/create/a/b.txt", {}),
+    post("log-parameter: same key twice in one batch", LOG_BATCH,
+         {"run_id": "{run_id}", "params": [{"key": "a", "value": "1"},
+                                           {"key": "a", "value": "2"}]}),
+]

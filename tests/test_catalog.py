@@ -1,12 +1,14 @@
-"""Offline tests of helpers.catalog: the endpoint catalog read from MLflow's protos."""
+"""Offline tests of helpers.catalog and helpers.server_model: routes, fields and schemas read
+from the installed MLflow (protos, and handlers.py with `ast`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import catalog
+from helpers import catalog, server_model
 from helpers.catalog import HANDLER_RULES, UnknownEndpoint, endpoint, endpoints
 from helpers.errors import KitError
+from helpers.source import mlflow_file
 
 LOG_METRIC = "/api/2.0/mlflow/runs/log-metric"
 
@@ -137,7 +139,7 @@ def test_every_handler_rule_names_a_real_rpc_and_real_fields() -> None:
         assert name in rpcs, name
         fields = {f.name for f in rpcs[name].fields}
         assert {key for key, _ in rule.schema} <= fields, name
-        assert rpcs[name].rule is rule
+        assert rpcs[name].rule == rule
 
 
 def test_the_required_endpoints_all_have_rules() -> None:
@@ -161,5 +163,41 @@ def test_request_class_parses_json_like_the_server() -> None:
     assert (msg.run_id, msg.value) == ("r", 0.5)
 
 
-def test_the_catalog_is_built_once() -> None:
-    assert catalog._catalog() is catalog._catalog()
+def test_the_model_is_built_once() -> None:
+    assert server_model.endpoints() is server_model.endpoints()
+
+
+def test_every_schema_dict_of_handlers_py_is_in_the_model() -> None:
+    import ast
+
+    tree = ast.parse(mlflow_file("server/handlers.py").read_text())
+    dicts = [k for k in ast.walk(tree) if isinstance(k, ast.keyword) and k.arg == "schema"
+             and isinstance(k.value, ast.Dict)]
+    assert len(server_model.handlers()) == len(dicts) >= 150
+    used = {e.handler for e in endpoints() if e.schema is not None}
+    assert used == set(server_model.handlers())
+    compiled = [c for e in endpoints() for _, checks in e.schema or () for c in checks]
+    assert compiled and all(c.fn is not None for c in compiled)
+
+
+def test_routes_outside_the_protos_come_from_get_endpoints() -> None:
+    # The route the old hand-written table missed (it predicted 404 for it).
+    ep = endpoint("/api/3.0/mlflow/scorers/online-config", "PUT")
+    assert ep.handler == "_upsert_online_scoring_config"
+    assert ep.required == ("experiment_id", "name", "sample_rate")
+
+
+def test_limits_are_mlflows_own() -> None:
+    from mlflow.utils.search_utils import SearchUtils  # noqa: F401 - where the bound lives
+
+    assert dict(endpoint("runs/search").field("max_results").limits) == {"max": 50000}
+    bulk = endpoint("/api/2.0/mlflow/metrics/get-history-bulk-interval")
+    assert dict(bulk.field("run_ids").limits) == {"max_items": 100}
+    assert dict(endpoint("log-metric").field("key").limits) == {"max_length": 250}
+
+
+def test_the_validators_are_mlflows_own_and_keep_their_order() -> None:
+    checks = endpoint("log-batch").schema[0][1]
+    assert [c.name for c in checks] == ["string", "required"]
+    assert [c.type_check for c in checks] == [True, False]
+

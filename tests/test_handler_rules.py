@@ -1,9 +1,10 @@
-"""Hold helpers.catalog.HANDLER_RULES, the table of rules that live only in MLflow's handlers,
-against the installed MLflow source and against the live server, entry by entry.
+"""Hold the server model against the installed MLflow source and against the live server, for
+every RPC of helpers.server_model.STORE (the one hand-written table: what the store does).
 
-Offline: every rule's `schema`, nested requirements, run_uuid fall-back and limits are compared
-with mlflow/server/handlers.py, read with `ast` (mlflow.server is never imported), so an MLflow
-upgrade that moves a check fails here with the rule's name.
+Offline: each such RPC's derived `schema`, nested requirements, run_uuid fall-back, and the
+table's limits and store checks are compared with mlflow/server/handlers.py and
+mlflow/utils/validation.py, read here with an `ast` walk of the test's own (mlflow.server is
+never imported), so an MLflow upgrade that moves a check fails here with the RPC's name.
 
 Live: one case per (rule, schema key, check), per nested requirement, per limit, per timestamp
 field, per store check and per run_uuid fall-back, generated from the table. Each case starts
@@ -30,8 +31,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils import validation as uv
 from mlflow.utils.mlflow_tags import MLFLOW_CUSTOM_VIEW_TAG_PREFIX
 
-from helpers.catalog import HANDLER_RULES, HandlerRule, endpoint
+from helpers.catalog import HandlerRule, endpoint
 from helpers.preflight import preflight
+from helpers.server_model import STORE
 from helpers.wire import Exchange, send
 
 JSON = {"Content-Type": "application/json"}
@@ -165,7 +167,11 @@ def _constants_reached(entries: list[tuple[str, str]]) -> set[str]:
     return found
 
 
+HANDLER_RULES: dict[str, HandlerRule] = {rpc: endpoint(rpc).rule for rpc in STORE}
 RULE_IDS = list(HANDLER_RULES)
+#: Observed live: log-metric and log-batch refuse a negative metric timestamp
+#: (_validate_metric); runs/create and runs/update store start/end times as sent.
+NON_NEGATIVE = ("timestamp", "metrics[].timestamp")
 
 
 @pytest.mark.parametrize("rpc", RULE_IDS)
@@ -371,7 +377,9 @@ def _limit_probe(rpc: str, rule: HandlerRule, limit_name: str, limit: int) -> Pr
         else:
             pytest.fail(f"this test does not know how to exceed the limit {limit_name!r}")
         if truncated:
-            return Broken(body, 200, effect=_truncated_to(body[name], limit))
+            outer, _, inner = name.partition("[].")
+            sent = body[outer][0][inner] if inner else body[name]
+            return Broken(body, 200, effect=_truncated_to(sent, limit))
         return Broken(body, 400, says)
 
     return Probe(rpc, f"limit {limit_name}", breaks)
@@ -401,7 +409,7 @@ def _timestamp_probe(rpc: str, rule: HandlerRule, path: str) -> Probe:
             body[outer] = -1
         # `non_negative` says which timestamps the server refuses below zero; the others it
         # stores as sent, and the table must say which is which.
-        if path in rule.non_negative:
+        if path in NON_NEGATIVE:
             return Broken(body, 400, _rejected(path.replace("[]", "[0]")))
         return Broken(body, 200)
 
@@ -444,7 +452,14 @@ def _repeated_param(body: dict) -> Broken:
                                           [Param(p["key"], p["value"])] * 2),))
 
 
+def _bad_location(body: dict) -> Broken:
+    body["artifact_location"] = "runs:/abc/model"
+    return Broken(body, 400, (_message_of(uv._validate_experiment_artifact_location,
+                                          "runs:/abc/model"),))
+
+
 STORE_BREAKS: dict[str, Callable[[dict], Broken]] = {
+    "_validate_experiment_artifact_location": _bad_location,
     "_validate_metric": _bad_name, "_validate_param": _bad_name, "_validate_tag": _bad_name,
     "_validate_experiment_tag": _bad_name, "_validate_batch_log_data": _bad_name,
     "_parse_experiment_id": _bad_experiment_id, "_validate_run_id": _bad_run_id,
@@ -480,6 +495,8 @@ def _probes() -> list[Probe]:
         if "run_id" in dict(rule.schema):
             probes.append(_run_uuid_probe(rpc, rule))
         probes.extend(_limit_probe(rpc, rule, n, v) for n, v in rule.limits)
+        probes.extend(_limit_probe(rpc, rule, f"{n} (truncated)", v)
+                      for n, v in STORE[rpc].truncates)
         probes.extend(_timestamp_probe(rpc, rule, p) for p in rule.timestamp_fields)
         probes.extend(_store_probes(rpc, rule))
     return probes
@@ -523,8 +540,10 @@ def test_the_live_server_answers_what_the_table_says(probe: Probe, server_url: s
     broken = probe.breaks(_fill(BASE[probe.rpc], values))
     before = _run(server_url, fresh_run["run_id"]) if broken.effect else {}
 
-    data, live = _post(server_url, probe.rpc, broken.body)
-    verdict = preflight("POST", server_url + endpoint(probe.rpc).path, JSON, data)
+    data = json.dumps(broken.body).encode("utf-8")
+    verdict = preflight("POST", server_url + endpoint(probe.rpc).path, JSON, data,
+                        server=server_url)  # state-aware, before the request changes state
+    _, live = _post(server_url, probe.rpc, broken.body)
 
     problems = []
     if live.status != broken.status:

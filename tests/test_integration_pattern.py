@@ -60,6 +60,9 @@ def test_fails_on_the_buggy_program_with_preflights_explanation() -> None:
     assert len(re.findall(r"^\[\d\] POST /api/2\.0/mlflow/runs/log-metric -> 200 OK", out,
                           re.M)) == 3
     assert out.count("looks like seconds") == 3
+    # The recorder preflights in state-aware mode: the run exists, so it predicts the 200.
+    assert len(re.findall(r"^\[\d\] POST \S+/runs/log-metric -> 200 OK · preflight 200$", out,
+                          re.M)) == 3, out
     assert "fix: Send int(time.time() * 1000)." in out
     assert "add an entry to ALLOWED" in out
 

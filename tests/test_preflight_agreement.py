@@ -2,7 +2,8 @@
 
 Each case of tests/preflight_cases.py gets its own new run (param values are write-once), is
 sent exactly as written with helpers.wire.send (no redirects followed, no Content-Type added),
-and is predicted by preflight() from the same bytes. A case agrees when the status matches,
+and is predicted by preflight() from the same bytes, in state-aware mode (read-only lookups
+against the same server settle whether the run exists). A case agrees when the status matches,
 a live 400 comes with an `error` finding, a live 200 with none, and any message or error code
 preflight claims to know matches the server's.
 """
@@ -13,6 +14,7 @@ import uuid
 
 import pytest
 
+from helpers.diagnose import explain, verdict_for
 from helpers.preflight import Verdict, preflight
 from helpers.wire import Exchange, send
 from tests.preflight_cases import CASES, Case
@@ -27,6 +29,19 @@ def _new_run(server_url: str, experiment_id: str) -> str:
 
 def _disagreements(verdict: Verdict, live: Exchange) -> list[str]:
     problems = []
+    diagnosis = explain(live)  # one engine: explain must tell the same story as preflight
+    offline = verdict_for(live)
+    if diagnosis.predicted_status != offline.predicted_status:
+        problems.append("explain ran another prediction than preflight")
+    if offline.predicted_status == live.status and live.status >= 300 and offline.errors and \
+            diagnosis.family != offline.errors[0].id:
+        problems.append(f"explain says {diagnosis.family}, preflight {offline.errors[0].id}")
+    if live.status < 300 and offline.warnings and \
+            diagnosis.family != "ok-but-" + offline.warnings[0].id:
+        problems.append(f"explain says {diagnosis.family}, preflight warns "
+                        f"{offline.warnings[0].id}")
+    if diagnosis.family in ("model-disagrees", "unrecognised"):
+        problems.append(f"explain: {diagnosis.family}")
     if verdict.predicted_status != live.status:
         problems.append(f"status: predicted {verdict.predicted_status}, live {live.status}")
     if live.status == 400 and not verdict.errors:
@@ -57,7 +72,7 @@ def test_preflight_agrees_with_the_live_server(server_url: str, fresh_run: dict[
     for case in CASES:
         values = _values(case, server_url, fresh_run)
         path, headers, body = case.render(values)
-        verdict = preflight(case.method, server_url + path, headers, body)
+        verdict = preflight(case.method, server_url + path, headers, body, server=server_url)
         live = send(path, method=case.method, headers=headers, data=body, base_url=server_url)
         problems = _disagreements(verdict, live)
         if problems:

@@ -2,7 +2,8 @@
 
 Copy this file into your project's tests/ folder. It runs your program against a local MLflow
 server through a recording proxy (`helpers.recorder.Recorder`, from the MLflow 400 Lab kit) and
-checks every request the program made with `helpers.preflight`:
+checks every request the program made with `helpers.preflight`, in its state-aware mode (it
+looks up, read-only, whether the run or experiment exists and which params are logged):
 
 - an `error` finding means the server refuses the request (400, or 500 for some inputs);
 - a `warning` means the server accepts it but does not store what you meant (a timestamp in

@@ -1,0 +1,725 @@
+"""One model of the MLflow server a learner runs, derived at runtime from the installed MLflow.
+
+Preflight (before sending) and explain (after the answer) run on these facts, read from MLflow
+itself without importing `mlflow.server`: routes from the services' `rpc` options and the extra
+tuples of `handlers.py::get_endpoints`; every handler's `schema={...}` dict, read with `ast`,
+its validators MLflow's own `_assert_*` functions compiled from the same source (asserts kept,
+so it works under `python -O`); limits from MLflow's constants, security rules and messages
+from `mlflow/server/security_utils.py`, loaded from its file. What cannot be derived is in the
+commented tables at the end (`STORE`, `JSON_DEPTH_LIMIT`), tested live by
+tests/test_handler_rules.py and tests/test_model_agreement.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import functools
+import importlib
+import importlib.util
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from types import ModuleType
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor_pool import Default
+from google.protobuf.message_factory import GetMessageClass
+from mlflow.protos import databricks_pb2
+from mlflow.store.artifact.host_policy import (
+    HOST_ADDRESSED_ARTIFACT_SCHEMES as HOST_ADDRESSED_ARTIFACT_SCHEMES,  # re-exported
+)
+from mlflow.utils import validation as uv
+
+from helpers.source import mlflow_file
+
+HANDLERS = "server/handlers.py"
+#: Served path prefixes: handlers.py::_get_rest_path and ::_get_ajax_path (no --static-prefix).
+PREFIXES = ("/api", "/ajax-api")
+#: The services handlers.py::get_endpoints registers, in its order.
+_SERVICES = ("service_pb2.MlflowService", "model_registry_pb2.ModelRegistryService",
+             "mlflow_artifacts_pb2.MlflowArtifactsService", "webhooks_pb2.WebhookService")
+_TYPE_NAMES = {v: n[5:].lower() for n, v in vars(FieldDescriptor).items() if n.startswith("TYPE_")}
+_SCHEMA_CALLS = ("_get_request_message", "_get_validated_flask_request_json",
+                 "_get_workspace_request_message")
+
+
+# ------------------------------------------------------------------------------ data model
+
+
+@dataclass(frozen=True)
+class Check:
+    """One validator of a handler's schema list, in the handler's order."""
+
+    #: "required", "string", "intlike", ... (an `_assert_` name without its prefix), or the
+    #: source text of a lambda / other validator.
+    name: str
+    #: MLflow's own function, compiled from handlers.py; None when it could not be compiled.
+    fn: Callable[[Any], Any] | None = field(repr=False, compare=False)
+    #: True for handlers.py::_TYPE_VALIDATORS: skipped when protobuf parsing succeeded.
+    type_check: bool = False
+    #: Limits found in the validator: {"max": 1000} or {"min": 1, "max": 50000} on int(x),
+    #: {"max_items": 100} on len(x).
+    limits: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a request, as the JSON body (or, for a GET, the query string) spells it."""
+
+    name: str
+    json_name: str
+    type: str
+    repeated: bool
+    message: str | None
+    fields: tuple[Field, ...]
+    enum_values: tuple[str, ...]
+    required: bool
+    #: "handler" when the server rejects a request without it, "proto" when only the proto's
+    #: `validate_required` option says so (documented, not enforced by this server).
+    required_by: str | None
+    handler_checks: tuple[str, ...]
+    #: The handler's validators for this field, in order (empty: none).
+    checks: tuple[Check, ...] = ()
+    #: Limits: from the validators, then from the store table (e.g. {"max_length": 250}).
+    limits: tuple[tuple[str, int], ...] = ()
+    #: "body", or "query" for a GET.
+    location: str = "body"
+
+
+@dataclass(frozen=True)
+class StoreRule:
+    """What the store does after the handler's checks pass: not derivable, typed by hand."""
+
+    #: mlflow/utils/validation.py validators the store runs first, in order.
+    checks: tuple[str, ...] = ()
+    #: Limits the store enforces or truncates at, per field path.
+    limits: tuple[tuple[str, int], ...] = ()
+    #: Fields holding milliseconds since the epoch.
+    timestamps: tuple[str, ...] = ()
+    #: The server state that still decides the answer, as (kind, field): see `STORE`.
+    state: tuple[tuple[str, str], ...] = ()
+    #: Silent changes: (field path, limit) truncated without an error.
+    truncates: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One route as served over HTTP, and what its handler checks, in order."""
+
+    name: str
+    service: str
+    http_methods: tuple[str, ...]
+    paths: tuple[str, ...]
+    #: Full name of the request message ("mlflow.LogMetric"), None for a route outside the protos.
+    request: str | None
+    fields: tuple[Field, ...]
+    #: The handler function in handlers.py (None: handlers.py has none for this RPC).
+    handler: str | None = None
+    #: ((field, (Check, ...)), ...) in the order of the handler's schema dict; None: no schema.
+    schema: tuple[tuple[str, tuple[Check, ...]], ...] | None = None
+    #: Decorators of the handler (e.g. "_disable_if_workspaces_disabled").
+    decorators: tuple[str, ...] = ()
+    #: Statements the handler runs before its schema check, as source text.
+    pre_steps: tuple[str, ...] = ()
+    #: True when the handler reads `run_id or run_uuid`.
+    reads_run_uuid: bool = False
+    #: True when the handler parses the body into `request` (`_get_request_message`) before
+    #: its schema check; False when it checks the raw JSON only.
+    parses_proto: bool = False
+    store: StoreRule | None = None
+
+    @property
+    def path(self) -> str:
+        """The /api/... path (the one the docs show)."""
+        return self.paths[0]
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Fields the handler rejects a request without, in the order it checks them."""
+        return tuple(k for k, checks in self.schema or () if any(c.name == "required"
+                                                                   for c in checks))
+
+    def field(self, name: str) -> Field:
+        """A top-level field by proto name or JSON name."""
+        for f in self.fields:
+            if name in (f.name, f.json_name):
+                return f
+        raise LookupError(f"{self.name} has no field {name!r}; its fields are "
+                          f"{', '.join(f.name for f in self.fields)}.")
+
+    @property
+    def request_class(self) -> Any:
+        """The generated protobuf class the server parses the body into."""
+        return message_class(self.request) if self.request else None
+
+    @property
+    def rule(self) -> HandlerRule | None:
+        """The handler's rules in short (names only), for tables; None without a schema."""
+        if self.schema is None:
+            return None
+        store = self.store or StoreRule()
+        return HandlerRule(
+            handler=self.handler or "", reads_run_uuid=self.reads_run_uuid,
+            schema=tuple((k, tuple(c.name for c in cs)) for k, cs in self.schema),
+            nested_required=tuple(
+                (f.name, tuple(g.name for g in f.fields if g.required_by == "handler"))
+                for f in self.fields if any(g.required_by == "handler" for g in f.fields)),
+            limits=store.limits, store_checks=store.checks, timestamp_fields=store.timestamps)
+
+
+@dataclass(frozen=True)
+class HandlerRule:
+    """A summary of one handler: its schema as names, in order, and its store rule."""
+
+    handler: str
+    schema: tuple[tuple[str, tuple[str, ...]], ...]
+    nested_required: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    reads_run_uuid: bool = False
+    limits: tuple[tuple[str, int], ...] = ()
+    store_checks: tuple[str, ...] = ()
+    timestamp_fields: tuple[str, ...] = ()
+
+    def checks_for(self, field_name: str) -> tuple[str, ...]:
+        """The handler's checks for one top-level field, in order (() -> none)."""
+        return dict(self.schema).get(field_name, ())
+
+
+# --------------------------------------------------------------------------- MLflow sources
+
+
+@functools.cache
+def _tree(relative: str) -> ast.Module:
+    return ast.parse(mlflow_file(relative).read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _module_file(relative: str) -> ModuleType:
+    """Load one mlflow/server/*.py file on its own, without running mlflow/server/__init__.py:
+    only for files that import nothing of the server (security_utils.py, validation.py)."""
+    name = "_lab400_mlflow_" + relative.replace("/", "_").removesuffix(".py")
+    spec = importlib.util.spec_from_file_location(name, mlflow_file(relative))
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load mlflow/{relative}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def security() -> ModuleType:
+    """mlflow/server/security_utils.py: allowed hosts, CORS rules, their messages."""
+    return _module_file("server/security_utils.py")
+
+
+def validation() -> ModuleType:
+    """mlflow/server/validation.py: `_validate_content_type`."""
+    return _module_file("server/validation.py")
+
+
+@functools.cache
+def _imports() -> dict[str, tuple[str, str | None]]:
+    """handlers.py's module-level imports: name -> (module, attribute or None)."""
+    table: dict[str, tuple[str, str | None]] = {}
+    for node in _tree(HANDLERS).body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                table[alias.asname or alias.name] = (node.module, alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                table[alias.asname or alias.name.split(".")[0]] = (alias.name, None)
+    return table
+
+
+def resolve(name: str) -> Any:
+    """A name handlers.py defines as a literal or imports, from MLflow itself (never from
+    mlflow.server)."""
+    node = _top_defs().get(name)
+    if isinstance(node, ast.Assign):
+        try:
+            return ast.literal_eval(node.value)
+        except ValueError:
+            raise ImportError(f"{name} is computed by handlers.py") from None
+    module, attr = _imports()[name]
+    if module.startswith("mlflow.server"):
+        raise ImportError(f"{name} comes from {module}")
+    loaded = importlib.import_module(module if attr is not None else name)
+    return getattr(loaded, attr) if attr is not None else loaded
+
+
+@functools.cache
+def _top_defs() -> dict[str, ast.stmt]:
+    out: dict[str, ast.stmt] = {}
+    for node in _tree(HANDLERS).body:
+        if isinstance(node, ast.FunctionDef):
+            out[node.name] = node
+        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = node
+    return out
+
+
+def _free_names(nodes: list[ast.AST]) -> set[str]:
+    return {n.id for node in nodes for n in ast.walk(node)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+@functools.cache
+def _validators() -> dict[str, Any]:
+    """MLflow's `_assert_*` validators, `_TYPE_VALIDATORS` and `_validate_param_against_schema`,
+    compiled from handlers.py with optimize=0: their asserts stay under `python -O`."""
+    defs = _top_defs()
+    wanted = [n for n in defs if n.startswith("_assert_") or n.endswith("_validator")]
+    wanted += ["_TYPE_VALIDATORS", "_validate_param_against_schema"]
+    namespace: dict[str, Any] = {}
+    _fill(namespace, [defs[n] for n in wanted])
+    return namespace
+
+
+def _fill(namespace: dict[str, Any], nodes: list[ast.stmt]) -> None:
+    """Compile `nodes` into `namespace`, resolving their free names through the imports."""
+    known = set(namespace) | {getattr(n, "name", None) for n in nodes} | set(dir(builtins))
+    known |= {t.id for n in nodes if isinstance(n, ast.Assign) for t in n.targets
+              if isinstance(t, ast.Name)}
+    for name in sorted(_free_names(list(nodes)) - known):
+        try:
+            namespace[name] = resolve(name)
+        except (KeyError, ImportError, AttributeError):
+            namespace[name] = _Unresolved(name)
+    module = ast.Module(body=list(nodes), type_ignores=[])
+    exec(compile(module, str(mlflow_file(HANDLERS)), "exec", optimize=0), namespace)  # noqa: S102
+
+
+class _Unresolved:
+    """A name the model could not resolve: calling it says so (a "not modelled" check)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotModelled(f"{self.name} is not importable without the server")
+
+
+class NotModelled(Exception):
+    """A step of the server the model cannot run."""
+
+
+def _check(expr: ast.expr, namespace: dict[str, Any]) -> Check:
+    name = expr.id if isinstance(expr, ast.Name) else ast.unparse(expr)
+    try:
+        fn = eval(compile(ast.Expression(expr), str(mlflow_file(HANDLERS)), "eval",  # noqa: S307
+                          optimize=0), namespace)
+    except (NameError, SyntaxError):
+        fn = None
+    body = _top_defs().get(name) if isinstance(expr, ast.Name) else expr
+    return Check(name=name.removeprefix("_assert_"), fn=fn,
+                 type_check=fn in namespace.get("_TYPE_VALIDATORS", ()),
+                 limits=_limits(body, namespace) if body is not None else ())
+
+
+def _limits(node: ast.AST, namespace: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """Limits in `_assert_less_than_or_equal(int(x) | len(x), N)` and
+    `_assert_intlike_within_range(int(x), lo, hi)` calls, with N resolved from MLflow."""
+    out: list[tuple[str, int]] = []
+    for call in ast.walk(node):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
+            continue
+        args = call.args
+        if not args or not isinstance(args[0], ast.Call):
+            continue
+        on = getattr(args[0].func, "id", "")
+        try:
+            values = [eval(compile(ast.Expression(a), "<limit>", "eval"), dict(namespace))  # noqa: S307
+                      for a in args[1:]]
+        except Exception:  # a bound MLflow computes at request time: no static limit
+            continue
+        if not all(isinstance(v, int) for v in values[:2]):
+            continue
+        if call.func.id == "_assert_less_than_or_equal" and values:
+            out.append(("max_items" if on == "len" else "max", int(values[0])))
+        elif call.func.id == "_assert_intlike_within_range" and len(values) >= 2:
+            out += [("min", int(values[0])), ("max", int(values[1]))]
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Handler:
+    name: str
+    request: str | None  # the request class name handlers.py passes to the schema call
+    schema: tuple[tuple[str, tuple[Check, ...]], ...]
+    decorators: tuple[str, ...]
+    pre_steps: tuple[str, ...]
+    reads_run_uuid: bool
+    parses_proto: bool
+
+
+@functools.cache
+def handlers() -> dict[str, _Handler]:
+    """Every handler function of handlers.py that passes a `schema={...}` dict, by name."""
+    out: dict[str, _Handler] = {}
+    for fn in _tree(HANDLERS).body:
+        if not isinstance(fn, ast.FunctionDef):
+            continue
+        call = next((c for c in ast.walk(fn) if isinstance(c, ast.Call)
+                     and getattr(c.func, "id", "") in _SCHEMA_CALLS
+                     and any(k.arg == "schema" and isinstance(k.value, ast.Dict)
+                             for k in c.keywords)), None)
+        if call is None:
+            continue
+        namespace = dict(_validators())
+        nested = [s for s in fn.body if isinstance(s, ast.FunctionDef)]
+        if nested:
+            _fill(namespace, nested)
+        schema_node = next(k.value for k in call.keywords if k.arg == "schema")
+        for name in _free_names([schema_node]) - set(namespace) - set(dir(builtins)):
+            try:
+                namespace[name] = resolve(name)
+            except (KeyError, ImportError, AttributeError):
+                namespace[name] = _Unresolved(name)
+        schema = tuple(
+            (key.value, tuple(_check(e, namespace) for e in getattr(value, "elts", [value])))
+            for key, value in zip(schema_node.keys, schema_node.values)
+            if isinstance(key, ast.Constant))
+        first = call.args[0] if call.args else None
+        request = first.func.id if isinstance(first, ast.Call) and \
+            isinstance(first.func, ast.Name) else None
+        pre = []
+        for stmt in fn.body:
+            if any(node is call for node in ast.walk(stmt)):
+                break
+            if not isinstance(stmt, (ast.FunctionDef, ast.Import, ast.ImportFrom)) and not (
+                    isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+                pre.append(ast.unparse(stmt))
+        text = ast.unparse(fn)
+        out[fn.name] = _Handler(
+            name=fn.name, request=request, schema=schema,
+            decorators=tuple(ast.unparse(d) for d in fn.decorator_list),
+            pre_steps=tuple(pre),
+            reads_run_uuid=bool(re.search(r"\.run_id or \w+\.run_uuid", text)),
+            parses_proto=call.func.id == "_get_request_message")
+    return out
+
+
+@functools.cache
+def _handler_by_request() -> dict[str, str]:
+    """handlers.py::HANDLERS: request class name -> handler function name."""
+    node = _top_defs()["HANDLERS"]
+    value = node.value if isinstance(node, ast.Assign) else None
+    if not isinstance(value, ast.Dict):
+        return {}
+    return {ast.unparse(k): ast.unparse(v) for k, v in zip(value.keys, value.values) if k}
+
+
+@functools.cache
+def _extra_routes() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """The (path, handler, methods) tuples handlers.py::get_endpoints adds to the services'."""
+    defs = _top_defs()
+    out = []
+    for name, node in defs.items():
+        if not (name.startswith("get_") and name.endswith("_endpoints")
+                and isinstance(node, ast.FunctionDef)):
+            continue
+        for tup in ast.walk(node):
+            if isinstance(tup, ast.Tuple) and len(tup.elts) == 3 and \
+                    isinstance(tup.elts[1], ast.Name) and isinstance(tup.elts[2], ast.List):
+                path = _path_expr(tup.elts[0])
+                if path:
+                    methods = tuple(e.value for e in tup.elts[2].elts
+                                    if isinstance(e, ast.Constant))
+                    out.append((path, tup.elts[1].id, methods))
+    return tuple(out)
+
+
+def _path_expr(node: ast.expr) -> str | None:
+    """`_get_rest_path("/mlflow/x", version=3)` -> "/api/3.0/mlflow/x" (ajax likewise)."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args
+            and isinstance(node.args[0], ast.Constant)):
+        return None
+    version = next((k.value.value for k in node.keywords if k.arg == "version"
+                    and isinstance(k.value, ast.Constant)), 2)
+    prefix = {"_get_rest_path": "/api", "_get_ajax_path": "/ajax-api"}.get(node.func.id)
+    return f"{prefix}/{version}.0{node.args[0].value}" if prefix else None
+
+
+# ---------------------------------------------------------------------------------- catalog
+
+
+@functools.cache
+def endpoints() -> tuple[Endpoint, ...]:
+    """Every route handlers.py::get_endpoints registers from the protos and its extra lists,
+    with fields, schema and store rule. Cached: built once per process (~0.3 s)."""
+    by_request = _handler_by_request()
+    schemas = handlers()
+    built: list[Endpoint] = []
+    for dotted in _SERVICES:
+        module, service_name = dotted.split(".")
+        service = importlib.import_module(f"mlflow.protos.{module}").DESCRIPTOR \
+            .services_by_name[service_name]
+        for method in service.methods:
+            rpc = method.GetOptions().Extensions[databricks_pb2.rpc]
+            if not rpc.endpoints:
+                continue
+            paths: list[str] = []
+            verbs: list[str] = []
+            for ep in rpc.endpoints:
+                for served in _served_paths(ep.path, ep.since.major):
+                    if served not in paths:
+                        paths.append(served)
+                if ep.method not in verbs:
+                    verbs.append(ep.method)
+            handler = schemas.get(by_request.get(method.input_type.name, ""))
+            if handler is not None and handler.request not in (None, method.input_type.name):
+                handler = None
+            built.append(_endpoint(method.name, service.name, tuple(verbs), tuple(paths),
+                                   method.input_type, handler,
+                                   by_request.get(method.input_type.name)))
+    for path, fn_name, methods in _extra_routes():
+        handler = schemas.get(fn_name)
+        same = next((e for e in built if e.handler == fn_name and e.service == "handlers.py"
+                     and e.http_methods == methods), None)
+        if same is not None:
+            paths = tuple(sorted((*same.paths, path), key=lambda p: not p.startswith("/api")))
+            built[built.index(same)] = replace(same, paths=paths)
+            continue
+        built.append(_endpoint(fn_name.strip("_"), "handlers.py", methods, (path,), None,
+                               handler, fn_name))
+    return tuple(built)
+
+
+def _endpoint(name: str, service: str, verbs: tuple[str, ...], paths: tuple[str, ...],
+              message: Descriptor | None, handler: _Handler | None,
+              handler_name: str | None) -> Endpoint:
+    schema = handler.schema if handler else None
+    checks = dict(schema or ())
+    store = STORE.get(name) if service == "MlflowService" else None
+    location = "query" if verbs == ("GET",) else "body"
+    if message is not None:
+        fields = _fields(message, checks, handler, store, 0, (), location)
+    else:  # a route outside the protos: its schema is all there is to say about its fields
+        fields = tuple(_field(k, k, "", False, None, (), (), cs, store, location)
+                       for k, cs in checks.items())
+    return Endpoint(name=name, service=service, http_methods=verbs, paths=paths,
+                    request=message.full_name if message is not None else None, fields=fields,
+                    handler=handler_name, schema=schema,
+                    decorators=handler.decorators if handler else (),
+                    pre_steps=handler.pre_steps if handler else (),
+                    reads_run_uuid=handler.reads_run_uuid if handler else False,
+                    parses_proto=handler.parses_proto if handler else False, store=store)
+
+
+def _served_paths(proto_path: str, major: int) -> list[str]:
+    """handlers.py::_get_paths: plain concatenation (a proto path without a leading slash,
+    like searchDatasets', really is served as /api/2.0mlflow/...)."""
+    flask_path = re.sub(r"{(\w+)}", r"<\1>", proto_path)
+    flask_path = re.sub(r"{assessment\.trace_id}", r"<trace_id>", flask_path)
+    return [f"{prefix}/{major}.0{flask_path}" for prefix in PREFIXES]
+
+
+def _nested_required(handler: _Handler | None) -> dict[str, tuple[str, ...]]:
+    """Keys the nested `_assert_<field>_fields_present` helpers require, per field."""
+    if handler is None:
+        return {}
+    fn = _top_defs().get(handler.name)
+    out: dict[str, tuple[str, ...]] = {}
+    for inner in getattr(fn, "body", []):
+        if isinstance(inner, ast.FunctionDef) and inner.name.endswith("_fields_present"):
+            keys = [c.args[0].args[0].value for c in ast.walk(inner)
+                    if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "_assert_required"
+                    and c.args and isinstance(c.args[0], ast.Call) and c.args[0].args
+                    and isinstance(c.args[0].args[0], ast.Constant)]
+            out[inner.name.removeprefix("_assert_").removesuffix("_fields_present")] = tuple(keys)
+    return out
+
+
+def _fields(message: Descriptor, checks: dict[str, tuple[Check, ...]],
+            handler: _Handler | None, store: StoreRule | None, depth: int,
+            seen: tuple[str, ...], location: str, prefix: str = "") -> tuple[Field, ...]:
+    nested_required = _nested_required(handler) if depth == 0 else {}
+    out = []
+    for fd in message.fields:
+        sub = fd.message_type
+        nested: tuple[Field, ...] = ()
+        if sub is not None and depth < 3 and sub.full_name not in seen \
+                and not sub.GetOptions().map_entry:
+            inner = {k: (Check("required", None),) for k in nested_required.get(fd.name, ())}
+            nested = _fields(sub, inner, None, store, depth + 1, (*seen, message.full_name),
+                             "body", f"{prefix}{fd.name}[]." if fd.is_repeated
+                             else f"{prefix}{fd.name}.")
+        proto_required = bool(fd.GetOptions().Extensions[databricks_pb2.validate_required])
+        out.append(_field(fd.name, fd.json_name, _TYPE_NAMES.get(fd.type, str(fd.type)),
+                          fd.is_repeated, sub.full_name if sub is not None else None, nested,
+                          tuple(v.name for v in fd.enum_type.values) if fd.enum_type else (),
+                          checks.get(fd.name, ()), store, location, proto_required,
+                          prefix + fd.name))
+    return tuple(out)
+
+
+def _field(name: str, json_name: str, type_: str, repeated: bool, message: str | None,
+           nested: tuple[Field, ...], enums: tuple[str, ...], checks: tuple[Check, ...],
+           store: StoreRule | None, location: str, proto_required: bool = False,
+           path: str = "") -> Field:
+    handler_required = any(c.name == "required" for c in checks)
+    limits = tuple(lim for c in checks for lim in c.limits)
+    if store is not None:
+        kind = "max_items" if repeated else "max_length"
+        limits += tuple((kind, v) for p, v in store.limits if p == (path or name))
+    return Field(name=name, json_name=json_name, type=type_, repeated=repeated, message=message,
+                 fields=nested, enum_values=enums, required=handler_required or proto_required,
+                 required_by="handler" if handler_required else
+                 ("proto" if proto_required else None),
+                 handler_checks=tuple(c.name for c in checks), checks=checks, limits=limits,
+                 location=location)
+
+
+@functools.cache
+def _routes() -> tuple[tuple[re.Pattern[str], Endpoint], ...]:
+    return tuple((_compile(p), e) for e in endpoints() for p in e.paths)
+
+
+def _compile(route: str) -> re.Pattern[str]:
+    """A Flask (`<x>`, `<path:x>`) or FastAPI (`{x}`, `{x:path}`) route as a regex with one
+    named group per parameter."""
+    out = []
+    for part in re.split(r"(<(?:\w+:)?\w+>|\{\w+(?::\w+)?\})", route):
+        if part and part[0] in "<{" and part[-1] in ">}":
+            words = part[1:-1].split(":")
+            name = words[-1] if part[0] == "<" else words[0]
+            out.append(f"(?P<{name}>{'.+' if 'path' in words[:-1] + words[1:] else '[^/]+'})")
+        else:
+            out.append(re.escape(part))
+    return re.compile("".join(out))
+
+
+def match(path: str) -> list[Endpoint]:
+    """Endpoints served at exactly this URL path (a route parameter matches one segment)."""
+    return [e for pattern, e in _routes() if pattern.fullmatch(path)]
+
+
+def path_params(ep: Endpoint, path: str) -> dict[str, str]:
+    """The route parameters Flask passes the handler (`artifact_path`, `trace_id` ...)."""
+    found = next((m for p, e in _routes() if e is ep and (m := p.fullmatch(path))), None)
+    return found.groupdict() if found else {}
+
+
+
+@functools.cache
+def _other_routes() -> tuple[re.Pattern[str], ...]:
+    """Routes served outside get_endpoints: mlflow/server/__init__.py's `@app.route`s and the
+    FastAPI routers (path literals, with their router's prefix), read with `ast`."""
+    found: list[str] = []
+    for relative in ("server/__init__.py", "server/fastapi_app.py", "server/otel_api.py",
+                     "server/job_api.py", "server/gateway_api.py", "server/artifact_router.py",
+                     "server/server_info_api.py", "server/mcp_server_api.py",
+                     "server/assistant/api.py"):
+        try:
+            tree = _tree(relative)
+        except OSError:
+            continue
+        consts = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                  for t in n.targets if isinstance(t, ast.Name)
+                  and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)}
+        prefixes = []
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "APIRouter":
+                for k in call.keywords:
+                    if k.arg == "prefix":
+                        prefixes.append(consts.get(getattr(k.value, "id", ""),
+                                                   getattr(k.value, "value", "")) or "")
+        # A router without its own prefix is included under the module's *_PREFIX constants.
+        prefixes = prefixes or [v for k, v in consts.items() if k.endswith("PREFIX")] or [""]
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and \
+                    call.func.attr in ("route", "get", "post", "put", "patch", "delete",
+                                       "api_route", "add_api_route") and call.args:
+                arg = call.args[0]
+                if isinstance(arg, ast.Call) and arg.args:  # _add_static_prefix("/x")
+                    arg = arg.args[0]
+                text = getattr(arg, "value", None) if isinstance(arg, ast.Constant) else \
+                    consts.get(getattr(arg, "id", ""))
+                if isinstance(text, str) and text.startswith("/"):
+                    found += [p + text for p in prefixes]
+                elif isinstance(text, str) and text == "":
+                    found += [p for p in prefixes if p]
+    return tuple(_compile(p) for p in dict.fromkeys(found))
+
+
+def other_route(path: str) -> bool:
+    """True when a route outside the model (health, static files, FastAPI routers) serves it."""
+    return any(p.fullmatch(path) for p in _other_routes())
+
+
+@functools.cache
+def message_class(full_name: str) -> Any:
+    return GetMessageClass(Default().FindMessageTypeByName(full_name))
+
+
+# ------------------------------------------------------------------ what cannot be derived
+#
+# What the SQL store does once a handler's schema check passed (MLflow 3.17.2,
+# mlflow/store/tracking/sqlalchemy_store.py and the validators it calls). Keyed by RPC name;
+# an RPC with no entry gets a "not modelled" finding after its schema check. Each entry is
+# tested against the live server by tests/test_store_table.py.
+#: Not in any source: the deepest JSON nesting the server survives. Deeper, its json.loads
+#: raises RecursionError (not the ValueError get_json catches): 500. Measured on the kit's
+#: server (uvicorn, MLflow 3.17.2): 978 levels answer, 979 crash. It depends on the server's
+#: call stack, so preflight leaves the few levels around it "not modelled".
+JSON_DEPTH_LIMIT = 978
+
+#: The state kinds of `StoreRule.state`, each settled in state-aware mode by helpers.preflight
+#: ({} is the field's value).
+STATE_KINDS = {
+    "run:active": "run '{}' exists (else 404) and is active (else 400)",
+    "run:exists": "run '{}' exists, active or deleted (else 404)",
+    "experiment:active": "experiment '{}' exists (else 404) and is active (else 400)",
+    "experiment:active-or-404": "experiment '{}' exists and is active (else 404)",
+    "experiment:deleted-or-404": "experiment '{}' exists and is deleted (else 404)",
+    "experiment-name:free": "no experiment is named '{}' yet (else 400)",
+    "param:unchanged": "no param of this request was logged before with another value "
+                       "(params are write-once: else 400)",
+    "tag:exists": "the run has a tag '{}' (else 404)",
+}
+_RUN = (("run:active", "run_id"),)
+STORE: dict[str, StoreRule] = {
+    # SqlAlchemyStore.create_experiment: name, artifact location, tags; names are unique.
+    "createExperiment": StoreRule(
+        checks=("_validate_experiment_name", "_validate_experiment_artifact_location",
+                "_validate_experiment_tag"),
+        limits=(("name", uv.MAX_EXPERIMENT_NAME_LENGTH),
+                ("tags[].key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
+                ("tags[].value", uv.MAX_EXPERIMENT_TAG_VAL_LENGTH)),
+        state=(("experiment-name:free", "name"),)),
+    # create_run: the experiment must exist; start_time is ms, stored as sent.
+    "createRun": StoreRule(checks=("_parse_experiment_id",), timestamps=("start_time",),
+                           state=(("experiment:active", "experiment_id"),)),
+    "updateRun": StoreRule(timestamps=("end_time",), state=_RUN),
+    "deleteRun": StoreRule(state=(("run:exists", "run_id"),)),
+    "restoreRun": StoreRule(state=(("run:exists", "run_id"),)),
+    # _log_metrics_once -> _validate_metric: finite or not, timestamps non-negative ms.
+    "logMetric": StoreRule(checks=("_validate_metric",),
+                           limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
+                           timestamps=("timestamp",), state=_RUN),
+    # log_param: write-once (another value for a logged key: 400); long values truncated.
+    "logParam": StoreRule(checks=("_validate_param",), limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
+                          state=(*_RUN, ("param:unchanged", "key")),
+                          truncates=(("value", uv.MAX_PARAM_VAL_LENGTH),)),
+    "setTag": StoreRule(checks=("_validate_tag",), limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
+                        state=_RUN, truncates=(("value", uv.MAX_TAG_VAL_LENGTH),)),
+    "deleteTag": StoreRule(state=(*_RUN, ("tag:exists", "key"))),
+    # log_batch: the batch validators, then the run; params write-once, values truncated.
+    "logBatch": StoreRule(
+        checks=("_validate_run_id", "_validate_batch_log_data", "_validate_batch_log_limits",
+                "_validate_param_keys_unique"),
+        limits=(("metrics", uv.MAX_METRICS_PER_BATCH), ("params", uv.MAX_PARAMS_TAGS_PER_BATCH),
+                ("tags", uv.MAX_PARAMS_TAGS_PER_BATCH)),
+        timestamps=("metrics[].timestamp",), state=(*_RUN, ("param:unchanged", "params")),
+        truncates=(("params[].value", uv.MAX_PARAM_VAL_LENGTH),
+                   ("tags[].value", uv.MAX_TAG_VAL_LENGTH))),
+    "setExperimentTag": StoreRule(
+        checks=("_validate_experiment_tag", "_parse_experiment_id"),
+        limits=(("key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
+                ("value", uv.MAX_EXPERIMENT_TAG_VAL_LENGTH)),
+        state=(("experiment:active", "experiment_id"),)),
+    "deleteExperiment": StoreRule(checks=("_parse_experiment_id",),
+                                  state=(("experiment:active-or-404", "experiment_id"),)),
+    "restoreExperiment": StoreRule(checks=("_parse_experiment_id",),
+                                   state=(("experiment:deleted-or-404", "experiment_id"),)),
+}
