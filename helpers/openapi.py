@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib
 import json
 import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,63 +89,22 @@ class Operation:
 
 
 def _operations() -> list[Operation]:
-    """Every /api route and method, from the kit's model of the server.
+    """Every /api route and method, from the kit's model of the server (helpers.server_model)."""
+    from helpers import server_model
 
-    Today: helpers.catalog (routes, protobuf types, HANDLER_RULES limits) plus the handlers'
-    `schema=` dicts read here with `ast`. When the server model of issue 11 lands, only this
-    function (and `_handler_schemas`, which it replaces) changes.
-    """
-    from helpers import catalog
-
-    schemas = _handler_schemas()
-    by_request = _handlers_by_request()
-    ops: list[Operation] = []
-    for ep in catalog.endpoints():
-        handler = by_request.get(_request_key(ep.request), "")
-        found = schemas.get(handler)
-        validators = found.validators if found else {}
-        limits = dict(ep.rule.limits) if ep.rule else {}
-        for path in ep.paths:
-            if not path.startswith(API_PREFIX):
-                continue
-            path_params = set(re.findall(r"<(?:\w+:)?(\w+)>", path))
-            for method in ep.http_methods:
-                # A field named like a path parameter is filled from the URL, unless the
-                # handler's schema also demands it in the body or query (some do: both then).
-                fields = tuple(
-                    _param(f, validators.get(f.name, ()), limits)
-                    for f in ep.fields if f.name not in path_params
-                    or any(c.name == "required" for c in validators.get(f.name, ())))
-                ops.append(Operation(
-                    path=path, method=method, name=ep.name, group=ep.service, handler=handler,
-                    handler_line=_function_lines().get(handler),
-                    body=_body_kind(path, method), fields=fields,
-                    notes=_operation_notes(ep, validators), disabled=_disabled(handler)))
-    # Routes get_endpoints() registers that are not protobuf RPCs (handlers.py:
-    # get_internal_online_scoring_endpoints). Their handlers read JSON without protobuf, so
-    # unknown fields are kept and passed on, not dropped.
-    for path, method, handler in _NON_PROTO_ROUTES:
-        found = schemas.get(handler)
-        fields = tuple(_plain_param(name, checks) for name, checks in
-                       (found.validators.items() if found else ()))
-        ops.append(Operation(path=path, method=method, name=handler.strip("_"), group="internal",
-                             handler=handler, handler_line=_function_lines().get(handler),
-                             disabled=_disabled(handler),
-                             body="none" if method == "GET" else "json", fields=fields,
-                             drops_unknown=False))
-    return ops
+    return _operations_from_model(server_model.endpoints())
 
 
 def _operations_from_model(endpoints: Any) -> list[Operation]:
-    """The same records from issue 11's server model (`helpers.server_model.endpoints()`).
+    """Operation records from the server model's endpoints.
 
-    Duck-typed on its `Endpoint`/`Field`/`Check`: paths, http_methods, handler, decorators,
-    reads_run_uuid, request (None off the protos), store (timestamps, state, truncates); per
-    field: type, message, repeated, fields, enum_values, required_by, handler_checks, limits
-    (("max_length"|"max_items"|"min"|"max", n), ...). At merge: `_operations` returns
-    `_operations_from_model(server_model.endpoints())`, and `_handler_schemas`, `_check`,
-    `_constant`, `_param`, `_plain_param` and `_NON_PROTO_ROUTES` go.
+    Reads its `Endpoint`/`Field`: paths, http_methods, handler, decorators, reads_run_uuid,
+    request (None off the protos), store (timestamps, state, truncates); per field: type,
+    message, repeated, fields, enum_values, required_by, handler_checks, limits
+    (("max_length"|"max_items"|"min"|"max", n), ...).
     """
+    from helpers import server_model
+
     ops: list[Operation] = []
     for ep in endpoints:
         notes: list[str] = []
@@ -158,8 +116,9 @@ def _operations_from_model(endpoints: Any) -> list[Operation]:
             notes += [f"`{name}` longer than {n} characters is truncated, not refused."
                       for name, n in store.truncates]
             if store.state:
-                notes.append("Depends on server state: "
-                             + ", ".join(f"{kind} (`{name}`)" for kind, name in store.state) + ".")
+                notes.append("Depends on server state: " + "; ".join(
+                    server_model.STATE_KINDS[kind].format(f"<{name}>") for kind, name in store.state)
+                    + ".")
         if ep.reads_run_uuid:
             notes.append("`run_uuid` (deprecated) is accepted in place of `run_id`.")
         disabled = tuple(_DISABLING[d] for d in ep.decorators if d in _DISABLING)
@@ -201,14 +160,6 @@ def _param_from_model(f: Any, plain: bool) -> Param:
         max_items=limits.get("max_items") if repeated else None, fields=nested)
 
 
-# (path, method, handler) for routes outside the protobuf services; tested against the live
-# route table by tests/test_openapi.py (coverage).
-_NON_PROTO_ROUTES = (
-    ("/api/3.0/mlflow/scorers/online-configs", "GET", "_get_online_scoring_configs"),
-    ("/api/3.0/mlflow/scorers/online-config", "PUT", "_upsert_online_scoring_config"),
-    ("/api/3.0/mlflow/server-info", "GET", "_get_server_info"),
-)
-
 #: Handlers whose body is bytes, not JSON (mlflow-artifacts upload and multipart parts).
 _RAW_BODY_PATHS = ("/mlflow-artifacts/artifacts/",)
 
@@ -234,40 +185,12 @@ _DISABLING = {
 }
 
 
-def _disabled(handler: str) -> tuple[str, ...]:
-    return tuple(_DISABLING[d] for d in _decorators().get(handler, ()) if d in _DISABLING)
-
-
 def _body_kind(path: str, method: str) -> str:
     if method == "GET":
         return "none"
     if method == "PUT" and any(marker in path for marker in _RAW_BODY_PATHS):
         return "raw"
     return "json"
-
-
-def _param(f: Any, checks: tuple[Check, ...], limits: dict[str, int], prefix: str = "") -> Param:
-    """A catalog Field (protobuf descriptor + handler rule) as a Param."""
-    kind = _kind(f.type, f.message)
-    path = f"{prefix}{f.name}"
-    nested: tuple[Param, ...] = ()
-    if kind == "object":
-        nested = tuple(_param(sub, (), limits, f"{path}[]." if f.repeated else f"{path}.")
-                       for sub in f.fields)
-    elif kind == "map":
-        nested = (_map_value(f.message),)
-    names = [c.name for c in checks]
-    required = "required" in names or f.required_by == "handler"
-    limit = limits.get(path)
-    minimum, maximum, max_items = _range(checks)
-    return Param(
-        name=f.name, kind=kind, repeated=f.repeated, required=required,
-        enum=tuple(f.enum_values),
-        max_length=limit if limit is not None and not f.repeated and kind == "string" else None,
-        max_items=limit if limit is not None and f.repeated else max_items,
-        minimum=minimum, maximum=maximum, fields=nested,
-        notes=tuple(f"`{name}`: {value}." for name, value in limits.items()
-                    if name.startswith(f"{path} (")))
 
 
 def _kind(proto_type: str, message: str | None) -> str:
@@ -303,77 +226,7 @@ def _proto_type_names() -> dict[int, str]:
 _TYPE_NAME = _proto_type_names()
 
 
-def _plain_param(name: str, checks: tuple[Check, ...]) -> Param:
-    """A field of a handler that reads JSON without protobuf: its type is what the checks say."""
-    names = [c.name for c in checks]
-    kind = ("string" if "string" in names else "integer" if "intlike" in names
-            else "boolean" if "bool" in names else "any")
-    repeated = "array" in names
-    if repeated and kind == "any" and "item_type_string" in names:
-        kind = "string"
-    minimum, maximum, max_items = _range(checks)
-    return Param(name=name, kind=kind, repeated=repeated, required="required" in names,
-                 minimum=minimum, maximum=maximum, max_items=max_items)
-
-
-def _range(checks: tuple[Check, ...]) -> tuple[int | None, int | None, int | None]:
-    minimum = maximum = max_items = None
-    for c in checks:
-        if c.name == "max_value":
-            maximum = c.value
-        elif c.name == "range":
-            minimum, maximum = c.value
-        elif c.name == "max_items":
-            max_items = c.value
-    return minimum, maximum, max_items
-
-
-def _operation_notes(ep: Any, validators: dict[str, tuple[Check, ...]]) -> tuple[str, ...]:
-    notes = []
-    rule = ep.rule
-    if rule is not None:
-        notes += [f"Limit `{name}`: {value}." for name, value in rule.limits
-                  if not _limit_is_schema(name, ep)]
-        if rule.timestamp_fields:
-            notes.append("Milliseconds since the epoch: " + ", ".join(
-                f"`{t}`" for t in rule.timestamp_fields) + ".")
-        if rule.non_negative:
-            notes.append("Refused when negative: " + ", ".join(
-                f"`{t}`" for t in rule.non_negative) + ".")
-        if rule.reads_run_uuid:
-            notes.append("`run_uuid` (deprecated) is accepted in place of `run_id`.")
-        if rule.state:
-            notes.append(f"Depends on server state: {rule.state}.")
-    for name, checks in validators.items():
-        for c in checks:
-            if c.name == "other":
-                notes.append(f"`{name}` is also checked by `{c.value}` (not expressed here).")
-    return tuple(notes)
-
-
-def _limit_is_schema(name: str, ep: Any) -> bool:
-    """Limits written into the JSON Schema (maxLength/maxItems) need no separate note."""
-    top = name.split("[]", 1)[0].split(".", 1)[0]
-    return (" " not in name and "(" not in name
-            and any(f.name == top for f in ep.fields))
-
-
 # --------------------------------------------------------------------------- handlers.py, by ast
-
-
-@dataclass(frozen=True)
-class Check:
-    """One entry of a handler's `schema=` list: a name the document understands, and a value."""
-
-    name: str  # required, string, intlike, floatlike, bool, array, item_type_string,
-    #           max_value, range, max_items, or "other" (value = the source text)
-    value: Any = None
-
-
-@dataclass(frozen=True)
-class HandlerSchema:
-    line: int
-    validators: dict[str, tuple[Check, ...]] = field(default_factory=dict)
 
 
 def _handlers_path() -> Path:
@@ -387,113 +240,8 @@ def _handlers_tree() -> ast.Module:
 
 
 @functools.cache
-def _handlers_by_request() -> dict[tuple[str, str], str]:
-    """handlers.py's HANDLERS table: (pb2 module, request message name) -> handler function.
-
-    Keyed by module too: two services both have a `ListArtifacts` (imported once under an alias).
-    """
-    tree = _handlers_tree()
-    aliases = {a.asname or a.name: (node.module.rsplit(".", 1)[-1], a.name)
-               for node in tree.body if isinstance(node, ast.ImportFrom) and node.module
-               for a in node.names}
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
-                and any(isinstance(t, ast.Name) and t.id == "HANDLERS" for t in node.targets)):
-            return {aliases.get(k.id, ("", k.id)): v.id
-                    for k, v in zip(node.value.keys, node.value.values)
-                    if isinstance(k, ast.Name) and isinstance(v, ast.Name)}
-    return {}
-
-
-@functools.cache
 def _function_lines() -> dict[str, int]:
     return {n.name: n.lineno for n in _handlers_tree().body if isinstance(n, ast.FunctionDef)}
-
-
-@functools.cache
-def _decorators() -> dict[str, tuple[str, ...]]:
-    return {n.name: tuple(ast.unparse(d) for d in n.decorator_list)
-            for n in _handlers_tree().body if isinstance(n, ast.FunctionDef)}
-
-
-def _request_key(full_name: str) -> tuple[str, str]:
-    """("service_pb2", "LogMetric") for "mlflow.LogMetric": the module handlers.py imports it from."""
-    from google.protobuf.descriptor_pool import Default
-
-    descriptor = Default().FindMessageTypeByName(full_name)
-    return Path(descriptor.file.name).stem + "_pb2", descriptor.name
-
-
-@functools.cache
-def _handler_schemas() -> dict[str, HandlerSchema]:
-    """Each handler function's first `schema={...}` dict, its checks named and limits resolved."""
-    out: dict[str, HandlerSchema] = {}
-    for node in _handlers_tree().body:
-        if not isinstance(node, ast.FunctionDef):
-            continue
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.keyword) and sub.arg == "schema" \
-                    and isinstance(sub.value, ast.Dict):
-                validators = {
-                    k.value: tuple(_check(e) for e in v.elts)
-                    for k, v in zip(sub.value.keys, sub.value.values)
-                    if isinstance(k, ast.Constant) and isinstance(v, (ast.List, ast.Tuple))}
-                out[node.name] = HandlerSchema(node.lineno, validators)
-                break
-    return out
-
-
-def _check(node: ast.expr) -> Check:
-    if isinstance(node, ast.Name) and node.id.startswith("_assert_"):
-        name = node.id[len("_assert_"):]
-        if name in ("required", "string", "intlike", "floatlike", "bool", "array",
-                    "item_type_string"):
-            return Check(name)
-        if name == "secret_value":  # refuses None only: a required field
-            return Check("required")
-        if name.endswith("_fields_present"):  # log-batch's nested keys: the model's nested_required
-            return Check("fields_present")
-    # lambda x: _assert_less_than_or_equal(int(x) | len(x), LIMIT, ...)
-    # lambda x: _assert_intlike_within_range(int(x), LOW, HIGH, ...)
-    if isinstance(node, ast.Lambda) and isinstance(node.body, ast.Call) \
-            and isinstance(node.body.func, ast.Name):
-        fn, args = node.body.func.id, node.body.args
-        measured = args[0] if args else None
-        by_len = isinstance(measured, ast.Call) and getattr(measured.func, "id", "") == "len"
-        try:
-            if fn == "_assert_less_than_or_equal":
-                return Check("max_items" if by_len else "max_value", _constant(args[1]))
-            if fn == "_assert_intlike_within_range":
-                return Check("range", (_constant(args[1]), _constant(args[2])))
-        except (LookupError, ValueError):
-            pass
-    if isinstance(node, ast.Name) and node.id.endswith("_validator"):
-        body = next((n for n in _handlers_tree().body
-                     if isinstance(n, ast.FunctionDef) and n.name == node.id), None)
-        ret = body.body[-1] if body and body.body else None
-        if isinstance(ret, ast.Return) and ret.value is not None:
-            inner = _check(ast.Lambda(args=body.args, body=ret.value))
-            if inner.name != "other":
-                return inner
-    return Check("other", ast.unparse(node))
-
-
-def _constant(node: ast.expr) -> int:
-    """An int literal, or a name handlers.py defines or imports (resolved in its own module)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, int):
-        return node.value
-    if not isinstance(node, ast.Name):
-        raise ValueError(ast.unparse(node))
-    for stmt in _handlers_tree().body:
-        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and any(
-                isinstance(t, ast.Name) and t.id == node.id for t in stmt.targets):
-            return int(stmt.value.value)
-        if isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.module.startswith(
-                "mlflow.server"):
-            for alias in stmt.names:
-                if (alias.asname or alias.name) == node.id:
-                    return int(getattr(importlib.import_module(stmt.module), alias.name))
-    raise LookupError(node.id)
 
 
 # --------------------------------------------------------------------------- JSON Schema

@@ -401,12 +401,30 @@ def handlers() -> dict[str, _Handler]:
 
 @functools.cache
 def _handler_by_request() -> dict[str, str]:
-    """handlers.py::HANDLERS: request class name -> handler function name."""
+    """handlers.py::HANDLERS: full request message name -> handler function name.
+
+    Keyed by the message's full name, not the name in handlers.py: two services share short
+    names (`ListArtifacts as ListArtifactsMlflowArtifacts`)."""
     node = _top_defs()["HANDLERS"]
     value = node.value if isinstance(node, ast.Assign) else None
     if not isinstance(value, ast.Dict):
         return {}
-    return {ast.unparse(k): ast.unparse(v) for k, v in zip(value.keys, value.values) if k}
+    out: dict[str, str] = {}
+    for k, v in zip(value.keys, value.values):
+        if k is None:
+            continue
+        try:
+            out[resolve(ast.unparse(k)).DESCRIPTOR.full_name] = ast.unparse(v)
+        except (KeyError, ImportError, AttributeError):
+            out[ast.unparse(k)] = ast.unparse(v)
+    return out
+
+
+@functools.cache
+def _decorators() -> dict[str, tuple[str, ...]]:
+    """Decorators of every top-level function of handlers.py, schema or not."""
+    return {name: tuple(ast.unparse(d) for d in node.decorator_list)
+            for name, node in _top_defs().items() if isinstance(node, ast.FunctionDef)}
 
 
 @functools.cache
@@ -466,12 +484,10 @@ def endpoints() -> tuple[Endpoint, ...]:
                         paths.append(served)
                 if ep.method not in verbs:
                     verbs.append(ep.method)
-            handler = schemas.get(by_request.get(method.input_type.name, ""))
-            if handler is not None and handler.request not in (None, method.input_type.name):
-                handler = None
+            handler_name = by_request.get(method.input_type.full_name)
+            handler = schemas.get(handler_name or "")
             built.append(_endpoint(method.name, service.name, tuple(verbs), tuple(paths),
-                                   method.input_type, handler,
-                                   by_request.get(method.input_type.name)))
+                                   method.input_type, handler, handler_name))
     for path, fn_name, methods in _extra_routes():
         handler = schemas.get(fn_name)
         same = next((e for e in built if e.handler == fn_name and e.service == "handlers.py"
@@ -500,7 +516,7 @@ def _endpoint(name: str, service: str, verbs: tuple[str, ...], paths: tuple[str,
     return Endpoint(name=name, service=service, http_methods=verbs, paths=paths,
                     request=message.full_name if message is not None else None, fields=fields,
                     handler=handler_name, schema=schema,
-                    decorators=handler.decorators if handler else (),
+                    decorators=_decorators().get(handler_name or "", ()),
                     pre_steps=handler.pre_steps if handler else (),
                     reads_run_uuid=handler.reads_run_uuid if handler else False,
                     parses_proto=handler.parses_proto if handler else False, store=store)
