@@ -309,13 +309,8 @@ def mask_headers(headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
 
 
 def is_loopback(url: str) -> bool:
-    """True when `url` names this machine (127.0.0.0/8, ::1, localhost): no proxy applies."""
-    try:
-        host = (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return False
-    return host == "localhost" or host.endswith(".localhost") or host == "::1" \
-        or host.startswith("127.")
+    """True when `url` names this machine: no HTTP proxy applies (see config.is_loopback)."""
+    return config.is_loopback(url)
 
 
 def loopback_session() -> requests.Session:
