@@ -231,7 +231,7 @@ def status() -> str:
             f"(data: {config.data_dir()}).")
 
 
-def start_private_server(home: Path, *, optimize: bool = False, timeout: float = 90.0,
+def start_private_server(home: Path, *, optimize: bool = False, timeout: float = 180.0,
                          progress: Callable[[str], None] | None = None) -> ServerHandle:
     """A throw-away MLflow server with its own data folder `home`, not recorded in the kit's
     state (the kit's own server is never touched); stop it with `.stop()` or a `with` block.
@@ -330,7 +330,9 @@ def _launch(*, port: int | None, timeout: float, launcher: str, say: Callable[[s
     except OSError as exc:
         raise ServerError(f"The kit's data directory {home} cannot be created ({_why(exc)}): "
                           f"set {config.HOME_ENV} to a writable folder.") from None
-    chosen = port or (DEFAULT_PORT if not port_in_use(DEFAULT_PORT) else free_port())
+    # 5400 is the kit's own server's port; a private (throw-away) server takes any free one.
+    preferred = DEFAULT_PORT if record else None
+    chosen = port or (preferred if preferred and not port_in_use(preferred) else free_port())
     try:
         return _spawn(chosen, home=home, timeout=timeout, launcher=launcher, say=say,
                       mlflow_version=mlflow_version, optimize=optimize, record=record)
