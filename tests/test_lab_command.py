@@ -172,6 +172,10 @@ def test_ctrl_c_in_a_terminal_stops_everything(tmp_path: Path, entry: str, press
         seen.update({p.pid: p for p in term.tree()})
         seen[state["pid"]] = psutil.Process(state["pid"])
         assert any("ipykernel" in " ".join(p.cmdline()) for p in seen.values())
+        token = re.search(r"token=(\w+)", text).group(1)
+        on_argv = [p.pid for p in psutil.process_iter(["cmdline"])
+                   if token in " ".join(p.info["cmdline"] or [])]
+        assert not on_argv, "the Jupyter token is on a command line (ps shows it to everyone)"
         for _ in range(presses):
             term.ctrl_c()
             time.sleep(0.3)
@@ -220,3 +224,50 @@ def test_lab_settings_turn_the_news_prompt_off() -> None:
 
 def _state(home: Path) -> dict:
     return json.loads((home / "server.json").read_text())
+
+
+def _kit_processes(home: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        with contextlib.suppress(psutil.Error):
+            blob = " ".join(proc.info["cmdline"] or []) + str(proc.info["environ"] or {})
+            if str(home) in blob and proc.pid != os.getpid():
+                found.append(proc)
+    return found
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals")
+@pytest.mark.parametrize("when, sigint_ignored", [
+    ("running", False), ("running", True), ("starting", False)],
+    ids=["ctrl-c-twice", "sigint-ignored-by-parent", "ctrl-c-during-startup"])
+def test_serve_foreground_ctrl_c_in_a_terminal(tmp_path: Path, when: str,
+                                               sigint_ignored: bool) -> None:
+    home = tmp_path / "home"
+    command = f"{sys.executable} -m helpers serve --foreground"
+    argv = ["bash", "-c", f"trap '' INT; exec {command}"] if sigint_ignored else command.split()
+    term = Terminal(argv, _lab_env(tmp_path))
+    try:
+        if when == "starting":
+            term.wait_for("Starting MLflow", timeout=120)
+            time.sleep(1.0)  # the server process exists, /health does not answer yet
+            term.ctrl_c()
+            term.proc.wait(timeout=60)
+            assert "Stopped before the MLflow server was ready" in term.text, term.text
+        else:
+            term.wait_for("Press Ctrl-C to stop the server.", timeout=240)
+            tree = [*term.tree(), psutil.Process(_state(home)["pid"])]
+            term.ctrl_c()
+            time.sleep(0.3)
+            term.ctrl_c()
+            term.proc.wait(timeout=60)
+            _, alive = psutil.wait_procs(tree, timeout=15)
+            assert not alive, f"left running: {alive}\n{term.text}"
+            assert "Server stopped." in term.text
+        assert "Traceback" not in term.text, term.text
+        time.sleep(1)
+        assert not _kit_processes(home), term.text
+        assert not (home / "server.json").exists()
+    finally:
+        for proc in [*term.tree(), *_kit_processes(home)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()

@@ -57,9 +57,14 @@ def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def _cleanup(home: Path) -> None:
-    record = server._running_record(home) or config.read_state()
-    if record and server.is_kit_process(record):
-        server.kill_tree(record["pid"])
+    """Stop a server this test left in `home` (only there: never the session's server)."""
+    try:
+        state = json.loads((home / "server.json").read_text())
+    except (OSError, ValueError):
+        state = None
+    for record in (server._running_record(home), state):
+        if isinstance(record, dict) and server.is_kit_process(record):
+            server.kill_tree(record["pid"])
 
 
 @pytest.fixture
