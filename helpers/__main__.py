@@ -136,6 +136,8 @@ def _serve(port: int | None, foreground: bool) -> int:
     try:
         handle = server.start_server(port=port)  # a stop signal here stops the half-started server
     except _Stop:
+        _ignore_stop_signals()
+        _stop_all(None, None)
         print("\nStopped before the MLflow server was ready; nothing left running.")
         return 130
     if handle.source == "reused":
@@ -150,7 +152,8 @@ def _serve(port: int | None, foreground: bool) -> int:
             time.sleep(0.5)
     except _Stop:
         pass
-    handle.stop()
+    _ignore_stop_signals()
+    _stop_all(None, handle)
     print("\nServer stopped." if handle.owned else "\nLeft the shared server running.")
     return 0
 
@@ -188,6 +191,8 @@ def _classroom(args: argparse.Namespace) -> int:
     try:
         handle = classroom.start(room)
     except (_Stop, KeyboardInterrupt):
+        _ignore_stop_signals()
+        _stop_all(None, None)  # a server spawned just before the signal came
         print("\nStopped before the classroom server was ready.")
         return 1
     try:
@@ -208,7 +213,7 @@ def _classroom(args: argparse.Namespace) -> int:
         pass
     finally:
         _ignore_stop_signals()
-        handle.stop()
+        _stop_all(None, handle)
     print("\nClassroom server stopped.")
     return 0
 
