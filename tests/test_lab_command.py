@@ -40,7 +40,8 @@ def test_lab_starts_both_on_loopback_and_a_signal_stops_both(tmp_path: Path,
     try:
         deadline = time.monotonic() + 120
         jupyter_addr: list[tuple[str, int]] = []
-        while time.monotonic() < deadline and not jupyter_addr:
+        # JupyterLab and the server start together: wait for both.
+        while time.monotonic() < deadline and not (jupyter_addr and (home / "server.json").exists()):
             kids = psutil.Process(lab.pid).children(recursive=True)
             jupyter_addr = [a for k in kids if "jupyter" in " ".join(k.cmdline())
                             for a in _listening(k)]
