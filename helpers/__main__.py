@@ -3,15 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from helpers import doctor
+from helpers import config, doctor
 from helpers.errors import KitError
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+FIRST_NOTEBOOK = "00_start_here.ipynb"
+#: JupyterLab's port when it is free (Jupyter's own default); else a free one.
+LAB_PORT = 8888
+#: Settings the kit's JupyterLab starts with: no "official Jupyter news?" prompt, no update check.
+LAB_SETTINGS = ROOT / "tools" / "jupyterlab-settings"
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                      if hasattr(signal, name))
+
+
+class _Stop(BaseException):
+    """Ctrl-C, a kill or a closed terminal: stop what this command started, then exit."""
+
+
+def _on_stop_signal(signum: int, _frame: object) -> None:
+    _ignore_stop_signals()  # a second Ctrl-C while cleaning up must not cut the cleanup short
+    raise _Stop(signum)
+
+
+def _catch_stop_signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP all mean "stop": set explicitly, so a SIGINT that a parent
+    left ignored (`nohup`, a script's background job, some IDE runners) still stops us."""
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _on_stop_signal)
+
+
+def _ignore_stop_signals() -> None:
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _port(text: str) -> int:
+    """argparse type: a TCP port, 1-65535, said in one line when it is not."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port: give a number from 1 to "
+                                         "65535") from None
+    return value
 
 # `helpers.server` (requests, psutil) is imported where it is used, so that `doctor` (standard
 # library only) also runs, and says what is missing, in a Python that lacks them.
@@ -21,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start (or reuse) the kit's local MLflow server")
-    serve.add_argument("--port", type=int, default=None,
-                       help="port on 127.0.0.1 (default: free; 5000 with --classroom)")
+    serve.add_argument("--port", type=_port, default=None,
+                       help="port on 127.0.0.1 (default: 5400 if free, else a free one; 5000 "
+                       "with --classroom)")
     serve.add_argument("--foreground", action="store_true",
                        help="stay attached and stop the server on Ctrl-C")
     room = serve.add_argument_group(
@@ -62,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"Wrote {openapi.write(args.output)}.")
             return 0
+        note = config.resolve_home_env()  # once, so JupyterLab and every kernel agree
+        if note:
+            print(note, file=sys.stderr)
         if args.command == "doctor":
             return _doctor(args.check, args.keep_server, args.min_free_gb)
         if args.command == "serve" and args.classroom:
@@ -83,28 +132,36 @@ def main(argv: list[str] | None = None) -> int:
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (_Stop, KeyboardInterrupt):
+        return 130
 
 
 def _serve(port: int | None, foreground: bool) -> int:
     from helpers import server
 
-    handle = server.start_server(port=port)
+    _catch_stop_signals()
+    try:
+        handle = server.start_server(port=port)  # a stop signal here stops the half-started server
+    except _Stop:
+        _ignore_stop_signals()
+        _stop_all(None, None)
+        print("\nStopped before the MLflow server was ready; nothing left running.")
+        return 130
     if handle.source == "reused":
         print(f"Reusing the kit server already running at {handle.url}.")
     else:
         print(handle)
     if not foreground:
         return 0
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    print("Press Ctrl-C to stop the server.")
+    print("Press Ctrl-C to stop the server.", flush=True)
     try:
-        while not stop["now"]:
+        while True:
             time.sleep(0.5)
-    except KeyboardInterrupt:
+    except _Stop:
         pass
-    handle.stop()
-    print("Server stopped." if handle.owned else "Left the shared server running.")
+    _ignore_stop_signals()
+    _stop_all(None, handle)
+    print("\nServer stopped." if handle.owned else "\nLeft the shared server running.")
     return 0
 
 
@@ -137,13 +194,14 @@ def _classroom(args: argparse.Namespace) -> int:
     room = classroom.build(backend_store_uri=args.backend_store_uri or "", host=args.host or "",
                            port=args.port or classroom.DEFAULT_PORT, allowed_hosts=args.allowed_hosts,
                            basic_auth=args.basic_auth, workers=args.workers, advertise=args.advertise)
+    _catch_stop_signals()  # also when the parent left SIGINT ignored
     try:
         handle = classroom.start(room)
-    except KeyboardInterrupt:
-        print("Stopped before the classroom server was ready.")
+    except (_Stop, KeyboardInterrupt):
+        _ignore_stop_signals()
+        _stop_all(None, None)  # a server spawned just before the signal came
+        print("\nStopped before the classroom server was ready.")
         return 1
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     try:
         print(room.describe())
         print(f"MLflow {handle.mlflow_version or '?'} answers at {room.url}.")
@@ -156,53 +214,134 @@ def _classroom(args: argparse.Namespace) -> int:
                   "here; never written on screen).")
         print("Check a laptop with: python -m helpers doctor --check server. Press Ctrl-C to stop.",
               flush=True)
-        while not stop["now"]:
+        while True:
             time.sleep(0.5)
-    except KeyboardInterrupt:
+    except (_Stop, KeyboardInterrupt):
         pass
     finally:
-        handle.stop()
-    print("Classroom server stopped.")
+        _ignore_stop_signals()
+        _stop_all(None, handle)
+    print("\nClassroom server stopped.")
     return 0
 
 
 def _lab(no_browser: bool) -> int:
-    """JupyterLab on 127.0.0.1, opened on the first notebook, with the kit server beside it."""
+    """JupyterLab on 127.0.0.1, opened on the first notebook, with the kit server beside it.
+
+    Both start at once (JupyterLab boots while MLflow migrates its store), so the notebook's
+    first cell finds the server ready. One Ctrl-C (or SIGTERM, SIGHUP) stops both and every
+    kernel; a second one during that cleanup changes nothing.
+    """
     from helpers import server
 
-    handle = server.start_server()
-    print(handle)
-    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    _catch_stop_signals()  # before any child starts: they inherit default dispositions
+    jupyter: subprocess.Popen | None = None
+    handle = None
+    try:
+        jupyter, url, log_path = _start_jupyter(no_browser)
+        handle = server.start_server()
+        print(handle, flush=True)
+        _wait_for_jupyter(jupyter, url, log_path)
+        print(f"JupyterLab is ready: {url}", flush=True)
+        print("Press Ctrl-C once to stop JupyterLab and the MLflow server.", flush=True)
+        code = jupyter.wait()
+        print(f"JupyterLab exited (code {code}); stopping the MLflow server ...")
+    except _Stop:
+        print("\nStopping JupyterLab and the MLflow server ...", flush=True)
+    finally:
+        _ignore_stop_signals()
+        _stop_all(jupyter, handle)
+    print("Stopped. Nothing of the lab is left running.")
+    return 0
+
+
+def _start_jupyter(no_browser: bool) -> tuple[subprocess.Popen, str, Path]:
+    """Start JupyterLab; return it, the URL of the first notebook, and its log file.
+
+    The token goes to Jupyter in its environment (JUPYTER_TOKEN), never on its command line,
+    which `ps` shows to every user of the machine; Jupyter's own log goes to a file.
+    """
+    from helpers import server
+
+    port = LAB_PORT if not server.port_in_use(LAB_PORT) else server.free_port()
+    token = secrets.token_hex(24)
+    url = f"http://127.0.0.1:{port}/lab/tree/{FIRST_NOTEBOOK}?token={token}"
     cmd = [sys.executable, "-m", "jupyter", "lab", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.root_dir={notebooks}", "00_start_here.ipynb"]
+           f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+           f"--ServerApp.root_dir={NOTEBOOKS}", "--LabApp.news_url=None",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           f"--LabApp.app_settings_dir={LAB_SETTINGS}", FIRST_NOTEBOOK]
     if no_browser:
         cmd.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI run as root; Jupyter refuses without it
-    # Jupyter gets its own process group so one Ctrl-C here stops it without its y/n prompt.
-    jupyter = subprocess.Popen(cmd, cwd=notebooks, start_new_session=(os.name != "nt"))
-    # A closed terminal (SIGHUP) or a `kill` (SIGTERM) must clean up like Ctrl-C does: both
-    # children live in their own sessions and would otherwise outlive this process.
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _exit_on_signal)
+    env = {**os.environ, "JUPYTER_TOKEN": token}
+    env.pop("PYTHONOPTIMIZE", None)  # kernels with -O would skip the kit's own checks too
+    home = config.data_dir()
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "jupyterlab.log"
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the token
     try:
-        jupyter.wait()
-    except (KeyboardInterrupt, SystemExit):
-        print("\nStopping JupyterLab and the MLflow server ...")
+        # Its own session: the terminal's Ctrl-C reaches only this process, which stops
+        # Jupyter itself (no y/n prompt, no half-stopped kernels).
+        jupyter = subprocess.Popen(cmd, cwd=NOTEBOOKS, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=(os.name != "nt"))
     finally:
-        if jupyter.poll() is None:
-            jupyter.terminate()
-            try:
-                jupyter.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                jupyter.kill()
+        os.close(log)
+    return jupyter, url, log_path
+
+
+def _wait_for_jupyter(jupyter: subprocess.Popen, url: str, log_path: Path,
+                      timeout: float = 120.0) -> None:
+    import requests
+
+    status = url.split("/lab/tree/")[0] + "/api/status"
+    token = url.rsplit("token=", 1)[1]
+    deadline = time.monotonic() + timeout
+    with requests.Session() as http:
+        http.trust_env = False  # loopback: never through a proxy
+        while time.monotonic() < deadline:
+            if jupyter.poll() is not None:
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-10:])
+                raise KitError(f"JupyterLab exited during startup (code {jupyter.returncode}); "
+                               f"last lines of {log_path}:\n{tail}")
+            with contextlib.suppress(requests.RequestException):
+                if http.get(status, headers={"Authorization": f"token {token}"},
+                            timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+    raise KitError(f"JupyterLab did not answer within {timeout:.0f} s; see {log_path}.")
+
+
+def _stop_all(jupyter: subprocess.Popen | None, handle) -> None:
+    """Stop JupyterLab (its kernels with it), then the server this command started, then any
+    other process this command started (one it had just spawned when the signal came)."""
+    import psutil
+
+    from helpers import server
+
+    kernels: list[psutil.Process] = []
+    if jupyter is not None and jupyter.poll() is None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            kernels = psutil.Process(jupyter.pid).children(recursive=True)
+        jupyter.terminate()  # Jupyter shuts its kernels down itself
+        try:
+            jupyter.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill_tree(jupyter.pid)
+            jupyter.wait(timeout=5)
+        for kernel in kernels:
+            server.kill_tree(kernel.pid, grace=2)
+    if handle is not None:
         handle.stop()
-    return 0
-
-
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
+    for child in psutil.Process().children():
+        server.kill_tree(child.pid, grace=5)
+        with contextlib.suppress(psutil.NoSuchProcess, ChildProcessError):
+            os.waitpid(child.pid, 0)  # reap: no zombie left behind
+    record = config.read_state()
+    if record and not server.is_kit_process(record):
+        config.state_file().unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from helpers.errors import KitError
 
 #: The MLflow version every notebook's committed output was produced with.
 PINNED_MLFLOW = "3.17.2"
@@ -20,13 +23,40 @@ LEARNER_ENV = "MLFLOW_400_LAB_LEARNER"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 
+class ConfigError(KitError):
+    """A setting the kit cannot use as given (said in one sentence, with what to do)."""
+
+
 def data_dir() -> Path:
     """The kit's data directory: `$MLFLOW_400_LAB_HOME`, else `~/.mlflow-400-lab`.
 
     Kept out of the learner's working folder so a notebook directory never fills with `mlruns/`.
+    A relative value is refused here: each process (the CLI, JupyterLab, a kernel in
+    `notebooks/`) would resolve it against its own folder and they would not find each other.
+    The CLI resolves it once (`resolve_home_env`) before it starts anything.
     """
     override = os.environ.get(HOME_ENV)
-    return Path(override).expanduser() if override else Path.home() / ".mlflow-400-lab"
+    if not override:
+        return Path.home() / ".mlflow-400-lab"
+    path = Path(override).expanduser()
+    if not path.is_absolute():
+        raise ConfigError(f"{HOME_ENV} is a relative path ({override}): each program would look "
+                          f"for it in its own folder; set it to an absolute path, e.g. "
+                          f"{HOME_ENV}=$PWD/{override}.")
+    return path
+
+
+def resolve_home_env() -> str | None:
+    """Make a relative `$MLFLOW_400_LAB_HOME` absolute, once, for this process and its children.
+
+    Called by the command line before it starts the server or JupyterLab, so every kernel sees
+    the same folder. Returns a note to show when it changed something."""
+    override = os.environ.get(HOME_ENV)
+    if not override or Path(override).expanduser().is_absolute():
+        return None
+    absolute = str(Path(override).expanduser().resolve())
+    os.environ[HOME_ENV] = absolute
+    return f"{HOME_ENV} was relative ({override}); using {absolute}."
 
 
 def state_file() -> Path:
@@ -34,18 +64,58 @@ def state_file() -> Path:
     return data_dir() / "server.json"
 
 
+# What a state file must hold, and of which type, to be believed at all.
+_STATE_FIELDS = {"pid": int, "create_time": (int, float), "url": str, "cmdline": list}
+
+
 def read_state() -> dict[str, Any] | None:
-    """The recorded kit server, or None when there is none or the file is unreadable."""
+    """The recorded kit server, or None when there is none or the file is unreadable or
+    malformed (truncated, not an object, a field missing or of the wrong type, pid <= 1)."""
     try:
-        return json.loads(state_file().read_text())
+        state = json.loads(state_file().read_text())
     except (OSError, ValueError):
         return None
+    return state if valid_state(state) else None
+
+
+def valid_state(state: Any) -> bool:
+    """True when `state` has every field the kit needs to recognise its own server."""
+    if not isinstance(state, dict):
+        return False
+    for name, kind in _STATE_FIELDS.items():
+        value = state.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return False
+    url = state["url"]
+    return state["pid"] > 1 and url.startswith("http://127.0.0.1:") and bool(state["cmdline"])
 
 
 def external_tracking_uri() -> str | None:
     """`MLFLOW_TRACKING_URI` when it names an http(s) server; other schemes are not servers."""
     uri = os.environ.get(TRACKING_URI_ENV, "").strip()
     return uri.rstrip("/") if uri.lower().startswith(("http://", "https://")) else None
+
+
+def ignored_tracking_uri_note() -> str | None:
+    """One sentence when `MLFLOW_TRACKING_URI` is set but is not an http(s) URL (and so ignored)."""
+    uri = os.environ.get(TRACKING_URI_ENV, "").strip()
+    if not uri or external_tracking_uri():
+        return None
+    from helpers.redact import mask_text
+
+    return (f"Note: MLFLOW_TRACKING_URI is {mask_text(uri)!r}, which is not an http(s) server "
+            "address (the lessons send HTTP requests to a tracking server), so the kit ignores it "
+            "and uses its own local server; unset it, or set it to http://HOST:PORT.")
+
+
+def is_loopback(url: str) -> bool:
+    """True when `url` names this machine (127.0.0.0/8, ::1, localhost): no proxy applies."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    return (host in ("localhost", "::1") or host.endswith(".localhost")
+            or host.startswith("127."))
 
 
 def base_url() -> str | None:

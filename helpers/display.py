@@ -9,10 +9,10 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from helpers.wire import Exchange
+from helpers import redact, wire
+from helpers.wire import Exchange
 
 BODY_LIMIT = 400
 # Headers every `requests` call adds; they never decide MLflow's answer, so they are not shown.
@@ -33,13 +33,11 @@ def status_line(exchange: Exchange) -> str:
 
 def request_headers_shown(exchange: Exchange) -> list[tuple[str, str]]:
     """The request headers worth showing: Content-Type (or its absence) and anything unusual."""
-    from helpers.wire import mask_headers
-
     req = exchange.request
     host = req.header("Host")
-    shown = [(k, v) for k, v in mask_headers(req.headers)
+    shown = [(k, v) for k, v in redact.mask_headers(req.headers)
              if k.lower() not in _QUIET_HEADERS
-             or (k.lower() == "host" and host and host not in req.url)]
+             or (k.lower() == "host" and host and host != redact.host_of(req.url))]
     if req.header("Content-Type") is None and req.method in ("POST", "PUT", "PATCH"):
         shown.insert(0, ("Content-Type", "(not sent)"))
     return shown
@@ -63,13 +61,18 @@ def response_summary(exchange: Exchange) -> str:
     return f"{line}\n{clip(exchange.text.strip(), 200)}"
 
 
+def request_body_shown(exchange: Exchange) -> str:
+    """The request body as text, secret-like fields masked (the bytes sent are unchanged)."""
+    return redact.mask_body(exchange.request.body.decode("utf-8", errors="replace"))
+
+
 def exchange_text(exchange: Exchange) -> str:
     """A deterministic plain-text rendering: request line, key headers, body, then the answer."""
     req = exchange.request
     lines = [f">>> {req.method} {req.path}"]
     lines += [f">>> {k}: {v}" for k, v in request_headers_shown(exchange)]
     if req.body:
-        lines.append(">>> " + clip(req.body.decode("utf-8", errors="replace")))
+        lines.append(">>> " + clip(request_body_shown(exchange)))
     lines.append(f"<<< {response_summary(exchange).replace(chr(10), chr(10) + '<<< ')}")
     return "\n".join(lines)
 
@@ -80,7 +83,7 @@ def exchange_html(exchange: Exchange) -> str:
     req = exchange.request
     headers = "".join(f"{html.escape(k)}: {html.escape(v)}\n"
                       for k, v in request_headers_shown(exchange))
-    body = html.escape(clip(req.body.decode("utf-8", errors="replace"))) if req.body else "(no body)"
+    body = html.escape(clip(request_body_shown(exchange))) if req.body else "(no body)"
     answer = html.escape(response_summary(exchange))
     return (
         '<div class="lab400-exchange" style="border:1px solid #d0d7de;border-radius:6px;'
@@ -129,3 +132,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return "" if value is None else str(value)
+
+
+# How an Exchange shows itself (repr, to_text, notebook HTML): wire asks for these by kind.
+wire.register_renderer("text", exchange_text)
+wire.register_renderer("html", exchange_html)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers import config
+from helpers import config, redact
 
 ROOT = Path(__file__).resolve().parents[1]
 KIT = "mlflow-400-lab"
@@ -73,6 +73,14 @@ def run(print_fn: Callable[[str], None] = print, *, checks: tuple[str, ...] | li
 
 def check_python(**_: object) -> Result:
     need = requires_python()
+    if sys.flags.optimize:
+        # MLflow validates requests with `assert`; so do parts of the kit. Under -O both vanish.
+        how = (f"PYTHONOPTIMIZE={os.environ['PYTHONOPTIMIZE']}" if os.environ.get("PYTHONOPTIMIZE")
+               else "-O")
+        return Result("python", False, f"this Python runs optimized ({how}): `assert` statements "
+                      "are skipped, so an MLflow server or kit check run this way lets bad "
+                      "requests through (the kit's own server always starts without it)",
+                      "unset PYTHONOPTIMIZE (and drop -O), then restart the kernel or command")
     if sys.version_info[:2] >= need:
         return Result("python", True, f"{need[0]}.{need[1]} or newer, as the kit needs")
     have = ".".join(map(str, sys.version_info[:3]))
@@ -165,7 +173,7 @@ def check_server(*, keep_server: bool = True, **_: object) -> Result:
         handle = server.start_server(progress=lambda _: None)
     except KitError as exc:
         return Result("server", False, f"the local MLflow server did not start: "
-                      f"{str(exc).splitlines()[0]}")
+                      f"{redact.mask_text(str(exc).splitlines()[0])}")
     try:
         answer = wire.send("/api/2.0/mlflow/experiments/search", method="GET",
                            params={"max_results": 1}, base_url=handle.url)
@@ -173,9 +181,10 @@ def check_server(*, keep_server: bool = True, **_: object) -> Result:
             return Result("server", False, f"the local server answers {answer.status} "
                           f"{answer.reason} to a simple search", "stop it with `python -m helpers "
                           "stop` and try again; the log is in the kit's data folder")
-        return Result("server", True, f"a local MLflow {handle.mlflow_version} server answers")
+        return Result("server", True, f"a local MLflow {handle.mlflow_version} server answers"
+                      + _proxy_note(handle.url))
     except KitError as exc:
-        return Result("server", False, str(exc))
+        return Result("server", False, redact.mask_text(str(exc)) + _proxy_note(handle.url))
     finally:
         if not keep_server:
             handle.stop()
@@ -393,13 +402,14 @@ def _major(version: str | None) -> int | None:
 
 def _check_shared(external: str, wire) -> Result:
     """MLFLOW_TRACKING_URI names a shared server: reachable, accepted, which MLflow version."""
-    shown = wire._safe_url(external)
+    shown = redact.mask_url(external)
     try:
         answer = wire.send("/api/2.0/mlflow/experiments/search", method="GET",
                            params={"max_results": 1}, base_url=external)
         version = wire.send("/version", method="GET", base_url=external)
     except wire.ServerUnreachable:
-        return Result("server", False, f"MLFLOW_TRACKING_URI is {shown}, but no server answers there",
+        return Result("server", False, f"MLFLOW_TRACKING_URI is {shown}, but no server answers "
+                      f"there{_proxy_note(external)}",
                       "check the address with the instructor, or `unset MLFLOW_TRACKING_URI` to "
                       "use the kit's own local server")
     if answer.status == 401:
@@ -421,4 +431,26 @@ def _check_shared(external: str, wire) -> Result:
         return Result("server", False, f"the shared server at {shown} runs MLflow {seen}, not the "
                       f"pinned {config.PINNED_MLFLOW}: answers may differ from the notebooks' saved "
                       "outputs", f"ask the instructor to run mlflow=={config.PINNED_MLFLOW}")
-    return Result("server", True, f"the shared server at {shown} answers, MLflow {seen} as pinned")
+    return Result("server", True, f"the shared server at {shown} answers, MLflow {seen} as pinned"
+                  + _proxy_note(external))
+
+
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def proxy_settings() -> list[str]:
+    """The proxy variables set in this environment, as `NAME=value` with credentials masked."""
+    return [f"{name}={redact.mask_url(os.environ[name])}" for name in _PROXY_VARS
+            if os.environ.get(name)]
+
+
+def _proxy_note(url: str) -> str:
+    """Names the proxy settings seen, and what they mean for `url` (empty when there are none)."""
+    found = proxy_settings()
+    if not found:
+        return ""
+    if config.is_loopback(url):
+        return (f" (proxy set: {', '.join(found)}; the kit talks to this machine directly, "
+                "bypassing it)")
+    return (f" (through the proxy: {', '.join(found)}; if requests fail, add the server's host "
+            "to NO_PROXY)")

@@ -16,6 +16,7 @@ exactly as the client sent it.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 import zlib
@@ -30,7 +31,8 @@ import requests
 from helpers import config
 from helpers.errors import KitError
 from helpers.preflight import Finding, Verdict, preflight
-from helpers.wire import Exchange, SentRequest, _safe_url
+from helpers.redact import mask_url as _safe_url
+from helpers.wire import Exchange, SentRequest
 
 LOCALHOST = "127.0.0.1"
 #: Headers that describe one connection, not the request (RFC 9110 §7.6.1), plus Expect (the
@@ -152,6 +154,9 @@ class Recorder:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._saved_env: str | None = None
+        # Connections whose request is still arriving: `stop()` closes them (a stalled client
+        # must not hold the `with` block open), and nothing half-received is ever forwarded.
+        self._arriving: set[socket.socket] = set()
 
     # -- lifecycle
 
@@ -182,6 +187,13 @@ class Recorder:
             else:
                 os.environ[config.TRACKING_URI_ENV] = self._saved_env
         server.shutdown()
+        with self._lock:
+            arriving = list(self._arriving)
+        for conn in arriving:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -307,6 +319,13 @@ class Recorder:
                                           verdict_error))
         return status, reason, answer_headers, raw
 
+    def _arrival(self, conn: socket.socket, arriving: bool) -> None:
+        with self._lock:
+            if arriving:
+                self._arriving.add(conn)
+            else:
+                self._arriving.discard(conn)
+
     def _send_upstream(self, method: str, url: str, headers: list[tuple[str, str]],
                        body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes, bytes]:
         # Request.prepare() (not Session.prepare_request) adds no default headers of its own, so
@@ -319,7 +338,7 @@ class Recorder:
         if body == b"" and method in ("POST", "PUT", "PATCH"):
             prepared.headers["Content-Length"] = "0"
         with requests.Session() as session:
-            session.trust_env = False  # never route loopback traffic through an HTTP proxy
+            session.trust_env = not config.is_loopback(url)  # never a proxy for this machine
             response = session.send(prepared, timeout=self.timeout, allow_redirects=False,
                                     stream=True)
             raw = response.raw.read(decode_content=False)
@@ -379,18 +398,38 @@ def _decode(raw: bytes, encoding: str) -> bytes:
     return raw
 
 
+class _Incomplete(Exception):
+    """The client closed the connection (or stalled past the timeout) before its body ended."""
+
+
+def _read_exactly(rfile: Any, size: int) -> bytes:
+    data = rfile.read(size)
+    if len(data) != size:
+        raise _Incomplete(f"{len(data)} of {size} bytes")
+    return data
+
+
 def _read_chunked(rfile: Any) -> bytes:
     """A `Transfer-Encoding: chunked` request body, de-chunked (trailers are read and dropped)."""
     out = bytearray()
     while True:
         size_line = rfile.readline(65537)
-        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+        if not size_line.endswith(b"\n"):
+            raise _Incomplete("the chunk size line")
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise _Incomplete("a malformed chunk size") from None
         if size == 0:
-            while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                pass
-            return bytes(out)
-        out += rfile.read(size)
-        rfile.readline(65537)  # the CRLF after each chunk
+            while True:
+                trailer = rfile.readline(65537)
+                if trailer in (b"\r\n", b"\n"):
+                    return bytes(out)
+                if not trailer.endswith(b"\n"):
+                    raise _Incomplete("the end of the chunked body")
+        out += _read_exactly(rfile, size)
+        if rfile.readline(65537) not in (b"\r\n", b"\n"):  # the CRLF after each chunk
+            raise _Incomplete("a chunk's closing CRLF")
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -403,13 +442,28 @@ def _handler_for(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"  # for Expect: 100-continue and chunked bodies
         timeout = 60  # a client that opens a connection and says nothing cannot pin a thread
 
+        def setup(self) -> None:
+            super().setup()
+            recorder._arrival(self.connection, True)
+
+        def finish(self) -> None:
+            recorder._arrival(self.connection, False)
+            super().finish()
+
         def _handle(self) -> None:
             headers = list(self.headers.items())
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                body = _read_chunked(self.rfile)
-            else:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length > 0 else b""
+            # Forward only a complete request: a client that announced more bytes than it sent,
+            # then hung up, gets nothing forwarded (sent directly, MLflow would store nothing).
+            try:
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    body = _read_chunked(self.rfile)
+                else:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    body = _read_exactly(self.rfile, length) if length > 0 else b""
+            except (_Incomplete, ValueError, OSError):
+                self.close_connection = True
+                return
+            recorder._arrival(self.connection, False)  # complete: stop() lets it finish
             status, reason, answer_headers, raw = recorder._forward(
                 self.command, self.path, headers, body)
             # send_response_only: the server's own Date/Server headers, not http.server's.

@@ -7,25 +7,26 @@ Content-Type, `data=` does not), so what an `Exchange` shows is what their own c
 from __future__ import annotations
 
 import base64
+import importlib
 import json as jsonlib
 import os
 import shlex
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 
-from helpers import config
+from helpers import config, redact
 from helpers.errors import KitError
+from helpers.redact import MASK  # noqa: F401  (re-exported: what masked values read)
 
-#: Header names whose values are secrets: never printed, masked in curl and HTML.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
-SECRET_PARAMS = frozenset({"token", "access_token", "password", "api_key"})
-MASK = "****"
 DEFAULT_TIMEOUT = 10.0
+#: Bodies up to this size, valid UTF-8, with no NUL and no leading "@" go inline in `to_curl()`;
+#: any other body is sent from stdin, so the command reproduces it byte for byte at any size.
+CURL_INLINE_LIMIT = 64 * 1024
 
 
 class ServerUnreachable(KitError):
@@ -42,8 +43,9 @@ class SentRequest:
     body: bytes
 
     def __repr__(self) -> str:  # masked like every other display (classroom credentials)
+        body = redact.mask_body(self.body.decode("utf-8", errors="replace"))
         return (f"SentRequest(method={self.method!r}, url={_safe_url(self.url)!r}, "
-                f"headers={tuple(mask_headers(self.headers))!r}, body={self.body!r})")
+                f"headers={tuple(mask_headers(self.headers))!r}, body={body!r})")
 
     def header(self, name: str) -> str | None:
         """A header's value (case-insensitive name), or None when it was not sent."""
@@ -130,20 +132,35 @@ class Exchange:
         return to_curl(self.request)
 
     def to_text(self) -> str:
-        from helpers.display import exchange_text
-
-        return exchange_text(self)
+        """Deterministic plain text, secrets masked (rendered by helpers.display)."""
+        return _renderer("text")(self)
 
     def _repr_html_(self) -> str:
-        from helpers.display import exchange_html
-
-        return exchange_html(self)
+        return _renderer("html")(self)
 
     # Deterministic (no timings, no Date header), so a notebook's committed output can be compared.
     def __repr__(self) -> str:
         return self.to_text()
 
     __str__ = __repr__
+
+
+# Rendering is display's job and data flows one way (DESIGN.md): wire never imports display.
+# helpers.display registers its renderers here when it is imported; `_renderer` loads the module
+# named in RENDERER_MODULE by name the first time an Exchange is shown before that.
+RENDERER_MODULE = "helpers.display"
+_RENDERERS: dict[str, Callable[[Exchange], str]] = {}
+
+
+def register_renderer(kind: str, render: Callable[[Exchange], str]) -> None:
+    """Install how exchanges are shown: kind "text" (repr, to_text) or "html" (notebooks)."""
+    _RENDERERS[kind] = render
+
+
+def _renderer(kind: str) -> Callable[[Exchange], str]:
+    if kind not in _RENDERERS:
+        importlib.import_module(RENDERER_MODULE)
+    return _RENDERERS[kind]
 
 
 def resolve_url(path_or_url: str, base_url: str | None = None) -> str:
@@ -178,6 +195,8 @@ def send(
     """
     url = resolve_url(path_or_url, base_url)
     http = session or requests.Session()
+    if session is None and is_loopback(url):
+        http.trust_env = False  # HTTP(S)_PROXY must never see a request to this machine
     started = time.perf_counter()
     wanted = dict(headers or {})
     wanted = {**_tracking_auth(url, wanted), **wanted}  # classroom credentials, see _tracking_auth
@@ -219,8 +238,8 @@ def exchange_from_response(response: requests.Response, elapsed_ms: float | None
         body = body.encode("utf-8")
     # http.client adds Host itself; record it so the request is shown as the server saw it.
     sent_headers = list(prepared.headers.items())
-    if _find(sent_headers, "Host") is None:
-        sent_headers.insert(0, ("Host", urlsplit(prepared.url).netloc))
+    if _find(sent_headers, "Host") is None:  # without any user:pass@, as http.client sends it
+        sent_headers.insert(0, ("Host", redact.host_of(prepared.url or "")))
     return Exchange(
         request=SentRequest(method=prepared.method or "GET", url=prepared.url or "",
                             headers=tuple(sent_headers), body=bytes(body)),
@@ -237,28 +256,46 @@ _CLIENT_HEADERS = frozenset({"host", "content-length", "user-agent", "accept-enc
                              "connection", "accept"})
 
 
-def to_curl(request: SentRequest) -> str:
-    """A curl command for `request`, with secret header and query values masked."""
-    parts = ["curl", "-sS", "-X", request.method, _quote(_safe_url(request.url))]
+def to_curl(request: SentRequest, *, show_secrets: bool = False) -> str:
+    """A POSIX-shell curl command that sends the same method, URL, headers and body bytes.
+
+    Secrets (credentials, token-like headers and query values, password-like JSON fields) are
+    masked unless `show_secrets=True`. A body that cannot be a shell argument unchanged (a NUL
+    byte, not UTF-8, a leading "@" that curl would read as a file name, or too long for one
+    argument) goes to curl's stdin as base64, decoded by `base64 -d`: byte for byte, any size.
+    """
+    url = request.url if show_secrets else _safe_url(request.url)
+    parts = ["curl", "-sS", "-X", request.method, _quote(url)]
     names = {name.lower() for name, _ in request.headers}
-    for name, value in request.headers:
+    headers = request.headers if show_secrets else tuple(mask_headers(request.headers))
+    for name, value in headers:
         if name.lower() in _CLIENT_HEADERS and not (
-            name.lower() == "host" and value != urlsplit(request.url).netloc
+            name.lower() == "host" and value != redact.host_of(request.url)
         ):
             continue
-        shown = MASK if name.lower() in SECRET_HEADERS else value
-        parts += ["-H", _quote(f"{name}: {shown}")]
-    if request.body or request.method in ("POST", "PUT", "PATCH"):
-        if "content-type" not in names:
-            # curl would add "Content-Type: application/x-www-form-urlencoded" to a body;
-            # an empty "Content-Type:" header tells it to send none, as the original did.
-            parts += ["-H", _quote("Content-Type:")]
-        try:
-            parts += ["--data-binary", _quote(request.body.decode("utf-8"))]
-        except UnicodeDecodeError:
-            escaped = "".join(f"\\x{b:02x}" for b in request.body)
-            return f"printf '{escaped}' | " + " ".join(parts + ["--data-binary", "@-"])
-    return " ".join(parts)
+        parts += ["-H", _quote(f"{name}: {value}")]
+    if not (request.body or request.method in ("POST", "PUT", "PATCH")):
+        return " ".join(parts)
+    if "content-type" not in names:
+        # curl would add "Content-Type: application/x-www-form-urlencoded" to a body;
+        # an empty "Content-Type:" header tells it to send none, as the original did.
+        parts += ["-H", _quote("Content-Type:")]
+    body = request.body
+    if not show_secrets:
+        text = body.decode("utf-8", errors="replace")
+        shown = redact.mask_body(text)
+        if shown != text:
+            body = shown.encode("utf-8")
+    try:
+        inline = body.decode("utf-8")
+    except UnicodeDecodeError:
+        inline = None
+    if (inline is not None and "\0" not in inline and not inline.startswith("@")
+            and len(body) <= CURL_INLINE_LIMIT):
+        return " ".join(parts + ["--data-binary", _quote(inline)])
+    encoded = base64.encodebytes(body).decode("ascii")
+    return (" ".join(["base64", "-d", "<<'BODY'", "|", *parts, "--data-binary", "@-"])
+            + "\n" + encoded + "BODY")
 
 
 def _quote(text: str) -> str:
@@ -268,13 +305,25 @@ def _quote(text: str) -> str:
 
 def mask_headers(headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
     """Headers with secret values replaced by a mask, for anything that prints them."""
-    return [(k, MASK if k.lower() in SECRET_HEADERS else v) for k, v in headers]
+    return redact.mask_headers(headers)
+
+
+def is_loopback(url: str) -> bool:
+    """True when `url` names this machine: no HTTP proxy applies (see config.is_loopback)."""
+    return config.is_loopback(url)
+
+
+def loopback_session() -> requests.Session:
+    """A `requests` session that ignores HTTP(S)_PROXY: for talking to this machine only."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
 
 
 # Classroom mode (helpers/classroom.py) may run MLflow's basic-auth app. Credentials come from
 # MLflow's own variables, in MLflow's order (user name + password, else token), and go only to
 # the MLFLOW_TRACKING_URI server; a caller's own Authorization header (or None) wins. They are
-# never shown: SECRET_HEADERS masks Authorization in to_curl and in every display.
+# never shown: helpers.redact masks Authorization in to_curl and in every display.
 def _tracking_auth(url: str, given: Mapping[str, str | None]) -> dict[str, str]:
     """The Authorization header for the configured tracking server, or nothing."""
     tracking = config.external_tracking_uri()
@@ -294,16 +343,7 @@ def _tracking_auth(url: str, given: Mapping[str, str | None]) -> dict[str, str]:
 
 def _safe_url(url: str) -> str:
     """The URL with credentials and secret query values masked."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, MASK if k.lower() in SECRET_PARAMS else v) for k, v in pairs],
-                          safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return redact.mask_url(url)
 
 
 def _find(headers: tuple[tuple[str, str], ...] | list[tuple[str, str]], name: str) -> str | None:

@@ -301,3 +301,30 @@ def test_python_310_reads_the_pins_without_tomllib(bare_python: str) -> None:
     assert packages.startswith("✗ packages: ")
     for pin in pinned:
         assert pin.split("==")[0] in packages
+
+
+# -- proxies and -O (issue 10) -------------------------------------------------------------------
+
+
+def test_a_proxy_is_named_and_bypassed_for_the_local_server(server_url: str) -> None:
+    dead = f"http://user:Pw-123456@127.0.0.1:{free_port()}"
+    env = _env(HTTP_PROXY=dead, HTTPS_PROXY=dead, http_proxy=dead, https_proxy=dead,
+               NO_PROXY=None, no_proxy=None)
+    import time
+
+    started = time.monotonic()
+    done = _doctor("--check", "server", env=env)
+    took = time.monotonic() - started
+    line = _line(done.stdout, "server")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert line.startswith("✓ server: a local MLflow") and "HTTP_PROXY=http://****@127.0.0.1" in line
+    assert "bypassing it" in line and "Pw-123456" not in done.stdout + done.stderr
+    assert took < 60, f"the doctor took {took:.0f} s"
+
+
+def test_an_optimized_python_is_a_warning(server_url: str) -> None:
+    done = _doctor("--check", "python", env=_env(PYTHONOPTIMIZE="1"))
+    assert done.returncode == 1
+    line = _line(done.stdout, "python")
+    assert line.startswith("✗ python: this Python runs optimized (PYTHONOPTIMIZE=1)")
+    assert "unset PYTHONOPTIMIZE" in line

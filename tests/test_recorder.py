@@ -216,3 +216,71 @@ def test_a_preflight_failure_never_breaks_the_program(server_url: str, fresh_run
     assert [p.text for p in record.problems()] == [
         "preflight could not read this request: ValueError: simulated preflight bug"]
     assert "preflight failed" in recorder.report()
+
+
+def _raw_request(port: int, head: bytes, body: bytes) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.sendall(head + body)
+    return conn
+
+
+def _metric_count(server_url: str, run_id: str, key: str) -> int:
+    answer = requests.get(f"{server_url}/api/2.0/mlflow/metrics/get-history",
+                          params={"run_id": run_id, "metric_key": key}, timeout=10)
+    return len(answer.json().get("metrics", []))
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_request_cut_short_is_never_forwarded(server_url: str, fresh_run: dict,
+                                                framing: str) -> None:
+    run_id = fresh_run["run_id"]
+    body = json.dumps({"run_id": run_id, "key": "partial", "value": 1,
+                       "timestamp": runs.now_ms()}).encode()
+    # Ground truth: sent straight to MLflow, a body cut short stores nothing.
+    host = server_url.split("//")[1]
+    if framing == "content-length":
+        head = (f"POST {LOG_METRIC} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body) + 500}\r\n\r\n").encode()
+        sent = body
+    else:
+        head = (f"POST {LOG_METRIC} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n").encode()
+        sent = f"{len(body):x}\r\n".encode() + body + b"\r\n"  # no final 0-size chunk
+    direct = _raw_request(int(host.split(":")[1]), head, sent)
+    direct.close()
+    time.sleep(1)
+    assert _metric_count(server_url, run_id, "partial") == 0
+    with Recorder(upstream=server_url) as recorder:
+        cut = _raw_request(recorder.port, head, sent)
+        time.sleep(0.5)
+        cut.close()  # the client hangs up before its body is complete
+        time.sleep(1)
+    assert recorder.records == []
+    assert _metric_count(server_url, run_id, "partial") == 0
+
+
+def test_leaving_the_block_is_quick_even_with_a_stalled_client(server_url: str) -> None:
+    with Recorder(upstream=server_url) as recorder:
+        head = (f"POST {LOG_METRIC} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n").encode()
+        stalled = _raw_request(recorder.port, head, b'{"run_id": ')  # then says nothing more
+        idle = socket.create_connection(("127.0.0.1", recorder.port), timeout=10)  # nothing
+        time.sleep(0.3)
+        started = time.monotonic()
+    took = time.monotonic() - started
+    stalled.close()
+    idle.close()
+    assert took < 2.0, f"leaving `with Recorder()` took {took:.1f} s"
+    assert recorder.records == []
+
+
+def test_recorded_secrets_are_masked_in_every_rendering(server_url: str) -> None:
+    with Recorder(upstream=server_url) as recorder:
+        requests.post(recorder.url.replace("http://", "http://alice:Secret77@") + LOG_METRIC
+                      + "?apikey=ak-123456", json={"password": "pw-123456"},
+                      headers={"X-Auth-Token": "tok-123456"}, timeout=10)
+    exchange = recorder.exchanges[0]
+    assert exchange.request.header("X-Auth-Token") == "tok-123456"  # recorded as sent
+    shown = (exchange.to_curl() + exchange.to_text() + exchange._repr_html_()
+             + repr(exchange.request) + recorder.report() + repr(recorder))
+    for secret in ("Secret77", "ak-123456", "pw-123456", "tok-123456"):
+        assert secret not in shown, secret

@@ -42,17 +42,47 @@ def ensure_env(extras: str) -> None:
                                      | {f"{digest}:{extras}"})))
 
 
+#: Set to 1 to skip the install step when .venv already exists (the test of `make lab`, or a
+#: maintainer who installed by hand); the command still runs exactly as for a learner.
+NO_INSTALL_ENV = "MLFLOW_400_LAB_NO_INSTALL"
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("lab", "test"):
         print(__doc__)
         return 2
     # A learner's lab needs only the kit's pins; the test tools (browser driver, PostgreSQL
     # driver, pytest) come with `test`.
-    ensure_env("" if argv[0] == "lab" else "test")
+    try:
+        if not (os.environ.get(NO_INSTALL_ENV) == "1" and PYTHON.exists()):
+            ensure_env("" if argv[0] == "lab" else "test")
+    except KeyboardInterrupt:
+        print("\nStopped during the install; run the command again to finish it.", file=sys.stderr)
+        return 130
     os.chdir(ROOT)
     if argv[0] == "lab":
-        return subprocess.call([str(PYTHON), "-m", "helpers", "lab", *argv[1:]])
-    return subprocess.call([str(PYTHON), *TEST_ARGS, *argv[1:]])
+        return run_final([str(PYTHON), "-m", "helpers", "lab", *argv[1:]])
+    return run_final([str(PYTHON), *TEST_ARGS, *argv[1:]])
+
+
+def run_final(cmd: list[str]) -> int:
+    """Run the kit's command as this process's last act.
+
+    POSIX: `os.execv` replaces this process with it, so Ctrl-C, SIGTERM and SIGHUP reach the
+    command itself, which stops JupyterLab and the server before it exits (a `subprocess.call`
+    here would kill it 0.25 s after the first Ctrl-C, mid-cleanup). Windows has no exec: the
+    console delivers Ctrl-C to the child as well, so wait for it through every Ctrl-C.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.execv(cmd[0], cmd)
+    child = subprocess.Popen(cmd)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue  # the child got it too and is cleaning up: wait for its exit code
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+"""Hide secrets in anything the kit shows: URLs, headers, query strings, bodies, free text.
+
+One helper for every module that prints or records a request (wire, display, recorder, doctor,
+the CLI, classroom mode), so they all agree on what a secret looks like. It only ever changes
+what is *shown*: the bytes a request sends are never touched.
+
+Standard library only, so `python -m helpers doctor` can use it in a broken environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MASK = "****"
+
+# A header, query parameter or JSON field whose name contains one of these is a secret:
+# Authorization, X-Auth-Token, Private-Token, X-Databricks-Token, ?apikey=, ?client_secret=,
+# {"password": ...}. Matched on the name with "-" and "_" removed and lower-cased.
+_SECRET_PARTS = ("auth", "token", "secret", "passw", "pwd", "apikey", "cookie", "credential",
+                 "session", "signature", "privatekey", "accesskey")
+# Names that contain a secret-looking part but carry no secret: MLflow's pagination cursors.
+_NOT_SECRET = frozenset({"pagetoken", "nextpagetoken", "author"})
+
+
+def is_secret_name(name: str) -> bool:
+    """True for a header, query parameter or JSON field name that holds a secret."""
+    flat = re.sub(r"[-_\s.]", "", name).lower()
+    if flat in _NOT_SECRET:
+        return False
+    return any(part in flat for part in _SECRET_PARTS)
+
+
+def mask_url(url: str) -> str:
+    """The URL with `user:password@` and secret-like query values masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unparseable URL (bad IPv6 literal): mask what looks like userinfo
+        return mask_text(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(is_secret_name(k) for k, _ in pairs):
+            query = urlencode([(k, MASK if is_secret_name(k) else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def host_of(url: str) -> str:
+    """The Host header an HTTP client sends for `url`: the netloc without any `user:pass@`."""
+    return urlsplit(url).netloc.rsplit("@", 1)[-1]
+
+
+def mask_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Headers with secret values replaced by the mask (and a Host with userinfo cleaned)."""
+    out = []
+    for name, value in headers:
+        if is_secret_name(name):
+            value = MASK
+        elif name.lower() == "host" and "@" in value:
+            value = value.rsplit("@", 1)[-1]
+        out.append((name, value))
+    return out
+
+
+# "name": value   (value: a JSON string, or a bare token such as a number or literal)
+_JSON_FIELD = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"|[-\w.+]+)')
+# name=value in a form body or a query string
+_FORM_FIELD = re.compile(r"(?:(?<=^)|(?<=&))([^=&\s]+)=([^&]*)")
+_URL_USERINFO = re.compile(r"(\b[a-zA-Z][\w+.-]*://)[^/\s@'\"]+@")
+
+
+def mask_body(text: str) -> str:
+    """A request body for display: values of secret-like JSON fields (or form fields) masked.
+
+    Works on the text itself (also on JSON that does not parse), so everything else, spacing and
+    key order included, is shown exactly as sent.
+    """
+    def json_field(match: re.Match) -> str:
+        name, colon, _ = match.groups()
+        return f'"{name}"{colon}"{MASK}"' if is_secret_name(name) else match.group(0)
+
+    masked = _JSON_FIELD.sub(json_field, text)
+    if masked == text and "=" in text and not text.lstrip().startswith(("{", "[")):
+        masked = _FORM_FIELD.sub(
+            lambda m: f"{m.group(1)}={MASK}" if is_secret_name(m.group(1)) else m.group(0), text)
+    return mask_text(masked)
+
+
+def mask_text(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Free text (a log line, a command line, a message): URL credentials and the given secret
+    values masked. Use it for anything that may quote a URL or a password it was given."""
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def mask_argv(argv: Iterable[str], secrets: Iterable[str | None] = ()) -> list[str]:
+    """A command line for display: URL credentials, `--password=...`-style values masked."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append(MASK)
+            hide_next = False
+            continue
+        flag, eq, value = arg.partition("=")
+        if flag.startswith("-") and is_secret_name(flag.lstrip("-")):
+            if eq:
+                out.append(f"{flag}={MASK}")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        out.append(mask_text(arg, secrets))
+    return out
+
+
+__all__ = ["MASK", "host_of", "is_secret_name", "mask_argv", "mask_body", "mask_headers",
+           "mask_text", "mask_url"]

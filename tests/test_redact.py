@@ -1,0 +1,52 @@
+"""The one redaction helper: what counts as a secret, and that only the display changes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import redact
+
+
+@pytest.mark.parametrize("name", ["Authorization", "Proxy-Authorization", "Cookie", "X-API-Key",
+                                  "X-Auth-Token", "Private-Token", "X-Databricks-Token",
+                                  "apikey", "api_key", "client_secret", "access_token",
+                                  "password", "db_passwd", "Set-Cookie", "x-amz-security-token"])
+def test_secret_names(name: str) -> None:
+    assert redact.is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", ["Content-Type", "run_id", "key", "value", "page_token",
+                                  "next_page_token", "experiment_id", "Host", "User-Agent"])
+def test_ordinary_names_are_not_secret(name: str) -> None:
+    assert not redact.is_secret_name(name)
+
+
+def test_url_credentials_and_query_values() -> None:
+    url = "http://alice:S3cret@127.0.0.1:5000/api?apikey=k1&x=1&client_secret=c2"
+    shown = redact.mask_url(url)
+    assert shown == "http://****@127.0.0.1:5000/api?apikey=****&x=1&client_secret=****"
+    assert redact.mask_url("http://127.0.0.1:5000/api?x=1&y=2") == "http://127.0.0.1:5000/api?x=1&y=2"
+    assert redact.host_of(url) == "127.0.0.1:5000"
+
+
+def test_body_fields_masked_in_place_keeping_everything_else() -> None:
+    body = '{"run_id": "r1",  "password":"pw1", "nested": {"client_secret": 12345}, "key": "token"}'
+    shown = redact.mask_body(body)
+    assert shown == ('{"run_id": "r1",  "password":"****", "nested": {"client_secret": "****"}, '
+                     '"key": "token"}')
+    assert json.loads(shown)["run_id"] == "r1"
+    assert redact.mask_body("user=a&password=pw2&x=1") == "user=a&password=****&x=1"
+    assert redact.mask_body('{"broken": "x", "token": "t1"') == '{"broken": "x", "token": "****"'
+
+
+def test_free_text_and_command_lines() -> None:
+    line = "could not reach postgresql://u:pw3@db:5432/mlflow (class password hunter2)"
+    assert redact.mask_text(line, ["hunter2"]) == (
+        "could not reach postgresql://****@db:5432/mlflow (class password ****)")
+    argv = ["mlflow", "server", "--backend-store-uri", "postgresql://u:pw4@db/m",
+            "--password", "pw5", "--token=pw6", "--port", "5000"]
+    assert redact.mask_argv(argv) == ["mlflow", "server", "--backend-store-uri",
+                                      "postgresql://****@db/m", "--password", "****",
+                                      "--token=****", "--port", "5000"]
