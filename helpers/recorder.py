@@ -121,7 +121,7 @@ class Recorded:
         if self.verdict is None:
             predicted = "preflight failed"
         elif self.verdict.predicted_status is None:
-            predicted = "preflight: cannot tell offline"
+            predicted = "preflight: cannot tell before sending"
         else:
             predicted = f"preflight {self.verdict.predicted_status}"
         return f"[{self.number}] {self.method} {self.path} -> {answer} · {predicted}"

@@ -389,7 +389,7 @@ class RequestLab:
             f"<li>{html.escape(f.severity)}: {html.escape(f.message)}"
             + (f" <i>Fix: {html.escape(f.fix)}</i>" if f.fix else "") + "</li>"
             for f in getattr(verdict, "findings", ()))
-        self.prediction.value = (f"<b>Preflight (offline, before sending):</b> "
+        self.prediction.value = (f"<b>Preflight (before sending; read-only lookups only):</b> "
                                  f"{html.escape(self._verdict_line(verdict))}"
                                  + (f'<ul style="margin:2px 0">{findings}</ul>' if findings else ""))
 
@@ -446,7 +446,9 @@ class RequestLab:
         from helpers.preflight import preflight  # on first use: it loads MLflow's protos
 
         try:
-            return preflight(parts.method, parts.path, parts.headers, parts.body)
+            # State-aware: read-only lookups on the lab's own server settle "does the run exist".
+            return preflight(parts.method, parts.path, parts.headers, parts.body,
+                             server=self.base_url)
         except Exception as exc:  # a learner must never get a traceback from a prediction
             return _Unavailable(f"(prediction failed: {type(exc).__name__}: {exc})")
 
@@ -465,7 +467,7 @@ class RequestLab:
             return verdict.text
         status = verdict.predicted_status
         if status is None:
-            return "cannot tell offline"
+            return "cannot tell before sending"
         said = f" — {verdict.expected_message}" if getattr(verdict, "expected_message", None) else ""
         return f"predicts {status}{said}"
 
@@ -478,7 +480,7 @@ class RequestLab:
             return verdict.text
         last = self.history[-1]
         if last.predicted_status is None:
-            return "preflight could not tell this one offline"
+            return "preflight could not tell this one before sending"
         if last.matched:
             return f"preflight predicted {last.predicted_status}: matched"
         return (f"preflight predicted {last.predicted_status}, the server answered {last.status}: "

@@ -206,7 +206,8 @@ def test_the_answer_shows_status_message_diagnosis_and_prediction(lab: RequestLa
 
     lab.content_type.value = rp.NO_CONTENT_TYPE
     parts = lab.request_parts()
-    predicted = preflight(parts.method, parts.path, parts.headers, parts.body).predicted_status
+    predicted = preflight(parts.method, parts.path, parts.headers, parts.body,
+                          server=lab.base_url).predicted_status
     lab.send_button.click()
     diagnosis = explain(lab.last_exchange)
     shown = lab.answer.value
@@ -223,7 +224,7 @@ def test_a_failing_diagnosis_or_prediction_is_one_line_not_a_traceback(
     import helpers.diagnose
     import helpers.preflight
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("boom")
 
     monkeypatch.setattr(helpers.diagnose, "explain", broken)
