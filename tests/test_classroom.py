@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,6 +55,9 @@ class Room:
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[TempPostgres]:
     why = TempPostgres.unavailable()
+    if why and os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL cannot run here: {why}. CI must run the PostgreSQL tests "
+                    "(.ci/run installs postgresql).")
     if why:
         pytest.skip(f"PostgreSQL cannot run here: {why}")
     cluster = TempPostgres().start()
@@ -65,22 +69,23 @@ def postgres() -> Iterator[TempPostgres]:
     assert not [p.pid for p in alive if _running(p)], "PostgreSQL processes left running"
 
 
-@pytest.fixture(scope="module")
-def room(postgres: TempPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
-    """`python -m helpers serve --classroom` on PostgreSQL, as an instructor would type it."""
-    uri = postgres.create_database("classroom")
-    typed = uri.replace("postgresql+psycopg2://postgres@", f"postgresql://postgres:{SECRET}@")
+def _ignore_sigint() -> None:
+    """What `nohup` or `cmd &` in a script do to a child: SIGINT ignored, inherited by Python."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_cli_room(args: list[str], home: Path, env: dict[str, str] | None = None) -> Room:
+    """`python -m helpers serve --classroom ARGS` as an instructor starts it, from a parent that
+    ignores SIGINT; returns once it prints its last line (the learner lines before it)."""
     port = free_port()
-    home = tmp_path_factory.mktemp("room-home")
     err_path = home / "stderr.txt"
-    env = {**os.environ, config.HOME_ENV: str(home)}
+    env = {**os.environ, config.HOME_ENV: str(home), **(env or {})}
     env.pop(config.TRACKING_URI_ENV, None)
     with open(err_path, "w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "helpers", "serve", "--classroom", "--backend-store-uri", typed,
-             "--host", "127.0.0.1", "--port", str(port), "--advertise", "127.1"],
+            [sys.executable, "-m", "helpers", "serve", "--classroom", "--port", str(port), *args],
             stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True, cwd=ROOT,
-            env=env)
+            env=env, preexec_fn=_ignore_sigint)
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_pump, args=(proc, lines), daemon=True).start()
     out: list[str] = []
@@ -95,14 +100,36 @@ def room(postgres: TempPostgres, tmp_path_factory: pytest.TempPathFactory) -> It
             pytest.fail(f"classroom server did not start; stdout: {out}; stderr: "
                         f"{err_path.read_text()[-2000:]}")
         out.append(line)
-    room = Room(url=f"http://127.1:{port}", port=port, proc=proc, out=out, lines=lines,
-                err_path=err_path)
+    advertised = re.search(r"learners at (http://\S+) \(", "\n".join(out)).group(1)
+    return Room(url=advertised, port=port, proc=proc, out=out, lines=lines, err_path=err_path)
+
+
+def stop_room(room: Room, signum: int) -> list[str]:
+    """Send `signum` to the room's command; check it exits 0 leaving no process; its last lines."""
+    tree = [room.proc, *psutil.Process(room.proc.pid).children(recursive=True)]
+    pids = [p.pid for p in tree]
+    room.proc.send_signal(signum)
+    assert room.proc.wait(timeout=60) == 0
+    _, alive = psutil.wait_procs([p for p in tree[1:] if psutil.pid_exists(p.pid)], timeout=30)
+    assert not [p for p in alive if _running(p)], f"left running: {[p.pid for p in alive]} of {pids}"
+    rest = []
+    while (line := room.lines.get(timeout=30)) is not None:
+        rest.append(line)
+    return rest
+
+
+@pytest.fixture(scope="module")
+def room(postgres: TempPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
+    """`python -m helpers serve --classroom` on PostgreSQL, as an instructor would start it: the
+    URI with its password in MLFLOW_BACKEND_STORE_URI, learners told to use 127.1."""
+    uri = postgres.create_database("classroom")
+    typed = uri.replace("postgresql+psycopg2://postgres@", f"postgresql://postgres:{SECRET}@")
+    room = start_cli_room(["--host", "127.0.0.1", "--advertise", "127.1"],
+                          tmp_path_factory.mktemp("room-home"),
+                          env={classroom.BACKEND_URI_ENV: typed})
     yield room
-    if proc.poll() is None:  # test_ctrl_c_stops_the_room normally did this already
-        tree = [proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))]
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-        psutil.wait_procs([psutil.Process(p) for p in tree if psutil.pid_exists(p)], timeout=30)
+    if room.proc.poll() is None:  # test_ctrl_c_stops_the_room normally did this already
+        stop_room(room, signal.SIGINT)
 
 
 def _running(proc: psutil.Process) -> bool:
@@ -123,9 +150,11 @@ def _pump(proc: subprocess.Popen, lines: queue.Queue) -> None:
 
 def test_room_prints_the_learner_line_and_hides_the_password(room: Room) -> None:
     printed = "\n".join(room.out)
-    assert f"export MLFLOW_TRACKING_URI=http://127.1:{room.port} MLFLOW_400_LAB_LEARNER='<your-name>'" \
-        in printed
-    assert f'$env:MLFLOW_TRACKING_URI="http://127.1:{room.port}"' in printed
+    assert "Learners are given 127.1 (--advertise)." in printed
+    assert ("printf 'Your name: '; read -r MLFLOW_400_LAB_LEARNER; export MLFLOW_400_LAB_LEARNER "
+            f"MLFLOW_TRACKING_URI=http://127.1:{room.port}") in printed
+    assert f'$env:MLFLOW_TRACKING_URI = "http://127.1:{room.port}"' in printed
+    assert "<" not in printed.split("Each learner pastes", 1)[1]  # no placeholder to fill in
     assert "MLflow 3.17.2 answers at" in printed
     server_log = room.err_path.parent / "classroom" / f"server-{room.port}.log"
     everything = printed + room.err_path.read_text() + server_log.read_text()
@@ -133,6 +162,15 @@ def test_room_prints_the_learner_line_and_hides_the_password(room: Room) -> None
     assert "postgres:****@127.0.0.1" in printed
     # postgresql:// means psycopg 3 under SQLAlchemy 2.1, which is not installed: the note says so
     assert find_spec("psycopg") is None and "using postgresql+psycopg2://" in printed
+
+
+def test_no_process_shows_the_database_password(room: Room) -> None:
+    """The URI came in MLFLOW_BACKEND_STORE_URI; no command line on this machine carries it."""
+    shown = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if SECRET in " ".join(proc.info["cmdline"] or []):
+            shown.append(proc.info["pid"])
+    assert shown == []
 
 
 def test_room_runs_mlflows_default_workers(room: Room) -> None:
@@ -235,51 +273,105 @@ def test_two_learners_running_the_same_notebook_do_not_collide(room: Room, tmp_p
         assert sorted(e["name"] for e in found.json["experiments"]) == sorted(seen[learner]["names"])
 
 
-# -- basic auth (MLflow's app; needs the mlflow[auth] extra) -------------------------------------
+# -- basic auth: one MLflow account per learner -------------------------------------------------
 
 
-@pytest.mark.skipif(find_spec("flask_wtf") is None,
-                    reason="MLflow's basic-auth app needs Flask-WTF (mlflow[auth]), which the "
-                           "kit's pins do not install")
-def test_basic_auth_room(postgres: TempPostgres, monkeypatch: pytest.MonkeyPatch,
-                         tmp_path: Path) -> None:
-    admin, learner_pw = "admin-pass-for-tests-1", "class-pass-for-tests-2"
-    monkeypatch.setenv(config.HOME_ENV, str(tmp_path))
-    monkeypatch.setenv(classroom.ADMIN_PASSWORD_ENV, admin)
-    monkeypatch.setenv(classroom.CLASS_PASSWORD_ENV, learner_pw)
-    monkeypatch.delenv(classroom.AUTH_CONFIG_ENV, raising=False)
-    monkeypatch.delenv(classroom.SECRET_KEY_ENV, raising=False)
-    built = classroom.build(backend_store_uri=postgres.create_database("auth"), host="127.0.0.1",
-                            port=free_port(), basic_auth=True, workers=1)
-    posix, powershell = classroom.learner_lines(built)
-    assert "MLFLOW_TRACKING_USERNAME=learner MLFLOW_TRACKING_PASSWORD='<the class password>'" in posix
-    assert learner_pw not in posix + powershell + built.describe()
-    handle = classroom.start(built, progress=lambda _: None)
+def _csv(path: Path) -> dict[str, str]:
+    return classroom.read_credentials(path)
+
+
+@pytest.mark.parametrize(("backend", "stop_with"), [("postgresql", signal.SIGHUP),
+                                                    ("sqlite", signal.SIGTERM)])
+def test_each_learner_writes_only_their_own_runs(backend: str, stop_with: int, tmp_path: Path,
+                                                  request: pytest.FixtureRequest,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    if backend == "postgresql":
+        uri = request.getfixturevalue("postgres").create_database("auth")
+    else:
+        uri = f"sqlite:///{(tmp_path / 'room.db').as_posix()}"
+    roster = tmp_path / "roster.txt"
+    roster.write_text("# the class\nana\nben\n\n")
+    env = {classroom.BACKEND_URI_ENV: uri, classroom.ADMIN_PASSWORD_ENV: ""}
+    env = {k: v for k, v in {**os.environ, **env}.items()
+           if k not in (classroom.ADMIN_PASSWORD_ENV, classroom.AUTH_CONFIG_ENV)}
+    room = start_cli_room(["--basic-auth", "--roster", str(roster), "--host", "127.0.0.1",
+                           "--workers", "1"], tmp_path, env)
     try:
-        search = f"{handle.url}{API}/experiments/search"
-        assert requests.get(search, params={"max_results": 1}, timeout=30).status_code == 401
-        monkeypatch.setenv(config.TRACKING_URI_ENV, handle.url)
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", classroom.CLASS_USER)
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", learner_pw)
-        made = runs.new_run("auth")  # the kit's own helpers now carry the credentials
-        answer = send(f"{API}/runs/get", method="GET", params={"run_id": made.run_id})
-        assert answer.status == 200
-        token = base64.b64encode(f"learner:{learner_pw}".encode()).decode()
-        assert answer.request.header("Authorization") == f"Basic {token}"
-        for shown in (answer.to_curl(), answer.to_text(), answer._repr_html_(), repr(answer),
-                      repr(answer.request)):
-            assert learner_pw not in shown and token not in shown
-        # The lesson's "nonexistent run" is answered by the auth layer first: 403, not 404.
-        ghost = send(f"{API}/runs/get", method="GET", params={"run_id": "0" * 32})
-        assert (ghost.status, ghost.text) == (403, "Permission denied")
-        # The doctor on a learner's laptop: right password passes, wrong one is named.
-        ok = _doctor_server(dict(os.environ))
-        assert ok.returncode == 0 and "✓ server: the shared server at" in ok.stdout
-        wrong = _doctor_server({**os.environ, "MLFLOW_TRACKING_PASSWORD": "wrong-password-123"})
-        assert wrong.returncode == 1 and "refuses the user name and password given" in wrong.stdout
-        assert learner_pw not in ok.stdout + ok.stderr + wrong.stdout + wrong.stderr
+        creds_file = tmp_path / "classroom" / "credentials.csv"
+        assert creds_file.stat().st_mode & 0o777 == 0o600
+        creds = _csv(creds_file)
+        assert sorted(creds) == ["admin", "ana", "ben"]
+        assert all(len(pw) >= classroom.MIN_PASSWORD for pw in creds.values())
+        printed = "\n".join(room.out) + room.err_path.read_text()
+        assert f"Passwords (one per learner, and the admin's): {creds_file}" in printed
+        assert "basic auth on, 2 learner accounts" in printed
+        commandlines = " ".join(" ".join(p.info["cmdline"] or [])
+                                for p in psutil.process_iter(["cmdline"]))
+        for password in creds.values():
+            assert password not in printed and password not in commandlines
+        api = f"{room.url}{API}"
+        assert requests.get(f"{api}/experiments/search", params={"max_results": 1},
+                            timeout=30).status_code == 401
+        made = {}
+        for name in ("ana", "ben"):
+            auth = (name, creds[name])
+            exp = requests.post(f"{api}/experiments/create", auth=auth, timeout=30,
+                                json={"name": runs.unique_name(f"400lab/{name}/perm")})
+            assert exp.status_code == 200, exp.text
+            run = requests.post(f"{api}/runs/create", auth=auth, timeout=30,
+                                json={"experiment_id": exp.json()["experiment_id"]})
+            assert run.status_code == 200, run.text
+            made[name] = (exp.json()["experiment_id"], run.json()["run"]["info"]["run_id"])
+        metric = {"key": "loss", "value": 0.5, "timestamp": 1, "step": 0}
+        ben, ana = ("ben", creds["ben"]), ("ana", creds["ana"])
+        # learner B writing to learner A's run: MLflow's permission check refuses it
+        refused = requests.post(f"{api}/runs/log-metric", auth=ben, timeout=30,
+                                json={"run_id": made["ana"][1], **metric})
+        assert (refused.status_code, refused.text) == (403, "Permission denied")
+        sneaked = requests.post(f"{api}/runs/create", auth=ben, timeout=30,
+                                json={"experiment_id": made["ana"][0]})
+        assert sneaked.status_code == 403
+        own = requests.post(f"{api}/runs/log-metric", auth=ana, timeout=30,
+                            json={"run_id": made["ana"][1], **metric})
+        assert own.status_code == 200
+        # why, in MLflow's own terms: the creator holds MANAGE, everyone else the default READ
+        admin = ("admin", creds["admin"])
+        perm = requests.get(f"{api}/experiments/permissions/get", auth=admin, timeout=30,
+                            params={"experiment_id": made["ana"][0], "username": "ana"})
+        assert perm.status_code == 200 and perm.json()["experiment_permission"]["permission"] == "MANAGE"
+        # the instructor (admin) reads every learner's run; ana's metric is there, ben's attempt not
+        for name, (_, run_id) in made.items():
+            got = requests.get(f"{api}/runs/get", params={"run_id": run_id}, auth=admin, timeout=30)
+            assert got.status_code == 200
+            assert len(got.json()["run"]["data"].get("metrics", [])) == (1 if name == "ana" else 0)
+        if backend == "postgresql":
+            _kit_as_a_learner(room, creds, monkeypatch)
     finally:
-        handle.stop()
+        rest = stop_room(room, stop_with)
+    assert rest[-1] == "Classroom server stopped."
+
+
+def _kit_as_a_learner(room: Room, creds: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kit's own helpers and the doctor, with a learner's variables set as the line sets them."""
+    monkeypatch.setenv(config.TRACKING_URI_ENV, room.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ana")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", creds["ana"])
+    made = runs.new_run("auth")  # the kit's own helpers carry the credentials
+    answer = send(f"{API}/runs/get", method="GET", params={"run_id": made.run_id})
+    assert answer.status == 200
+    token = base64.b64encode(f"ana:{creds['ana']}".encode()).decode()
+    assert answer.request.header("Authorization") == f"Basic {token}"
+    for shown in (answer.to_curl(), answer.to_text(), answer._repr_html_(), repr(answer),
+                  repr(answer.request)):
+        assert creds["ana"] not in shown and token not in shown
+    # The lesson's "nonexistent run" is answered by the auth layer first: 403, not 404.
+    ghost = send(f"{API}/runs/get", method="GET", params={"run_id": "0" * 32})
+    assert (ghost.status, ghost.text) == (403, "Permission denied")
+    ok = _doctor_server(dict(os.environ))
+    assert ok.returncode == 0 and "✓ server: the shared server at" in ok.stdout
+    wrong = _doctor_server({**os.environ, "MLFLOW_TRACKING_PASSWORD": "wrong-password-123"})
+    assert wrong.returncode == 1 and "refuses the user name and password given" in wrong.stdout
+    assert creds["ana"] not in ok.stdout + ok.stderr + wrong.stdout + wrong.stderr
 
 
 def _doctor_server(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -290,22 +382,161 @@ def _doctor_server(env: dict[str, str]) -> subprocess.CompletedProcess:
 # -- bad settings get one sentence ---------------------------------------------------------------
 
 
-def test_bad_settings_are_refused_in_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_settings_are_refused_in_one_sentence(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    monkeypatch.setenv(config.HOME_ENV, str(tmp_path))
     with pytest.raises(classroom.ClassroomError, match="--host 0.0.0.0"):
         classroom.build(backend_store_uri="sqlite:///x.db", host="")
     with pytest.raises(classroom.ClassroomError, match="--backend-store-uri"):
         classroom.build(backend_store_uri="", host="127.0.0.1")
     with pytest.raises(classroom.ClassroomError, match="--workers must be 1 or more"):
         classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", workers=0)
-    monkeypatch.delenv(classroom.ADMIN_PASSWORD_ENV, raising=False)
-    expected = "needs Flask-WTF" if find_spec("flask_wtf") is None else "needs an admin password"
-    with pytest.raises(classroom.ClassroomError, match=expected):
+    with pytest.raises(classroom.ClassroomError, match="--basic-auth needs --roster FILE"):
         classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", basic_auth=True)
+    with pytest.raises(classroom.ClassroomError, match="needs --basic-auth too"):
+        classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", roster=["ana"])
+    monkeypatch.setenv(classroom.ADMIN_PASSWORD_ENV, "short")
+    with pytest.raises(classroom.ClassroomError, match="at least 12 characters"):
+        classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", basic_auth=True,
+                        roster=["ana"])
     done = subprocess.run([sys.executable, "-m", "helpers", "serve", "--host", "0.0.0.0"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip() == ("error: --host is for classroom mode only (add --classroom); the "
                                    "kit's own server always listens on 127.0.0.1 with SQLite.")
+
+
+def test_a_password_on_the_command_line_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, config.HOME_ENV: str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "helpers", "serve", "--classroom", "--host",
+                           "127.0.0.1", "--port", str(free_port()), "--backend-store-uri",
+                           f"postgresql://mlflow:{SECRET}@127.0.0.1/mlflow"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: Keep the database password off the command line")
+    assert "PGPASSWORD" in done.stderr and classroom.BACKEND_URI_ENV in done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert not (tmp_path / "classroom").exists()  # refused before anything was made or started
+
+
+def test_a_wrong_database_address_fails_in_seconds_with_its_cause(tmp_path: Path) -> None:
+    """Nothing listens on the port: the cause comes from the driver, before any server starts."""
+    nobody = free_port()
+    uri = f"postgresql+psycopg2://mlflow@127.0.0.1:{nobody}/mlflow"
+    env = {**os.environ, config.HOME_ENV: str(tmp_path), classroom.BACKEND_URI_ENV: uri}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "helpers", "serve", "--classroom", "--host",
+                           "127.0.0.1", "--port", str(free_port())],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: Cannot connect to the database {uri}: connection to "
+                                  f'server at "127.0.0.1", port {nobody} failed: Connection refused')
+    assert "still waiting" not in done.stderr
+    assert not list((tmp_path / "classroom").glob("server-*.log"))  # no server was started
+    print(f"wrong database address reported after {elapsed:.1f} s (incl. Python start-up)")
+
+
+def test_a_missing_database_is_named(postgres: TempPostgres) -> None:
+    uri = f"postgresql+psycopg2://postgres@127.0.0.1:{postgres.port}/no_such_db"
+    with pytest.raises(classroom.ClassroomError, match='database "no_such_db" does not exist'):
+        classroom.check_database(uri)
+
+
+# -- the learner line and the roster -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+@pytest.mark.parametrize("auth", [False, True])
+def test_the_learner_line_asks_and_sets_everything(shell: str, auth: bool, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    if shutil.which(shell) is None:
+        pytest.skip(f"no {shell} here")
+    monkeypatch.setenv(config.HOME_ENV, str(tmp_path))
+    monkeypatch.setenv(classroom.ADMIN_PASSWORD_ENV, "admin-pass-for-tests-1")
+    built = classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", port=5123,
+                            basic_auth=auth, roster=["ana"] if auth else ())
+    posix, powershell = classroom.learner_lines(built)
+    assert "<" not in posix + powershell and "your-name" not in posix + powershell
+    typed = "ana\ns3cret-pass-word\n" if auth else "ana\n"
+    done = subprocess.run([shell, "-c", posix + "; echo; env"], input=typed, capture_output=True,
+                          text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+    seen = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    assert seen["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5123"
+    assert seen[config.LEARNER_ENV] == "ana"
+    if auth:
+        assert (seen["MLFLOW_TRACKING_USERNAME"], seen["MLFLOW_TRACKING_PASSWORD"]) == \
+            ("ana", "s3cret-pass-word")
+        assert "s3cret-pass-word" not in done.stdout.split("MLFLOW_TRACKING_PASSWORD=")[0]
+
+
+def test_roster_and_credentials_file(tmp_path: Path) -> None:
+    roster = tmp_path / "roster.txt"
+    roster.write_text("ana\n  ben  # the one at the back\n\n# nobody\ncarla-2\n")
+    assert classroom.read_roster(roster) == ["ana", "ben", "carla-2"]
+    for text, message in (("ana\nAna\n", "already on line 1"), ("ana smith\n", "not a usable"),
+                          ("admin\n", "admin's user name"), ("# only\n", "has no names")):
+        roster.write_text(text)
+        with pytest.raises(classroom.ClassroomError, match=message):
+            classroom.read_roster(roster)
+    creds = tmp_path / "credentials.csv"
+    first = classroom.write_credentials(creds, ["ana", "ben"], admin=("admin", "a" * 16))
+    assert creds.stat().st_mode & 0o777 == 0o600
+    assert creds.read_text().splitlines()[0] == "name,password"
+    creds.chmod(0o644)
+    again = classroom.write_credentials(creds, ["ana", "ben", "carla"])
+    assert creds.stat().st_mode & 0o777 == 0o600
+    assert (again["ana"], again["ben"]) == (first["ana"], first["ben"])  # learners keep theirs
+    assert len({again["ana"], again["ben"], again["carla"]}) == 3
+
+
+# -- which address learners are given ----------------------------------------------------------
+
+Iface = classroom.Interface
+ROOM = [Iface("lo", True, ("127.0.0.1",)), Iface("wlan0", True, ("192.168.1.20",)),
+        Iface("docker0", True, ("172.17.0.1",)), Iface("vboxnet0", True, ("169.254.10.3",))]
+
+
+def test_the_default_routes_address_is_advertised() -> None:
+    """The issue's machine: the old rule (first private address as a string) took 169.254.10.3."""
+    ip, why = classroom.choose_address(ROOM, "192.168.1.20")
+    assert ip == "192.168.1.20"
+    assert why == ("Learners are given 192.168.1.20 (wlan0: the default route's interface; also "
+                   "up: docker0 172.17.0.1). Another? --advertise ADDRESS.")
+
+
+def test_without_a_default_route_a_physical_interface_wins() -> None:
+    ip, why = classroom.choose_address(ROOM, None)
+    assert ip == "192.168.1.20" and "no default route; first up, non-virtual interface" in why
+    # a default route through a VPN or docker address still wins: it is where traffic goes
+    assert classroom.choose_address(ROOM, "172.17.0.1")[0] == "172.17.0.1"
+
+
+def test_down_loopback_and_link_local_interfaces_are_never_advertised() -> None:
+    down = [Iface("lo", True, ("127.0.0.1",)), Iface("eth0", False, ("10.0.0.5",)),
+            Iface("docker0", True, ("172.17.0.1",)), Iface("en1", True, ("169.254.3.3",))]
+    ip, why = classroom.choose_address(down, None)
+    assert ip == "172.17.0.1" and "only container/VM interfaces are up" in why
+    with pytest.raises(classroom.ClassroomError, match="no usable network address"):
+        classroom.choose_address([Iface("lo", True, ("127.0.0.1",)),
+                                  Iface("en1", True, ("169.254.3.3",))], "169.254.3.3")
+    public_first = [Iface("eth0", True, ("203.0.113.7",)), Iface("eth1", True, ("10.1.2.3",))]
+    assert classroom.choose_address(public_first, None)[0] == "10.1.2.3"  # private before public
+
+
+def test_the_address_choice_is_explained_and_can_be_overridden(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(config.HOME_ENV, str(tmp_path))
+    monkeypatch.setattr(classroom, "local_interfaces", lambda: ROOM)
+    monkeypatch.setattr(classroom, "default_route_address", lambda: "192.168.1.20")
+    built = classroom.build(backend_store_uri="sqlite:///x.db", host="0.0.0.0", port=5000)
+    assert built.url == "http://192.168.1.20:5000"
+    assert built.describe().splitlines()[0].startswith("Learners are given 192.168.1.20 (wlan0")
+    told = classroom.build(backend_store_uri="sqlite:///x.db", host="0.0.0.0", port=5000,
+                           advertise="teacher.local")
+    assert told.url == "http://teacher.local:5000"
+    assert told.describe().splitlines()[0] == "Learners are given teacher.local (--advertise)."
+    assert "teacher.local" in told.added_hosts
 
 
 def test_database_passwords_are_masked() -> None:
@@ -360,13 +591,5 @@ def test_token_is_sent_as_bearer(echo: RecordingServer, monkeypatch: pytest.Monk
 
 
 def test_ctrl_c_stops_the_room_and_leaves_no_process(room: Room) -> None:
-    tree = [room.proc, *psutil.Process(room.proc.pid).children(recursive=True)]
-    pids = [p.pid for p in tree]
-    room.proc.send_signal(signal.SIGINT)
-    assert room.proc.wait(timeout=60) == 0
-    gone, alive = psutil.wait_procs([p for p in tree[1:] if psutil.pid_exists(p.pid)], timeout=30)
-    assert not alive, f"left running: {[p.pid for p in alive]} of {pids}"
-    rest = []
-    while (line := room.lines.get(timeout=30)) is not None:
-        rest.append(line)
-    assert rest[-1] == "Classroom server stopped."
+    """Even though the room was started from a parent that ignores SIGINT (start_cli_room)."""
+    assert stop_room(room, signal.SIGINT)[-1] == "Classroom server stopped."

@@ -76,8 +76,7 @@ def find_uv(install: bool = False) -> str | None:
     pythons = [sys.executable] if _has_pip(sys.executable) else []
     if not pythons:
         if not PYTHON.exists():
-            print(f"Creating {VENV} ...", flush=True)
-            venv.create(VENV, with_pip=True)
+            _create_venv_with_pip()
         if _has_pip(str(PYTHON)):
             pythons = [str(PYTHON)]
     for python in pythons:
@@ -104,10 +103,19 @@ def _install_with_uv(uv: str, lock: Path, extras: str) -> None:
     _run([uv, "pip", "install", "--quiet", *target, "-c", str(lock), "-e", spec], lock)
 
 
+def _create_venv_with_pip() -> None:
+    print(f"Creating {VENV} ...", flush=True)
+    try:
+        venv.create(VENV, with_pip=True, clear=True)
+    except (OSError, subprocess.CalledProcessError):
+        sys.exit(f"This Python ({sys.executable}) cannot create a virtual environment with pip "
+                 "(Debian/Ubuntu: `sudo apt-get install python3-venv`); install that, or uv, and "
+                 "run the command again.")
+
+
 def _install_with_pip(lock: Path) -> None:
     if not PYTHON.exists():
-        print(f"Creating {VENV} ...", flush=True)
-        venv.create(VENV, with_pip=True)
+        _create_venv_with_pip()
     python = str(PYTHON)
     if not _has_pip(python):  # a .venv made by uv has no pip
         subprocess.run([python, "-m", "ensurepip", "--upgrade"], check=True,
