@@ -175,7 +175,7 @@ def learner_lines(room: Classroom) -> list[str]:
     return [posix, powershell]
 
 
-def start(room: Classroom, *, timeout: float = 120.0,
+def start(room: Classroom, *, timeout: float = 300.0,
           progress: Callable[[str], None] | None = None) -> server.ServerHandle:
     """Check the database, start the room's server and wait until it answers; with basic auth,
     create one MLflow user per learner on the roster."""
