@@ -109,8 +109,15 @@ def clone_to_url(work: Path, caches: Path, home: Path) -> tuple[float, float, li
     stopped = time.monotonic() - stop_started
     time.sleep(1)
     left = [f"{p.pid} {' '.join(p.cmdline())[:80]}" for p in family if _alive(p)]
-    left += [f"{p.pid} {' '.join(p.cmdline())[:80]}" for p in psutil.process_iter()
-             if _alive(p) and str(repo) in " ".join(_cmdline(p)) and p not in family]
+    strays = [p for p in family if _alive(p)]
+    strays += [p for p in psutil.process_iter() if _alive(p) and p not in family
+               and str(repo) in " ".join(_cmdline(p))]
+    left = [f"{p.pid} {' '.join(_cmdline(p))[:80]}" for p in strays]
+    for stray in strays:  # reported above; the benchmark itself leaves nothing running
+        try:
+            stray.kill()
+        except psutil.Error:
+            pass
     return to_url, stopped, left
 
 

@@ -74,13 +74,15 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def start_cli_room(args: list[str], home: Path, env: dict[str, str] | None = None) -> Room:
+def start_cli_room(args: list[str], home: Path, env: dict[str, str] | None = None,
+                   drop: tuple[str, ...] = ()) -> Room:
     """`python -m helpers serve --classroom ARGS` as an instructor starts it, from a parent that
     ignores SIGINT; returns once it prints its last line (the learner lines before it)."""
     port = free_port()
     err_path = home / "stderr.txt"
-    env = {**os.environ, config.HOME_ENV: str(home), **(env or {})}
-    env.pop(config.TRACKING_URI_ENV, None)
+    env = {**os.environ, **(env or {}), config.HOME_ENV: str(home)}
+    for name in (config.TRACKING_URI_ENV, *drop):
+        env.pop(name, None)
     with open(err_path, "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "helpers", "serve", "--classroom", "--port", str(port), *args],
@@ -291,11 +293,9 @@ def test_each_learner_writes_only_their_own_runs(backend: str, stop_with: int, t
         uri = f"sqlite:///{(tmp_path / 'room.db').as_posix()}"
     roster = tmp_path / "roster.txt"
     roster.write_text("# the class\nana\nben\n\n")
-    env = {classroom.BACKEND_URI_ENV: uri, classroom.ADMIN_PASSWORD_ENV: ""}
-    env = {k: v for k, v in {**os.environ, **env}.items()
-           if k not in (classroom.ADMIN_PASSWORD_ENV, classroom.AUTH_CONFIG_ENV)}
     room = start_cli_room(["--basic-auth", "--roster", str(roster), "--host", "127.0.0.1",
-                           "--workers", "1"], tmp_path, env)
+                           "--workers", "1"], tmp_path, {classroom.BACKEND_URI_ENV: uri},
+                          drop=(classroom.ADMIN_PASSWORD_ENV, classroom.AUTH_CONFIG_ENV))
     try:
         creds_file = tmp_path / "classroom" / "credentials.csv"
         assert creds_file.stat().st_mode & 0o777 == 0o600
@@ -336,9 +336,12 @@ def test_each_learner_writes_only_their_own_runs(backend: str, stop_with: int, t
         assert own.status_code == 200
         # why, in MLflow's own terms: the creator holds MANAGE, everyone else the default READ
         admin = ("admin", creds["admin"])
-        perm = requests.get(f"{api}/experiments/permissions/get", auth=admin, timeout=30,
-                            params={"experiment_id": made["ana"][0], "username": "ana"})
-        assert perm.status_code == 200 and perm.json()["experiment_permission"]["permission"] == "MANAGE"
+        for name, expected in (("ana", "MANAGE"), ("ben", "READ")):
+            perm = requests.get(f"{room.url}/api/3.0/mlflow/users/permissions/get", auth=admin,
+                                timeout=30, params={"username": name, "resource_type": "experiment",
+                                                    "resource_id": made["ana"][0]})
+            assert perm.status_code == 200, perm.text
+            assert perm.json()["permission"] == expected
         # the instructor (admin) reads every learner's run; ana's metric is there, ben's attempt not
         for name, (_, run_id) in made.items():
             got = requests.get(f"{api}/runs/get", params={"run_id": run_id}, auth=admin, timeout=30)
@@ -520,7 +523,7 @@ def test_down_loopback_and_link_local_interfaces_are_never_advertised() -> None:
     with pytest.raises(classroom.ClassroomError, match="no usable network address"):
         classroom.choose_address([Iface("lo", True, ("127.0.0.1",)),
                                   Iface("en1", True, ("169.254.3.3",))], "169.254.3.3")
-    public_first = [Iface("eth0", True, ("203.0.113.7",)), Iface("eth1", True, ("10.1.2.3",))]
+    public_first = [Iface("eth0", True, ("93.184.216.34",)), Iface("eth1", True, ("10.1.2.3",))]
     assert classroom.choose_address(public_first, None)[0] == "10.1.2.3"  # private before public
 
 
