@@ -83,7 +83,7 @@ def find_uv(install: bool = False) -> str | None:
         print(f"Fetching uv {UV_VERSION} into {TOOLS.name}/ (first run only) ...", flush=True)
         done = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                                "--no-warn-script-location", "--upgrade", "--target", str(TOOLS),
-                               f"uv=={UV_VERSION}"])
+                               f"uv=={UV_VERSION}"], env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
         if done.returncode == 0:
             return find_uv(install=False)
     print("Could not get uv; installing with pip instead (slower).", flush=True)
