@@ -240,6 +240,9 @@ def serve(room: Classroom, out: Callable[[str], None] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # a second Ctrl-C must not cut the cleanup short
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
         handle.stop()
     say("Classroom server stopped.")
     return code
