@@ -54,12 +54,7 @@ class Room:
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[TempPostgres]:
-    why = TempPostgres.unavailable()
-    if why and os.environ.get("CI"):
-        pytest.fail(f"PostgreSQL cannot run here: {why}. CI must run the PostgreSQL tests "
-                    "(.ci/run installs postgresql).")
-    if why:
-        pytest.skip(f"PostgreSQL cannot run here: {why}")
+    _require_postgres()
     cluster = TempPostgres().start()
     yield cluster
     postmaster = psutil.Process(int((cluster.dir / "data" / "postmaster.pid").read_text().split()[0]))
@@ -67,6 +62,26 @@ def postgres() -> Iterator[TempPostgres]:
     cluster.stop()
     _, alive = psutil.wait_procs(family, timeout=30)
     assert not [p.pid for p in alive if _running(p)], "PostgreSQL processes left running"
+
+
+def _require_postgres() -> None:
+    """Skip without PostgreSQL, except in CI (`CI` set), where a missing PostgreSQL is a failure."""
+    why = TempPostgres.unavailable()
+    if why and os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL cannot run here: {why}. CI must run the PostgreSQL tests "
+                    "(.ci/run installs postgresql).")
+    if why:
+        pytest.skip(f"PostgreSQL cannot run here: {why}")
+
+
+def test_missing_postgresql_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(TempPostgres, "unavailable", staticmethod(lambda: "no initdb (test)"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the PostgreSQL tests"):
+        _require_postgres()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no initdb"):
+        _require_postgres()
 
 
 def _ignore_sigint() -> None:
