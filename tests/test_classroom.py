@@ -3,24 +3,21 @@
 One room server is started the way an instructor starts it (the CLI, MLflow's default workers,
 a `postgresql://` URI with a password in it, learners told to use http://127.1:PORT, a loopback
 address outside MLflow's default allow-list). The lesson's requests go to it and to the session's
-SQLite server, and the answers are compared. Ground truth is always the live servers.
+SQLite server, and the answers are compared. Ground truth is always the live servers. Rooms with
+basic auth (one account per learner) are in tests/test_classroom_auth.py.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -34,105 +31,21 @@ from helpers.diagnose import explain
 from helpers.server import free_port
 from helpers.wire import send
 from tests.loopback import RecordingServer, start_recording_server
+from tests.rooms import ROOT, Room, postgres_cluster, require_postgres, start_cli_room, stop_room
 
-ROOT = Path(__file__).resolve().parents[1]
 API = "/api/2.0/mlflow"
 SECRET = "not-a-real-secret-4711"
 DUPLICATE = "duplicate experiment (RESOURCE_ALREADY_EXISTS)"
-START_TIMEOUT = 300  # four workers importing MLflow on a busy two-core machine
-
-
-@dataclass
-class Room:
-    url: str
-    port: int
-    proc: subprocess.Popen
-    out: list[str]
-    lines: queue.Queue  # what the CLI prints after start-up (None once it exits)
-    err_path: Path
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[TempPostgres]:
-    _require_postgres()
-    cluster = TempPostgres().start()
-    yield cluster
-    postmaster = psutil.Process(int((cluster.dir / "data" / "postmaster.pid").read_text().split()[0]))
-    family = [postmaster, *postmaster.children(recursive=True)]
-    cluster.stop()
-    _, alive = psutil.wait_procs(family, timeout=30)
-    assert not [p.pid for p in alive if _running(p)], "PostgreSQL processes left running"
-
-
-def _require_postgres() -> None:
-    """Skip without PostgreSQL, except in CI (`CI` set), where a missing PostgreSQL is a failure."""
-    why = TempPostgres.unavailable()
-    if why and os.environ.get("CI"):
-        pytest.fail(f"PostgreSQL cannot run here: {why}. CI must run the PostgreSQL tests "
-                    "(.ci/run installs postgresql).")
-    if why:
-        pytest.skip(f"PostgreSQL cannot run here: {why}")
 
 
 def test_missing_postgresql_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(TempPostgres, "unavailable", staticmethod(lambda: "no initdb (test)"))
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must run the PostgreSQL tests"):
-        _require_postgres()
+        require_postgres()
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="no initdb"):
-        _require_postgres()
-
-
-def _ignore_sigint() -> None:
-    """What `nohup` or `cmd &` in a script do to a child: SIGINT ignored, inherited by Python."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def start_cli_room(args: list[str], home: Path, env: dict[str, str] | None = None,
-                   drop: tuple[str, ...] = ()) -> Room:
-    """`python -m helpers serve --classroom ARGS` as an instructor starts it, from a parent that
-    ignores SIGINT; returns once it prints its last line (the learner lines before it)."""
-    port = free_port()
-    err_path = home / "stderr.txt"
-    env = {**os.environ, **(env or {}), config.HOME_ENV: str(home)}
-    for name in (config.TRACKING_URI_ENV, *drop):
-        env.pop(name, None)
-    with open(err_path, "w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "helpers", "serve", "--classroom", "--port", str(port), *args],
-            stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True, cwd=ROOT,
-            env=env, preexec_fn=_ignore_sigint)
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_pump, args=(proc, lines), daemon=True).start()
-    out: list[str] = []
-    deadline = time.monotonic() + START_TIMEOUT
-    while not any("Press Ctrl-C" in line for line in out):
-        try:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-        except queue.Empty:
-            line = None
-        if line is None:
-            proc.kill()
-            pytest.fail(f"classroom server did not start; stdout: {out}; stderr: "
-                        f"{err_path.read_text()[-2000:]}")
-        out.append(line)
-    advertised = re.search(r"learners at (http://\S+) \(", "\n".join(out)).group(1)
-    return Room(url=advertised, port=port, proc=proc, out=out, lines=lines, err_path=err_path)
-
-
-def stop_room(room: Room, signum: int) -> list[str]:
-    """Send `signum` to the room's command; check it exits 0 leaving no process; its last lines."""
-    tree = [room.proc, *psutil.Process(room.proc.pid).children(recursive=True)]
-    pids = [p.pid for p in tree]
-    room.proc.send_signal(signum)
-    assert room.proc.wait(timeout=60) == 0
-    _, alive = psutil.wait_procs([p for p in tree[1:] if psutil.pid_exists(p.pid)], timeout=30)
-    assert not [p for p in alive if _running(p)], f"left running: {[p.pid for p in alive]} of {pids}"
-    rest = []
-    while (line := room.lines.get(timeout=30)) is not None:
-        rest.append(line)
-    return rest
+        require_postgres()
 
 
 @pytest.fixture(scope="module")
@@ -149,17 +62,9 @@ def room(postgres: TempPostgres, tmp_path_factory: pytest.TempPathFactory) -> It
         stop_room(room, signal.SIGINT)
 
 
-def _running(proc: psutil.Process) -> bool:
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _pump(proc: subprocess.Popen, lines: queue.Queue) -> None:
-    for line in proc.stdout:
-        lines.put(line.rstrip("\n"))
-    lines.put(None)
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[TempPostgres]:
+    yield from postgres_cluster()
 
 
 # -- what the instructor sees ------------------------------------------------------------------
@@ -288,113 +193,6 @@ def test_two_learners_running_the_same_notebook_do_not_collide(room: Room, tmp_p
             "filter": f"name LIKE '400lab/{learner}/%'", "max_results": 100})
         assert found.status == 200
         assert sorted(e["name"] for e in found.json["experiments"]) == sorted(seen[learner]["names"])
-
-
-# -- basic auth: one MLflow account per learner -------------------------------------------------
-
-
-def _csv(path: Path) -> dict[str, str]:
-    return classroom.read_credentials(path)
-
-
-@pytest.mark.parametrize(("backend", "stop_with"), [("postgresql", signal.SIGHUP),
-                                                    ("sqlite", signal.SIGTERM)])
-def test_each_learner_writes_only_their_own_runs(backend: str, stop_with: int, tmp_path: Path,
-                                                  request: pytest.FixtureRequest,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    if backend == "postgresql":
-        uri = request.getfixturevalue("postgres").create_database("auth")
-    else:
-        uri = f"sqlite:///{(tmp_path / 'room.db').as_posix()}"
-    roster = tmp_path / "roster.txt"
-    roster.write_text("# the class\nana\nben\n\n")
-    room = start_cli_room(["--basic-auth", "--roster", str(roster), "--host", "127.0.0.1",
-                           "--workers", "1"], tmp_path, {classroom.BACKEND_URI_ENV: uri},
-                          drop=(classroom.ADMIN_PASSWORD_ENV, classroom.AUTH_CONFIG_ENV))
-    try:
-        creds_file = tmp_path / "classroom" / "credentials.csv"
-        assert creds_file.stat().st_mode & 0o777 == 0o600
-        creds = _csv(creds_file)
-        assert sorted(creds) == ["admin", "ana", "ben"]
-        assert all(len(pw) >= classroom.MIN_PASSWORD for pw in creds.values())
-        printed = "\n".join(room.out) + room.err_path.read_text()
-        assert f"Passwords (one per learner, and the admin's): {creds_file}" in printed
-        assert "basic auth on, 2 learner accounts" in printed
-        commandlines = " ".join(" ".join(p.info["cmdline"] or [])
-                                for p in psutil.process_iter(["cmdline"]))
-        for password in creds.values():
-            assert password not in printed and password not in commandlines
-        api = f"{room.url}{API}"
-        assert requests.get(f"{api}/experiments/search", params={"max_results": 1},
-                            timeout=30).status_code == 401
-        made = {}
-        for name in ("ana", "ben"):
-            auth = (name, creds[name])
-            exp = requests.post(f"{api}/experiments/create", auth=auth, timeout=30,
-                                json={"name": runs.unique_name(f"400lab/{name}/perm")})
-            assert exp.status_code == 200, exp.text
-            run = requests.post(f"{api}/runs/create", auth=auth, timeout=30,
-                                json={"experiment_id": exp.json()["experiment_id"]})
-            assert run.status_code == 200, run.text
-            made[name] = (exp.json()["experiment_id"], run.json()["run"]["info"]["run_id"])
-        metric = {"key": "loss", "value": 0.5, "timestamp": 1, "step": 0}
-        ben, ana = ("ben", creds["ben"]), ("ana", creds["ana"])
-        # learner B writing to learner A's run: MLflow's permission check refuses it
-        refused = requests.post(f"{api}/runs/log-metric", auth=ben, timeout=30,
-                                json={"run_id": made["ana"][1], **metric})
-        assert (refused.status_code, refused.text) == (403, "Permission denied")
-        sneaked = requests.post(f"{api}/runs/create", auth=ben, timeout=30,
-                                json={"experiment_id": made["ana"][0]})
-        assert sneaked.status_code == 403
-        own = requests.post(f"{api}/runs/log-metric", auth=ana, timeout=30,
-                            json={"run_id": made["ana"][1], **metric})
-        assert own.status_code == 200
-        # why, in MLflow's own terms: the creator holds MANAGE, everyone else the default READ
-        admin = ("admin", creds["admin"])
-        for name, expected in (("ana", "MANAGE"), ("ben", "READ")):
-            perm = requests.get(f"{room.url}/api/3.0/mlflow/users/permissions/get", auth=admin,
-                                timeout=30, params={"username": name, "resource_type": "experiment",
-                                                    "resource_id": made["ana"][0]})
-            assert perm.status_code == 200, perm.text
-            assert perm.json()["permission"] == expected
-        # the instructor (admin) reads every learner's run; ana's metric is there, ben's attempt not
-        for name, (_, run_id) in made.items():
-            got = requests.get(f"{api}/runs/get", params={"run_id": run_id}, auth=admin, timeout=30)
-            assert got.status_code == 200
-            assert len(got.json()["run"]["data"].get("metrics", [])) == (1 if name == "ana" else 0)
-        if backend == "postgresql":
-            _kit_as_a_learner(room, creds, monkeypatch)
-    finally:
-        rest = stop_room(room, stop_with)
-    assert rest[-1] == "Classroom server stopped."
-
-
-def _kit_as_a_learner(room: Room, creds: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kit's own helpers and the doctor, with a learner's variables set as the line sets them."""
-    monkeypatch.setenv(config.TRACKING_URI_ENV, room.url)
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ana")
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", creds["ana"])
-    made = runs.new_run("auth")  # the kit's own helpers carry the credentials
-    answer = send(f"{API}/runs/get", method="GET", params={"run_id": made.run_id})
-    assert answer.status == 200
-    token = base64.b64encode(f"ana:{creds['ana']}".encode()).decode()
-    assert answer.request.header("Authorization") == f"Basic {token}"
-    for shown in (answer.to_curl(), answer.to_text(), answer._repr_html_(), repr(answer),
-                  repr(answer.request)):
-        assert creds["ana"] not in shown and token not in shown
-    # The lesson's "nonexistent run" is answered by the auth layer first: 403, not 404.
-    ghost = send(f"{API}/runs/get", method="GET", params={"run_id": "0" * 32})
-    assert (ghost.status, ghost.text) == (403, "Permission denied")
-    ok = _doctor_server(dict(os.environ))
-    assert ok.returncode == 0 and "✓ server: the shared server at" in ok.stdout
-    wrong = _doctor_server({**os.environ, "MLFLOW_TRACKING_PASSWORD": "wrong-password-123"})
-    assert wrong.returncode == 1 and "refuses the user name and password given" in wrong.stdout
-    assert creds["ana"] not in ok.stdout + ok.stderr + wrong.stdout + wrong.stderr
-
-
-def _doctor_server(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "helpers", "doctor", "--check", "server"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 # -- bad settings get one sentence ---------------------------------------------------------------
