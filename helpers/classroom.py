@@ -114,6 +114,7 @@ def build(
     """
     notes: list[str] = []
     uri = _driver_uri(backend_store_uri.strip(), notes)
+    check_database(uri)  # first: before MLflow is even imported, a wrong address fails in seconds
     if not host:
         raise ClassroomError(_host_hint())
     if basic_auth and not roster:
@@ -184,7 +185,6 @@ def start(room: Classroom, *, timeout: float = 300.0,
     if server.port_in_use(room.port, _loopback_for(room.bind)):
         raise ClassroomError(f"Port {room.port} is already in use on this machine: stop what uses "
                              "it, or choose another with --port.")
-    check_database(room.backend_store_uri)
     log_path = room.home / f"server-{room.port}.log"
     say(f"Starting the classroom server (log: {log_path}) ...")
     with open(log_path, "wb") as log:
@@ -425,7 +425,15 @@ def lan_addresses() -> list[str]:
 def check_database(uri: str, timeout: int = 5) -> None:
     """Connect once before starting anything: a wrong address fails in seconds, with its cause.
 
-    (MLflow itself would retry for minutes while its workers print nothing useful.)"""
+    (MLflow itself would retry for minutes while its workers print nothing useful.) A SQLite file
+    is not opened, only its folder checked: connecting would create the file."""
+    if uri.startswith("sqlite:"):  # a file: its folder must exist (connecting would create it)
+        path = uri.split(":///", 1)[-1].split("?", 1)[0]
+        folder = Path(path).expanduser().resolve().parent if path and path != ":memory:" else None
+        if folder is not None and not folder.is_dir():
+            raise ClassroomError(f"The database {uri} is in {folder}, which does not exist: create "
+                                 "the folder, or give another path.")
+        return
     import sqlalchemy
     from sqlalchemy.exc import SQLAlchemyError
 

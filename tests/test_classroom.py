@@ -205,6 +205,9 @@ def test_bad_settings_are_refused_in_one_sentence(monkeypatch: pytest.MonkeyPatc
         classroom.build(backend_store_uri="sqlite:///x.db", host="")
     with pytest.raises(classroom.ClassroomError, match="--backend-store-uri"):
         classroom.build(backend_store_uri="", host="127.0.0.1")
+    with pytest.raises(classroom.ClassroomError, match="nowhere/room.db is in .* which does not exist"):
+        classroom.build(backend_store_uri=f"sqlite:///{tmp_path}/nowhere/room.db", host="127.0.0.1")
+    assert not (tmp_path / "nowhere").exists()
     with pytest.raises(classroom.ClassroomError, match="--workers must be 1 or more"):
         classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", workers=0)
     with pytest.raises(classroom.ClassroomError, match="--basic-auth needs --roster FILE"):
