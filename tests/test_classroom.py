@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
@@ -34,7 +35,8 @@ from tests.loopback import RecordingServer, start_recording_server
 from tests.rooms import ROOT, Room, postgres_cluster, require_postgres, start_cli_room, stop_room
 
 API = "/api/2.0/mlflow"
-SECRET = "not-a-real-secret-4711"
+# unique per run: other test sessions on a shared machine may show their own on a command line
+SECRET = f"not-a-real-secret-{uuid.uuid4().hex[:12]}"
 DUPLICATE = "duplicate experiment (RESOURCE_ALREADY_EXISTS)"
 
 
