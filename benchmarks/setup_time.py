@@ -12,7 +12,7 @@ folder, so nothing of this checkout's `.venv` or `.venv-tools` is reused:
   prints its URL (warm caches); then Ctrl-C, and a check that nothing is left running.
 
     python benchmarks/setup_time.py            # all of it (cold runs download ~250 MB twice)
-    python benchmarks/setup_time.py --warm-only
+    python benchmarks/setup_time.py --warm-only   # the user's own (already warm) pip and uv caches
 
 A uv already on PATH is hidden from the bootstrap here, so the fetch of uv is always measured.
 Goals (issue 12): bootstrap <= 0.2 x plain pip; fresh clone to JupyterLab's URL <= 15 s, warm.
@@ -43,12 +43,14 @@ def clone(into: Path) -> Path:
     return dest
 
 
-def env_with(caches: Path) -> dict[str, str]:
-    """This environment with its own pip and uv caches, no uv on PATH, no tracking server."""
+def env_with(caches: Path | None) -> dict[str, str]:
+    """This environment with the given pip and uv caches (None: the user's own), no uv on PATH,
+    no tracking server."""
     path = [d for d in os.environ.get("PATH", "").split(os.pathsep)
             if d and not (Path(d) / "uv").exists() and not (Path(d) / "uv.exe").exists()]
-    env = {**os.environ, "PATH": os.pathsep.join(path), "PIP_CACHE_DIR": str(caches / "pip"),
-           "UV_CACHE_DIR": str(caches / "uv"), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env = {**os.environ, "PATH": os.pathsep.join(path), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    if caches is not None:
+        env.update(PIP_CACHE_DIR=str(caches / "pip"), UV_CACHE_DIR=str(caches / "uv"))
     for name in ("MLFLOW_TRACKING_URI", "VIRTUAL_ENV", "MLFLOW_400_LAB_NO_UV"):
         env.pop(name, None)
     return env
@@ -63,7 +65,7 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     return time.monotonic() - started
 
 
-def bootstrap_run(work: Path, caches: Path) -> tuple[float, float]:
+def bootstrap_run(work: Path, caches: Path | None) -> tuple[float, float]:
     """(fetch uv, install the lab) in a fresh clone."""
     repo = clone(work)
     env = env_with(caches)
@@ -73,7 +75,7 @@ def bootstrap_run(work: Path, caches: Path) -> tuple[float, float]:
     return fetch, install
 
 
-def pip_run(work: Path, caches: Path) -> float:
+def pip_run(work: Path, caches: Path | None) -> float:
     repo = clone(work)
     env = env_with(caches)
     python = repo / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
@@ -81,7 +83,7 @@ def pip_run(work: Path, caches: Path) -> float:
             + timed([str(python), "-m", "pip", "install", "--quiet", "-e", "."], repo, env))
 
 
-def clone_to_url(work: Path, caches: Path, home: Path) -> tuple[float, float, list[str]]:
+def clone_to_url(work: Path, caches: Path | None, home: Path) -> tuple[float, float, list[str]]:
     """Seconds from `git clone` to JupyterLab's URL; seconds to stop; processes left afterwards."""
     import psutil
 
@@ -151,11 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="kit-setup-") as tmp:
         work = Path(tmp)
-        caches = work / "caches"  # shared by the cold and then the warm runs of each tool
+        # Shared by the cold and then the warm runs of each tool; --warm-only: the user's caches.
+        caches = None if args.warm_only else work / "caches"
         for temperature in (("warm",) if args.warm_only else ("cold", "warm")):
-            if temperature == "warm" and args.warm_only:
-                bootstrap_run(work, caches)  # fill the caches, unmeasured
-                pip_run(work, caches)
             fetch, install = bootstrap_run(work, caches)
             results[f"bootstrap {temperature}"] = fetch + install
             print(f"bootstrap, {temperature} caches: {fetch + install:6.1f} s  (fetch uv {fetch:.1f} s, "
