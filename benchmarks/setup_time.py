@@ -92,7 +92,7 @@ def clone_to_url(work: Path, caches: Path | None, home: Path) -> tuple[float, fl
     env = {**env_with(caches), "MLFLOW_400_LAB_HOME": str(home)}
     proc = subprocess.Popen([sys.executable, "tools/bootstrap.py", "lab", "--no-browser"], cwd=repo,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_as_in_a_terminal)
     seen = []
     for line in proc.stdout:
         seen.append(line.rstrip())
@@ -121,6 +121,11 @@ def clone_to_url(work: Path, caches: Path | None, home: Path) -> tuple[float, fl
         except psutil.Error:
             pass
     return to_url, stopped, left
+
+
+def _as_in_a_terminal() -> None:
+    """A terminal's foreground command gets SIGINT; this script may run where it is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _alive(proc) -> bool:
