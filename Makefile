@@ -1,7 +1,7 @@
 # The two commands of the README. Both create .venv and install the pins on first use.
 PYTHON ?= python3
 
-.PHONY: lab test notebooks lint site
+.PHONY: lab test notebooks lint lock site
 
 lab:
 	$(PYTHON) tools/bootstrap.py lab
@@ -20,3 +20,8 @@ notebooks:
 
 lint:
 	.venv/bin/ruff check .
+
+# Maintainers: after any change to the dependencies in pyproject.toml, regenerate locks/*.txt and
+# environment.yml (uv pip compile --universal --generate-hashes), then commit all three.
+lock:
+	$(PYTHON) tools/lock.py

@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     room.add_argument("--workers", type=int, default=None,
                       help="server worker processes (default: MLflow's own default)")
     room.add_argument("--basic-auth", action="store_true",
-                      help="MLflow's basic-auth app (needs mlflow[auth] and two passwords, see the guide)")
+                      help="MLflow's basic-auth app, one account per learner (needs the classroom extra)")
+    room.add_argument("--roster", default=None, metavar="FILE",
+                      help="learner names, one per line: one MLflow user each (with --basic-auth)")
     sub.add_parser("status", help="say which server the kit would use")
     sub.add_parser("stop", help="stop the kit's local server")
     lab = sub.add_parser("lab", help="start the server and JupyterLab; Ctrl-C stops both")
@@ -177,7 +179,7 @@ def _doctor(checks: list[str] | None, keep_server: bool, min_free_gb: float) -> 
 
 
 def _refuse_room_options(args: argparse.Namespace) -> None:
-    given = [name for name in ("backend_store_uri", "host", "advertise", "workers")
+    given = [name for name in ("backend_store_uri", "host", "advertise", "workers", "roster")
              if getattr(args, name) is not None] + (["allowed_hosts"] if args.allowed_hosts else []) \
         + (["basic_auth"] if args.basic_auth else [])
     if given:
@@ -188,41 +190,15 @@ def _refuse_room_options(args: argparse.Namespace) -> None:
 
 
 def _classroom(args: argparse.Namespace) -> int:
-    """The room's server in this terminal: print what learners run, stop on Ctrl-C."""
+    """The room's server in this terminal: print what learners run, stop on Ctrl-C/SIGTERM/SIGHUP."""
     from helpers import classroom
 
-    room = classroom.build(backend_store_uri=args.backend_store_uri or "", host=args.host or "",
-                           port=args.port or classroom.DEFAULT_PORT, allowed_hosts=args.allowed_hosts,
-                           basic_auth=args.basic_auth, workers=args.workers, advertise=args.advertise)
-    _catch_stop_signals()  # also when the parent left SIGINT ignored
-    try:
-        handle = classroom.start(room)
-    except (_Stop, KeyboardInterrupt):
-        _ignore_stop_signals()
-        _stop_all(None, None)  # a server spawned just before the signal came
-        print("\nStopped before the classroom server was ready.")
-        return 1
-    try:
-        print(room.describe())
-        print(f"MLflow {handle.mlflow_version or '?'} answers at {room.url}.")
-        posix, powershell = classroom.learner_lines(room)
-        print("Each learner runs this one line in the terminal where they then start `make lab`:")
-        print(f"  {posix}")
-        print(f"  Windows PowerShell: {powershell}")
-        if room.basic_auth:
-            print(f"Tell learners the class password out loud (it is in {classroom.CLASS_PASSWORD_ENV} "
-                  "here; never written on screen).")
-        print("Check a laptop with: python -m helpers doctor --check server. Press Ctrl-C to stop.",
-              flush=True)
-        while True:
-            time.sleep(0.5)
-    except (_Stop, KeyboardInterrupt):
-        pass
-    finally:
-        _ignore_stop_signals()
-        _stop_all(None, handle)
-    print("\nClassroom server stopped.")
-    return 0
+    roster = classroom.read_roster(args.roster) if args.roster else []
+    room = classroom.build(backend_store_uri=classroom.uri_from_args(args.backend_store_uri),
+                           host=args.host or "", port=args.port or classroom.DEFAULT_PORT,
+                           allowed_hosts=args.allowed_hosts, basic_auth=args.basic_auth,
+                           workers=args.workers, advertise=args.advertise, roster=roster)
+    return classroom.serve(room)
 
 
 def _lab(no_browser: bool) -> int:

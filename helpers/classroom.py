@@ -4,21 +4,30 @@ The kit's own server binds 127.0.0.1 and uses SQLite, which is right for one lea
 one server bound where the instructor says (`--host`), backed by a database that takes forty
 writers (PostgreSQL), with MLflow's `--allowed-hosts` covering the address learners type (a name
 or public address outside MLflow's defaults is refused with 403 otherwise), optionally MLflow's
-basic-auth app, and one line to tell learners. The server runs with the `mlflow server` CLI and
-MLflow's own default number of workers; it runs in the instructor's terminal until Ctrl-C.
+basic-auth app with one account per learner (`--roster`), and one line to tell learners. The server
+runs with the `mlflow server` CLI and MLflow's own default number of workers; it runs in the
+instructor's terminal until Ctrl-C, SIGTERM or SIGHUP.
+
+Secrets never go on a command line (`ps` shows command lines to every user): the database URI
+reaches MLflow in its environment, a password in `--backend-store-uri` is refused (PGPASSWORD or
+MLFLOW_BACKEND_STORE_URI carry it instead), and the learners' passwords live only in
+`<data dir>/classroom/credentials.csv` (mode 0600).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import ipaddress
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -28,17 +37,20 @@ from helpers import config, server
 from helpers.errors import KitError
 
 DEFAULT_PORT = 5000
-#: The one account learners share when basic auth is on (each learner's runs are still namespaced
-#: by MLFLOW_400_LAB_LEARNER). Its password comes from this variable and is never printed.
-CLASS_USER = "learner"
-CLASS_PASSWORD_ENV = "MLFLOW_400_LAB_CLASS_PASSWORD"
 # MLflow's own settings for its basic-auth app (mlflow/server/auth, MLflow 3.17.2).
 ADMIN_USER_ENV = "MLFLOW_AUTH_ADMIN_USERNAME"
 ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"
 AUTH_CONFIG_ENV = "MLFLOW_AUTH_CONFIG_PATH"
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
+BACKEND_URI_ENV = "MLFLOW_BACKEND_STORE_URI"  # read by `mlflow server`; the kit reads it too
 MIN_PASSWORD = 12  # mlflow/utils/validation.py::_validate_password
 MASK = "****"
+CREDENTIALS = "credentials.csv"  # in <data dir>/classroom: name,password per learner (and admin)
+#: A learner name: it becomes a user name and part of experiment names (config.learner_name).
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
+#: Interface names of containers, VMs and bridges: learners' laptops cannot reach those addresses.
+VIRTUAL_IFACE = re.compile(r"^(docker|br-|veth|virbr|vboxnet|vmnet|lxc|lxd|cni|flannel|podman|tun|tap|"
+                           r"utun|zt|tailscale|wg)", re.I)
 
 
 class ClassroomError(KitError):
@@ -61,16 +73,25 @@ class Classroom:
     workers: int | None
     home: Path
     notes: list[str] = field(default_factory=list)
+    roster: list[str] = field(default_factory=list)  # one MLflow user each (basic auth)
+    address_note: str = ""  # why learners are given this address, in one line
+
+    @property
+    def credentials(self) -> Path:
+        return self.home / CREDENTIALS
 
     def describe(self) -> str:
         """What runs, with any password in the database URI masked."""
-        workers = f"{self.workers} workers" if self.workers else "MLflow's default number of workers"
+        workers = (f"{self.workers} worker{'s' if self.workers > 1 else ''}" if self.workers
+                   else "MLflow's default number of workers")
+        auth = (f"basic auth on, {len(self.roster)} learner accounts" if self.basic_auth
+                else "basic auth off")
         lines = [f"Classroom server for learners at {self.url} (bound to {self.bind}:{self.port}, "
-                 f"{workers}, basic auth {'on' if self.basic_auth else 'off'}).",
+                 f"{workers}, {auth}).",
                  f"Database: {mask_uri(self.backend_store_uri)}",
                  f"Allowed Host headers: MLflow's defaults (localhost, private networks) and "
                  f"{', '.join(self.added_hosts) or 'nothing else'}."]
-        return "\n".join(self.notes + lines)
+        return "\n".join(self.notes + ([self.address_note] if self.address_note else []) + lines)
 
 
 def build(
@@ -82,21 +103,32 @@ def build(
     basic_auth: bool = False,
     workers: int | None = None,
     advertise: str | None = None,
+    roster: Sequence[str] = (),
 ) -> Classroom:
     """Decide the `mlflow server` command for a room; raise `ClassroomError` on bad settings.
 
     `host` is where the server binds (0.0.0.0 = every network of this machine); `advertise` is the
-    address learners type (default: `host`, or this machine's first private IPv4 when binding
-    0.0.0.0). `workers=None` keeps MLflow's default, which is what the load benchmark measured.
+    address learners type (default: `host`, or `choose_address` when binding 0.0.0.0).
+    `workers=None` keeps MLflow's default, which is what the load benchmark measured. With
+    `basic_auth`, `roster` names the learners: one MLflow user each, created by `start`.
     """
     notes: list[str] = []
     uri = _driver_uri(backend_store_uri.strip(), notes)
+    check_database(uri)  # first: before MLflow is even imported, a wrong address fails in seconds
     if not host:
         raise ClassroomError(_host_hint())
-    address = advertise or (host if host not in ("0.0.0.0", "::") else _first_lan_ip())
-    if address is None:
-        raise ClassroomError("This machine has no network address other than loopback: connect it "
-                             "to the room's network, or give --host 127.0.0.1 to rehearse alone.")
+    if basic_auth and not roster:
+        raise ClassroomError("--basic-auth needs --roster FILE (learner names, one per line): each "
+                             "learner gets their own MLflow account.")
+    if roster and not basic_auth:
+        raise ClassroomError("--roster makes one MLflow account per learner, which needs "
+                             "--basic-auth too.")
+    if advertise:
+        address, why = advertise, f"Learners are given {advertise} (--advertise)."
+    elif host not in ("0.0.0.0", "::"):
+        address, why = host, f"Learners are given {host}, the --host address."
+    else:
+        address, why = choose_address(local_interfaces(), default_route_address())
     home = config.data_dir() / "classroom"
     try:
         home.mkdir(parents=True, exist_ok=True)
@@ -119,24 +151,35 @@ def build(
         env.update(_auth_env(home))
     return Classroom(cmd=cmd, env=env, bind=host, port=port, url=f"http://{_url_host(address)}:{port}",
                      backend_store_uri=uri, allowed_hosts=hosts, added_hosts=added,
-                     basic_auth=basic_auth,
-                     workers=workers, home=home, notes=notes)
+                     basic_auth=basic_auth, workers=workers, home=home, notes=notes,
+                     roster=list(roster), address_note=why)
 
 
 def learner_lines(room: Classroom) -> list[str]:
-    """The line each learner runs (POSIX shells, then PowerShell); no password ever appears."""
-    pairs = [("MLFLOW_TRACKING_URI", room.url), (config.LEARNER_ENV, "<your-name>")]
+    """The line each learner pastes (POSIX shells, then PowerShell): it asks for their name (and
+    password) itself, so there is no placeholder to forget; no password ever appears in it."""
     if room.basic_auth:
-        pairs += [("MLFLOW_TRACKING_USERNAME", CLASS_USER),
-                  ("MLFLOW_TRACKING_PASSWORD", "<the class password>")]
-    posix = "export " + " ".join(f"{k}={_sh(v)}" for k, v in pairs)
-    powershell = "; ".join(f'$env:{k}="{v}"' for k, v in pairs)
+        posix = ("printf 'Your name: '; read -r MLFLOW_TRACKING_USERNAME; printf 'Your password: '; "
+                 "stty -echo 2>/dev/null; read -r MLFLOW_TRACKING_PASSWORD; stty echo 2>/dev/null; "
+                 f"echo; export MLFLOW_TRACKING_URI={_sh(room.url)} MLFLOW_TRACKING_USERNAME "
+                 f'MLFLOW_TRACKING_PASSWORD {config.LEARNER_ENV}="$MLFLOW_TRACKING_USERNAME"')
+        powershell = ('$env:MLFLOW_TRACKING_USERNAME = Read-Host "Your name"; '
+                      "$env:MLFLOW_TRACKING_PASSWORD = [Net.NetworkCredential]::new('', "
+                      '(Read-Host "Your password" -AsSecureString)).Password; '
+                      f"$env:{config.LEARNER_ENV} = $env:MLFLOW_TRACKING_USERNAME; "
+                      f'$env:MLFLOW_TRACKING_URI = "{room.url}"')
+    else:
+        posix = (f"printf 'Your name: '; read -r {config.LEARNER_ENV}; "
+                 f"export {config.LEARNER_ENV} MLFLOW_TRACKING_URI={_sh(room.url)}")
+        powershell = (f'$env:{config.LEARNER_ENV} = Read-Host "Your name"; '
+                      f'$env:MLFLOW_TRACKING_URI = "{room.url}"')
     return [posix, powershell]
 
 
-def start(room: Classroom, *, timeout: float = 120.0,
+def start(room: Classroom, *, timeout: float = 300.0,
           progress: Callable[[str], None] | None = None) -> server.ServerHandle:
-    """Start the room's server and wait until it answers; with basic auth, create the class account."""
+    """Check the database, start the room's server and wait until it answers; with basic auth,
+    create one MLflow user per learner on the roster."""
     say = progress or (lambda message: print(message, file=sys.stderr, flush=True))
     probe = f"http://{_url_host(_loopback_for(room.bind))}:{room.port}"
     if server.port_in_use(room.port, _loopback_for(room.bind)):
@@ -150,7 +193,7 @@ def start(room: Classroom, *, timeout: float = 120.0,
     try:
         server.wait_until_ready(proc, probe, time.monotonic() + timeout, log_path, say)
         if room.basic_auth:
-            _ensure_class_user(probe)
+            create_learners(probe, room)
     except BaseException:
         server.kill_tree(proc.pid)
         proc.wait(timeout=5)
@@ -160,6 +203,274 @@ def start(room: Classroom, *, timeout: float = 120.0,
                                log_path=log_path, _proc=proc)
 
 
+def serve(room: Classroom, out: Callable[[str], None] | None = None) -> int:
+    """Run the room in this terminal until Ctrl-C, SIGTERM or SIGHUP; leave no process behind.
+
+    SIGINT gets Python's handler back explicitly: a process started with SIGINT ignored (`nohup`,
+    `cmd &` in a script) would otherwise ignore Ctrl-C, and Python keeps an inherited ignore.
+    """
+    say = out or (lambda line: print(line, flush=True))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _interrupt)
+    try:
+        handle = start(room)
+    except KeyboardInterrupt:
+        say("Stopped before the classroom server was ready.")
+        return 1
+    code = 0
+    try:
+        say(room.describe())
+        say(f"MLflow {handle.mlflow_version or '?'} answers at {room.url}.")
+        posix, powershell = learner_lines(room)
+        say("Each learner pastes this line in the terminal where they then start `make lab` "
+            "(it asks for their name" + (" and password):" if room.basic_auth else "):"))
+        say(f"  {posix}")
+        say(f"  Windows PowerShell: {powershell}")
+        if room.basic_auth:
+            say(f"Passwords (one per learner, and the admin's): {room.credentials} (readable by you "
+                "only). Hand each learner their own line of it.")
+        say("Check a laptop with: python -m helpers doctor --check server. Press Ctrl-C to stop.")
+        while handle._proc is not None and handle._proc.poll() is None:
+            time.sleep(0.5)
+        say(f"The classroom server exited on its own (code {handle._proc.returncode}); see "
+            f"{handle.log_path}.")
+        code = 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # a second Ctrl-C must not cut the cleanup short
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
+        handle.stop()
+    say("Classroom server stopped.")
+    return code
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+# -- learners' accounts ----------------------------------------------------------------------
+
+
+def read_roster(path: str | Path) -> list[str]:
+    """Learner names, one per line (blank lines and `# comments` skipped); checked, no duplicates."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ClassroomError(f"Cannot read the roster {path} ({exc.strerror}).") from None
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        name = raw.split("#", 1)[0].strip()
+        if not name:
+            continue
+        if not NAME.fullmatch(name):
+            raise ClassroomError(f"{path}, line {number}: {name!r} is not a usable learner name "
+                                 "(letters, digits, '.', '_', '-'; up to 40; no spaces).")
+        if name.lower() in seen:
+            raise ClassroomError(f"{path}, line {number}: {name!r} is already on line "
+                                 f"{seen[name.lower()]}; each learner needs their own name.")
+        if name.lower() == _admin_name().lower():
+            raise ClassroomError(f"{path}, line {number}: {name!r} is the admin's user name.")
+        seen[name.lower()] = number
+        names.append(name)
+    if not names:
+        raise ClassroomError(f"The roster {path} has no names: write one learner name per line.")
+    return names
+
+
+def read_credentials(path: Path) -> dict[str, str]:
+    """name → password from a credentials file (empty when there is none yet)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    return {row[0]: row[1] for row in csv.reader(io.StringIO(text)) if len(row) == 2 and row[0] != "name"}
+
+
+def write_credentials(path: Path, names: Sequence[str],
+                      admin: tuple[str, str] | None = None) -> dict[str, str]:
+    """Give every name a password (kept from an earlier file, else new) and write `name,password`
+    rows to `path`, readable by its owner only (0600 from the moment it exists)."""
+    known = read_credentials(path)
+    rows = {name: known.get(name) or secrets.token_urlsafe(12) for name in names}  # 16 characters
+    if admin:
+        rows = {admin[0]: admin[1], **rows}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", "password"])
+    writer.writerows(rows.items())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(buffer.getvalue())
+    os.chmod(path, 0o600)  # an older file may have had wider rights
+    return rows
+
+
+def create_learners(base: str, room: Classroom) -> dict[str, str]:
+    """One MLflow user per roster name, through the auth app's REST API, with the admin's
+    credentials; an existing user gets the password from the credentials file."""
+    import requests
+
+    admin = (_admin_name(), room.env[ADMIN_PASSWORD_ENV])
+    rows = write_credentials(room.credentials, room.roster, admin=admin)
+    api = f"{base}/api/2.0/mlflow/users"
+    with requests.Session() as session:
+        session.auth = admin
+        for name in room.roster:
+            body = {"username": name, "password": rows[name]}
+            made = session.post(f"{api}/create", json=body, timeout=30)
+            if made.status_code == 400 and "RESOURCE_ALREADY_EXISTS" in made.text:
+                made = session.patch(f"{api}/update-password", json=body, timeout=30)
+            if made.status_code == 401:
+                raise ClassroomError(
+                    f"The server refuses the admin password: its auth database "
+                    f"({room.home / 'basic_auth.db'}) was made with another one. Put that one in "
+                    f"{ADMIN_PASSWORD_ENV} (or the admin line of {room.credentials}), or delete "
+                    "the auth database to start its accounts afresh.")
+            if made.status_code != 200:
+                raise ClassroomError(f"Could not create the account of '{name}': the server "
+                                     f"answered {made.status_code} {made.text[:200]}")
+    return rows
+
+
+def _admin_name() -> str:
+    return os.environ.get(ADMIN_USER_ENV) or "admin"
+
+
+# -- the address learners type ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One network interface as the address choice sees it."""
+
+    name: str
+    up: bool
+    ipv4: tuple[str, ...]
+
+
+def local_interfaces() -> list[Interface]:
+    """This machine's interfaces with their IPv4 addresses (psutil, read locally)."""
+    import psutil
+
+    stats = psutil.net_if_stats()
+    return [Interface(name, bool(stats.get(name) and stats[name].isup),
+                      tuple(a.address for a in addrs if a.family == socket.AF_INET))
+            for name, addrs in psutil.net_if_addrs().items()]
+
+
+def default_route_address() -> str | None:
+    """The local address the default route uses: a UDP socket "connected" to a TEST-NET address
+    (RFC 5737) takes the route without sending anything."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            return probe.getsockname()[0]
+    except OSError:
+        return None
+
+
+def choose_address(interfaces: Sequence[Interface], default_route: str | None) -> tuple[str, str]:
+    """The address learners can reach, and one line saying why it was chosen.
+
+    Candidates: IPv4 addresses of interfaces that are up, neither loopback nor link-local
+    (169.254/16, what a machine gives itself without DHCP). The default route's address wins;
+    else a private address on a physical-looking interface (not docker0, vboxnet0, ...); else any.
+    """
+    found = [(i.name, ip) for i in interfaces if i.up for ip in i.ipv4
+             if not (ipaddress.ip_address(ip).is_loopback or ipaddress.ip_address(ip).is_link_local)]
+    if not found:
+        raise ClassroomError("This machine has no usable network address (only loopback, "
+                             "link-local or interfaces that are down): connect it to the room's "
+                             "network, or give --host 127.0.0.1 to rehearse alone.")
+
+    def rank(item: tuple[str, str]) -> tuple[int, int, int]:
+        name, ip = item
+        return (ip != default_route, bool(VIRTUAL_IFACE.match(name)),
+                not ipaddress.ip_address(ip).is_private)
+
+    name, ip = min(found, key=rank)
+    if ip == default_route:
+        why = "the default route's interface"
+    elif not VIRTUAL_IFACE.match(name):
+        why = "no default route; first up, non-virtual interface"
+    else:
+        why = "only container/VM interfaces are up"
+    others = ", ".join(f"{n} {a}" for n, a in found if a != ip)
+    return ip, (f"Learners are given {ip} ({name}: {why}"
+                + (f"; also up: {others}" if others else "") + "). Another? --advertise ADDRESS.")
+
+
+def lan_addresses() -> list[str]:
+    """This machine's usable IPv4 addresses, in the order `choose_address` prefers them."""
+    interfaces = local_interfaces()
+    default = default_route_address()
+    found = []
+    while True:
+        try:
+            ip, _ = choose_address([Interface(i.name, i.up, tuple(a for a in i.ipv4 if a not in found))
+                                    for i in interfaces], default)
+        except ClassroomError:
+            return found
+        found.append(ip)
+
+
+# -- the database ----------------------------------------------------------------------------
+
+
+def check_database(uri: str, timeout: int = 5) -> None:
+    """Connect once before starting anything: a wrong address fails in seconds, with its cause.
+
+    (MLflow itself would retry for minutes while its workers print nothing useful.) A SQLite file
+    is not opened, only its folder checked: connecting would create the file."""
+    if uri.startswith("sqlite:"):  # a file: its folder must exist (connecting would create it)
+        path = uri.split(":///", 1)[-1].split("?", 1)[0]
+        folder = Path(path).expanduser().resolve().parent if path and path != ":memory:" else None
+        if folder is not None and not folder.is_dir():
+            raise ClassroomError(f"The database {uri} is in {folder}, which does not exist: create "
+                                 "the folder, or give another path.")
+        return
+    import sqlalchemy
+    from sqlalchemy.exc import SQLAlchemyError
+
+    args = {"connect_timeout": timeout} if uri.startswith(("postgresql", "postgres", "mysql")) else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args=args, poolclass=sqlalchemy.pool.NullPool)
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        raise ClassroomError(f"The database address {mask_uri(uri)} is not usable: "
+                             f"{_first_line(exc)}") from None
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        cause = _first_line(getattr(exc, "orig", None) or exc)
+        raise ClassroomError(f"Cannot connect to the database {mask_uri(uri)}: {cause}. Check the "
+                             "host, port, database name and user (and PGPASSWORD).") from None
+    finally:
+        engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
+
+
+def uri_from_args(given: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """The room's database URI: `--backend-store-uri` without a password, else $MLFLOW_BACKEND_STORE_URI."""
+    if given:
+        if urlsplit(given.strip()).password is not None:
+            raise ClassroomError(
+                "Keep the database password off the command line (`ps` shows command lines to "
+                "every user of this machine): give it in PGPASSWORD, or put the whole URI in "
+                f"{BACKEND_URI_ENV}, and leave it out of --backend-store-uri.")
+        return given
+    return environ.get(BACKEND_URI_ENV, "")
+
+
 def mask_uri(uri: str) -> str:
     """A database URI with its password replaced by ****, for anything that prints it."""
     parts = urlsplit(uri)
@@ -167,15 +478,6 @@ def mask_uri(uri: str) -> str:
         return uri
     netloc = f"{parts.username or ''}:{MASK}@{parts.netloc.rsplit('@', 1)[1]}"
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def lan_addresses() -> list[str]:
-    """This machine's IPv4 addresses other than loopback, private ones first (read locally)."""
-    import psutil
-
-    found = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
-             if a.family == socket.AF_INET and not a.address.startswith("127.")]
-    return sorted(set(found), key=lambda ip: (not ipaddress.ip_address(ip).is_private, ip))
 
 
 # -- decisions -------------------------------------------------------------------------------
@@ -225,29 +527,32 @@ def _mlflow_default_hosts() -> tuple[str, ...]:
 
 
 def _auth_env(home: Path) -> dict[str, str]:
-    """The settings MLflow's basic-auth app refuses to start without (checked before starting)."""
+    """The settings MLflow's basic-auth app refuses to start without (checked before starting).
+
+    The admin password: $MLFLOW_AUTH_ADMIN_PASSWORD, else the admin line of credentials.csv, else
+    a new one written there. It reaches MLflow in its environment, never in a file or argv."""
     if find_spec("flask_wtf") is None:
         raise ClassroomError(
-            "MLflow's basic-auth app needs Flask-WTF, which the kit's pins do not include: run "
-            '`pip install "mlflow[auth]==' + config.PINNED_MLFLOW + '"` on this machine (only the '
-            "instructor's), then try again.")
-    if not os.environ.get(ADMIN_PASSWORD_ENV):
-        raise ClassroomError(f"Basic auth needs an admin password: set {ADMIN_PASSWORD_ENV} "
-                             f"(at least {MIN_PASSWORD} characters) in this terminal first.")
-    for name in (ADMIN_PASSWORD_ENV, CLASS_PASSWORD_ENV):
-        value = os.environ.get(name, "")
-        if len(value) < MIN_PASSWORD:
-            raise ClassroomError(f"Set {name} to a password of at least {MIN_PASSWORD} characters "
-                                 "(MLflow refuses shorter ones), then try again.")
-    env = {}
+            "MLflow's basic-auth app needs Flask-WTF, which the kit's runtime pins do not include: "
+            'run `pip install -e ".[classroom]"` in the kit\'s folder (only on the instructor\'s '
+            "machine), then try again.")
+    admin = _admin_name()
+    password = os.environ.get(ADMIN_PASSWORD_ENV) or read_credentials(home / CREDENTIALS).get(admin)
+    if password is None:
+        password = secrets.token_urlsafe(18)
+    if len(password) < MIN_PASSWORD:
+        raise ClassroomError(f"Set {ADMIN_PASSWORD_ENV} to a password of at least {MIN_PASSWORD} "
+                             "characters (MLflow refuses shorter ones), or unset it to have one made.")
+    env = {ADMIN_PASSWORD_ENV: password, ADMIN_USER_ENV: admin}
     if not os.environ.get(AUTH_CONFIG_ENV):
         ini = home / "basic_auth.ini"
+        # READ for everyone else: a learner sees the room's runs but writes only to the
+        # experiments they created (MLflow gives the creator MANAGE on each new experiment).
         ini.write_text(
             "[mlflow]\n"
             "# Written by `python -m helpers serve --classroom --basic-auth`.\n"
             "default_permission = READ\n"
             f"database_uri = sqlite:///{(home / 'basic_auth.db').as_posix()}\n"
-            f"admin_username = {os.environ.get(ADMIN_USER_ENV) or 'admin'}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
         env[AUTH_CONFIG_ENV] = str(ini)
     if not os.environ.get(SECRET_KEY_ENV):
@@ -256,41 +561,15 @@ def _auth_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _ensure_class_user(base: str) -> None:
-    """Create (or re-password) the shared learner account with the admin's credentials."""
-    import requests
-
-    admin = (os.environ.get(ADMIN_USER_ENV) or "admin", os.environ[ADMIN_PASSWORD_ENV])
-    password = os.environ[CLASS_PASSWORD_ENV]
-    api = f"{base}/api/2.0/mlflow/users"
-    made = requests.post(f"{api}/create", json={"username": CLASS_USER, "password": password},
-                         auth=admin, timeout=30)
-    if made.status_code == 400 and "RESOURCE_ALREADY_EXISTS" in made.text:
-        made = requests.patch(f"{api}/update-password",
-                              json={"username": CLASS_USER, "password": password},
-                              auth=admin, timeout=30)
-    if made.status_code != 200:
-        raise ClassroomError(f"Could not create the class account '{CLASS_USER}': the server "
-                             f"answered {made.status_code}. If the admin password changed since "
-                             "the first start, use the first one (MLflow keeps it).")
-
-
 def _server_version(base: str, room: Classroom) -> str | None:
     import requests
 
-    auth = None
-    if room.basic_auth:
-        auth = (CLASS_USER, os.environ[CLASS_PASSWORD_ENV])
+    auth = (_admin_name(), room.env[ADMIN_PASSWORD_ENV]) if room.basic_auth else None
     try:
         answer = requests.get(f"{base}/version", auth=auth, timeout=10)
     except requests.RequestException:
         return None
     return answer.text.strip() if answer.status_code == 200 else None
-
-
-def _first_lan_ip() -> str | None:
-    found = lan_addresses()
-    return found[0] if found else None
 
 
 def _host_hint() -> str:

@@ -1,8 +1,11 @@
-"""One MLflow server for the whole test session, shared with nbval's notebook kernels.
+"""One MLflow server per test process, shared with nbval's notebook kernels.
 
 Fixtures do not run for nbval cells, so the server is started in `pytest_sessionstart` in a
 throw-away data directory, and `MLFLOW_400_LAB_HOME` is exported: every kernel nbval starts
 inherits it and `start_server()` there reuses this server through the kit's state file.
+
+With pytest-xdist (`-n 2 --dist loadfile`, the README's command) each worker is its own session
+with its own server and data directory; the controller, which runs no test, starts none.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if session.config.pluginmanager.has_plugin("dsession"):  # the xdist controller
+        return
     home = tempfile.mkdtemp(prefix="mlflow-400-lab-test-")
     config.use_reproducible_env(home)
     _session["home"] = home

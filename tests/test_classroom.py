@@ -3,23 +3,22 @@
 One room server is started the way an instructor starts it (the CLI, MLflow's default workers,
 a `postgresql://` URI with a password in it, learners told to use http://127.1:PORT, a loopback
 address outside MLflow's default allow-list). The lesson's requests go to it and to the session's
-SQLite server, and the answers are compared. Ground truth is always the live servers.
+SQLite server, and the answers are compared. Ground truth is always the live servers. Rooms with
+basic auth (one account per learner) are in tests/test_classroom_auth.py.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -33,89 +32,41 @@ from helpers.diagnose import explain
 from helpers.server import free_port
 from helpers.wire import send
 from tests.loopback import RecordingServer, start_recording_server
+from tests.rooms import ROOT, Room, postgres_cluster, require_postgres, start_cli_room, stop_room
 
-ROOT = Path(__file__).resolve().parents[1]
 API = "/api/2.0/mlflow"
-SECRET = "not-a-real-secret-4711"
+# unique per run: other test sessions on a shared machine may show their own on a command line
+SECRET = f"not-a-real-secret-{uuid.uuid4().hex[:12]}"
 DUPLICATE = "duplicate experiment (RESOURCE_ALREADY_EXISTS)"
-START_TIMEOUT = 300  # four workers importing MLflow on a busy two-core machine
 
 
-@dataclass
-class Room:
-    url: str
-    port: int
-    proc: subprocess.Popen
-    out: list[str]
-    lines: queue.Queue  # what the CLI prints after start-up (None once it exits)
-    err_path: Path
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[TempPostgres]:
-    why = TempPostgres.unavailable()
-    if why:
-        pytest.skip(f"PostgreSQL cannot run here: {why}")
-    cluster = TempPostgres().start()
-    yield cluster
-    postmaster = psutil.Process(int((cluster.dir / "data" / "postmaster.pid").read_text().split()[0]))
-    family = [postmaster, *postmaster.children(recursive=True)]
-    cluster.stop()
-    _, alive = psutil.wait_procs(family, timeout=30)
-    assert not [p.pid for p in alive if _running(p)], "PostgreSQL processes left running"
+def test_missing_postgresql_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(TempPostgres, "unavailable", staticmethod(lambda: "no initdb (test)"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the PostgreSQL tests"):
+        require_postgres()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no initdb"):
+        require_postgres()
 
 
 @pytest.fixture(scope="module")
 def room(postgres: TempPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
-    """`python -m helpers serve --classroom` on PostgreSQL, as an instructor would type it."""
+    """`python -m helpers serve --classroom` on PostgreSQL, as an instructor would start it: the
+    URI with its password in MLFLOW_BACKEND_STORE_URI, learners told to use 127.1."""
     uri = postgres.create_database("classroom")
     typed = uri.replace("postgresql+psycopg2://postgres@", f"postgresql://postgres:{SECRET}@")
-    port = free_port()
-    home = tmp_path_factory.mktemp("room-home")
-    err_path = home / "stderr.txt"
-    env = {**os.environ, config.HOME_ENV: str(home)}
-    env.pop(config.TRACKING_URI_ENV, None)
-    with open(err_path, "w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "helpers", "serve", "--classroom", "--backend-store-uri", typed,
-             "--host", "127.0.0.1", "--port", str(port), "--advertise", "127.1"],
-            stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True, cwd=ROOT,
-            env=env)
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_pump, args=(proc, lines), daemon=True).start()
-    out: list[str] = []
-    deadline = time.monotonic() + START_TIMEOUT
-    while not any("Press Ctrl-C" in line for line in out):
-        try:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-        except queue.Empty:
-            line = None
-        if line is None:
-            proc.kill()
-            pytest.fail(f"classroom server did not start; stdout: {out}; stderr: "
-                        f"{err_path.read_text()[-2000:]}")
-        out.append(line)
-    room = Room(url=f"http://127.1:{port}", port=port, proc=proc, out=out, lines=lines,
-                err_path=err_path)
+    room = start_cli_room(["--host", "127.0.0.1", "--advertise", "127.1"],
+                          tmp_path_factory.mktemp("room-home"),
+                          env={classroom.BACKEND_URI_ENV: typed})
     yield room
-    if proc.poll() is None:  # test_ctrl_c_stops_the_room normally did this already
-        tree = [proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))]
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-        psutil.wait_procs([psutil.Process(p) for p in tree if psutil.pid_exists(p)], timeout=30)
+    if room.proc.poll() is None:  # test_ctrl_c_stops_the_room normally did this already
+        stop_room(room, signal.SIGINT)
 
 
-def _running(proc: psutil.Process) -> bool:
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _pump(proc: subprocess.Popen, lines: queue.Queue) -> None:
-    for line in proc.stdout:
-        lines.put(line.rstrip("\n"))
-    lines.put(None)
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[TempPostgres]:
+    yield from postgres_cluster()
 
 
 # -- what the instructor sees ------------------------------------------------------------------
@@ -123,9 +74,11 @@ def _pump(proc: subprocess.Popen, lines: queue.Queue) -> None:
 
 def test_room_prints_the_learner_line_and_hides_the_password(room: Room) -> None:
     printed = "\n".join(room.out)
-    assert f"export MLFLOW_TRACKING_URI=http://127.1:{room.port} MLFLOW_400_LAB_LEARNER='<your-name>'" \
-        in printed
-    assert f'$env:MLFLOW_TRACKING_URI="http://127.1:{room.port}"' in printed
+    assert "Learners are given 127.1 (--advertise)." in printed
+    assert ("printf 'Your name: '; read -r MLFLOW_400_LAB_LEARNER; export MLFLOW_400_LAB_LEARNER "
+            f"MLFLOW_TRACKING_URI=http://127.1:{room.port}") in printed
+    assert f'$env:MLFLOW_TRACKING_URI = "http://127.1:{room.port}"' in printed
+    assert "<" not in printed.split("Each learner pastes", 1)[1]  # no placeholder to fill in
     assert "MLflow 3.17.2 answers at" in printed
     server_log = room.err_path.parent / "classroom" / f"server-{room.port}.log"
     everything = printed + room.err_path.read_text() + server_log.read_text()
@@ -133,6 +86,15 @@ def test_room_prints_the_learner_line_and_hides_the_password(room: Room) -> None
     assert "postgres:****@127.0.0.1" in printed
     # postgresql:// means psycopg 3 under SQLAlchemy 2.1, which is not installed: the note says so
     assert find_spec("psycopg") is None and "using postgresql+psycopg2://" in printed
+
+
+def test_no_process_shows_the_database_password(room: Room) -> None:
+    """The URI came in MLFLOW_BACKEND_STORE_URI; no command line on this machine carries it."""
+    shown = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if SECRET in " ".join(proc.info["cmdline"] or []):
+            shown.append(proc.info["pid"])
+    assert shown == []
 
 
 def test_room_runs_mlflows_default_workers(room: Room) -> None:
@@ -235,77 +197,167 @@ def test_two_learners_running_the_same_notebook_do_not_collide(room: Room, tmp_p
         assert sorted(e["name"] for e in found.json["experiments"]) == sorted(seen[learner]["names"])
 
 
-# -- basic auth (MLflow's app; needs the mlflow[auth] extra) -------------------------------------
-
-
-@pytest.mark.skipif(find_spec("flask_wtf") is None,
-                    reason="MLflow's basic-auth app needs Flask-WTF (mlflow[auth]), which the "
-                           "kit's pins do not install")
-def test_basic_auth_room(postgres: TempPostgres, monkeypatch: pytest.MonkeyPatch,
-                         tmp_path: Path) -> None:
-    admin, learner_pw = "admin-pass-for-tests-1", "class-pass-for-tests-2"
-    monkeypatch.setenv(config.HOME_ENV, str(tmp_path))
-    monkeypatch.setenv(classroom.ADMIN_PASSWORD_ENV, admin)
-    monkeypatch.setenv(classroom.CLASS_PASSWORD_ENV, learner_pw)
-    monkeypatch.delenv(classroom.AUTH_CONFIG_ENV, raising=False)
-    monkeypatch.delenv(classroom.SECRET_KEY_ENV, raising=False)
-    built = classroom.build(backend_store_uri=postgres.create_database("auth"), host="127.0.0.1",
-                            port=free_port(), basic_auth=True, workers=1)
-    posix, powershell = classroom.learner_lines(built)
-    assert "MLFLOW_TRACKING_USERNAME=learner MLFLOW_TRACKING_PASSWORD='<the class password>'" in posix
-    assert learner_pw not in posix + powershell + built.describe()
-    handle = classroom.start(built, progress=lambda _: None)
-    try:
-        search = f"{handle.url}{API}/experiments/search"
-        assert requests.get(search, params={"max_results": 1}, timeout=30).status_code == 401
-        monkeypatch.setenv(config.TRACKING_URI_ENV, handle.url)
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", classroom.CLASS_USER)
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", learner_pw)
-        made = runs.new_run("auth")  # the kit's own helpers now carry the credentials
-        answer = send(f"{API}/runs/get", method="GET", params={"run_id": made.run_id})
-        assert answer.status == 200
-        token = base64.b64encode(f"learner:{learner_pw}".encode()).decode()
-        assert answer.request.header("Authorization") == f"Basic {token}"
-        for shown in (answer.to_curl(), answer.to_text(), answer._repr_html_(), repr(answer),
-                      repr(answer.request)):
-            assert learner_pw not in shown and token not in shown
-        # The lesson's "nonexistent run" is answered by the auth layer first: 403, not 404.
-        ghost = send(f"{API}/runs/get", method="GET", params={"run_id": "0" * 32})
-        assert (ghost.status, ghost.text) == (403, "Permission denied")
-        # The doctor on a learner's laptop: right password passes, wrong one is named.
-        ok = _doctor_server(dict(os.environ))
-        assert ok.returncode == 0 and "✓ server: the shared server at" in ok.stdout
-        wrong = _doctor_server({**os.environ, "MLFLOW_TRACKING_PASSWORD": "wrong-password-123"})
-        assert wrong.returncode == 1 and "refuses the user name and password given" in wrong.stdout
-        assert learner_pw not in ok.stdout + ok.stderr + wrong.stdout + wrong.stderr
-    finally:
-        handle.stop()
-
-
-def _doctor_server(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "helpers", "doctor", "--check", "server"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-
-
 # -- bad settings get one sentence ---------------------------------------------------------------
 
 
-def test_bad_settings_are_refused_in_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_settings_are_refused_in_one_sentence(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    monkeypatch.setenv(config.HOME_ENV, str(tmp_path))
     with pytest.raises(classroom.ClassroomError, match="--host 0.0.0.0"):
         classroom.build(backend_store_uri="sqlite:///x.db", host="")
     with pytest.raises(classroom.ClassroomError, match="--backend-store-uri"):
         classroom.build(backend_store_uri="", host="127.0.0.1")
+    with pytest.raises(classroom.ClassroomError, match="nowhere/room.db is in .* which does not exist"):
+        classroom.build(backend_store_uri=f"sqlite:///{tmp_path}/nowhere/room.db", host="127.0.0.1")
+    assert not (tmp_path / "nowhere").exists()
     with pytest.raises(classroom.ClassroomError, match="--workers must be 1 or more"):
         classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", workers=0)
-    monkeypatch.delenv(classroom.ADMIN_PASSWORD_ENV, raising=False)
-    expected = "needs Flask-WTF" if find_spec("flask_wtf") is None else "needs an admin password"
-    with pytest.raises(classroom.ClassroomError, match=expected):
+    with pytest.raises(classroom.ClassroomError, match="--basic-auth needs --roster FILE"):
         classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", basic_auth=True)
+    with pytest.raises(classroom.ClassroomError, match="needs --basic-auth too"):
+        classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", roster=["ana"])
+    monkeypatch.setenv(classroom.ADMIN_PASSWORD_ENV, "short")
+    with pytest.raises(classroom.ClassroomError, match="at least 12 characters"):
+        classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", basic_auth=True,
+                        roster=["ana"])
     done = subprocess.run([sys.executable, "-m", "helpers", "serve", "--host", "0.0.0.0"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip() == ("error: --host is for classroom mode only (add --classroom); the "
                                    "kit's own server always listens on 127.0.0.1 with SQLite.")
+
+
+def test_a_password_on_the_command_line_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, config.HOME_ENV: str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "helpers", "serve", "--classroom", "--host",
+                           "127.0.0.1", "--port", str(free_port()), "--backend-store-uri",
+                           f"postgresql://mlflow:{SECRET}@127.0.0.1/mlflow"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: Keep the database password off the command line")
+    assert "PGPASSWORD" in done.stderr and classroom.BACKEND_URI_ENV in done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert not (tmp_path / "classroom").exists()  # refused before anything was made or started
+
+
+def test_a_wrong_database_address_fails_in_seconds_with_its_cause(tmp_path: Path) -> None:
+    """Nothing listens on the port: the cause comes from the driver, before any server starts."""
+    nobody = free_port()
+    uri = f"postgresql+psycopg2://mlflow@127.0.0.1:{nobody}/mlflow"
+    env = {**os.environ, config.HOME_ENV: str(tmp_path), classroom.BACKEND_URI_ENV: uri}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "helpers", "serve", "--classroom", "--host",
+                           "127.0.0.1", "--port", str(free_port())],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: Cannot connect to the database {uri}: connection to "
+                                  f'server at "127.0.0.1", port {nobody} failed: Connection refused')
+    assert "still waiting" not in done.stderr
+    assert not list((tmp_path / "classroom").glob("server-*.log"))  # no server was started
+    print(f"wrong database address reported after {elapsed:.1f} s (incl. Python start-up)")
+
+
+def test_a_missing_database_is_named(postgres: TempPostgres) -> None:
+    uri = f"postgresql+psycopg2://postgres@127.0.0.1:{postgres.port}/no_such_db"
+    with pytest.raises(classroom.ClassroomError, match='database "no_such_db" does not exist'):
+        classroom.check_database(uri)
+
+
+# -- the learner line and the roster -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+@pytest.mark.parametrize("auth", [False, True])
+def test_the_learner_line_asks_and_sets_everything(shell: str, auth: bool, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    if shutil.which(shell) is None:
+        pytest.skip(f"no {shell} here")
+    monkeypatch.setenv(config.HOME_ENV, str(tmp_path))
+    monkeypatch.setenv(classroom.ADMIN_PASSWORD_ENV, "admin-pass-for-tests-1")
+    built = classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", port=5123,
+                            basic_auth=auth, roster=["ana"] if auth else ())
+    posix, powershell = classroom.learner_lines(built)
+    assert "<" not in posix + powershell and "your-name" not in posix + powershell
+    typed = "ana\ns3cret-pass-word\n" if auth else "ana\n"
+    done = subprocess.run([shell, "-c", posix + "; echo; env"], input=typed, capture_output=True,
+                          text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+    seen = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    assert seen["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5123"
+    assert seen[config.LEARNER_ENV] == "ana"
+    if auth:
+        assert (seen["MLFLOW_TRACKING_USERNAME"], seen["MLFLOW_TRACKING_PASSWORD"]) == \
+            ("ana", "s3cret-pass-word")
+        assert "s3cret-pass-word" not in done.stdout.split("MLFLOW_TRACKING_PASSWORD=")[0]
+
+
+def test_roster_and_credentials_file(tmp_path: Path) -> None:
+    roster = tmp_path / "roster.txt"
+    roster.write_text("ana\n  ben  # the one at the back\n\n# nobody\ncarla-2\n")
+    assert classroom.read_roster(roster) == ["ana", "ben", "carla-2"]
+    for text, message in (("ana\nAna\n", "already on line 1"), ("ana smith\n", "not a usable"),
+                          ("admin\n", "admin's user name"), ("# only\n", "has no names")):
+        roster.write_text(text)
+        with pytest.raises(classroom.ClassroomError, match=message):
+            classroom.read_roster(roster)
+    creds = tmp_path / "credentials.csv"
+    first = classroom.write_credentials(creds, ["ana", "ben"], admin=("admin", "a" * 16))
+    assert creds.stat().st_mode & 0o777 == 0o600
+    assert creds.read_text().splitlines()[0] == "name,password"
+    creds.chmod(0o644)
+    again = classroom.write_credentials(creds, ["ana", "ben", "carla"])
+    assert creds.stat().st_mode & 0o777 == 0o600
+    assert (again["ana"], again["ben"]) == (first["ana"], first["ben"])  # learners keep theirs
+    assert len({again["ana"], again["ben"], again["carla"]}) == 3
+
+
+# -- which address learners are given ----------------------------------------------------------
+
+Iface = classroom.Interface
+ROOM = [Iface("lo", True, ("127.0.0.1",)), Iface("wlan0", True, ("192.168.1.20",)),
+        Iface("docker0", True, ("172.17.0.1",)), Iface("vboxnet0", True, ("169.254.10.3",))]
+
+
+def test_the_default_routes_address_is_advertised() -> None:
+    """The issue's machine: the old rule (first private address as a string) took 169.254.10.3."""
+    ip, why = classroom.choose_address(ROOM, "192.168.1.20")
+    assert ip == "192.168.1.20"
+    assert why == ("Learners are given 192.168.1.20 (wlan0: the default route's interface; also "
+                   "up: docker0 172.17.0.1). Another? --advertise ADDRESS.")
+
+
+def test_without_a_default_route_a_physical_interface_wins() -> None:
+    ip, why = classroom.choose_address(ROOM, None)
+    assert ip == "192.168.1.20" and "no default route; first up, non-virtual interface" in why
+    # a default route through a VPN or docker address still wins: it is where traffic goes
+    assert classroom.choose_address(ROOM, "172.17.0.1")[0] == "172.17.0.1"
+
+
+def test_down_loopback_and_link_local_interfaces_are_never_advertised() -> None:
+    down = [Iface("lo", True, ("127.0.0.1",)), Iface("eth0", False, ("10.0.0.5",)),
+            Iface("docker0", True, ("172.17.0.1",)), Iface("en1", True, ("169.254.3.3",))]
+    ip, why = classroom.choose_address(down, None)
+    assert ip == "172.17.0.1" and "only container/VM interfaces are up" in why
+    with pytest.raises(classroom.ClassroomError, match="no usable network address"):
+        classroom.choose_address([Iface("lo", True, ("127.0.0.1",)),
+                                  Iface("en1", True, ("169.254.3.3",))], "169.254.3.3")
+    public_first = [Iface("eth0", True, ("93.184.216.34",)), Iface("eth1", True, ("10.1.2.3",))]
+    assert classroom.choose_address(public_first, None)[0] == "10.1.2.3"  # private before public
+
+
+def test_the_address_choice_is_explained_and_can_be_overridden(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(config.HOME_ENV, str(tmp_path))
+    monkeypatch.setattr(classroom, "local_interfaces", lambda: ROOM)
+    monkeypatch.setattr(classroom, "default_route_address", lambda: "192.168.1.20")
+    built = classroom.build(backend_store_uri="sqlite:///x.db", host="0.0.0.0", port=5000)
+    assert built.url == "http://192.168.1.20:5000"
+    assert built.describe().splitlines()[0].startswith("Learners are given 192.168.1.20 (wlan0")
+    told = classroom.build(backend_store_uri="sqlite:///x.db", host="0.0.0.0", port=5000,
+                           advertise="teacher.local")
+    assert told.url == "http://teacher.local:5000"
+    assert told.describe().splitlines()[0] == "Learners are given teacher.local (--advertise)."
+    assert "teacher.local" in told.added_hosts
 
 
 def test_database_passwords_are_masked() -> None:
@@ -360,13 +412,5 @@ def test_token_is_sent_as_bearer(echo: RecordingServer, monkeypatch: pytest.Monk
 
 
 def test_ctrl_c_stops_the_room_and_leaves_no_process(room: Room) -> None:
-    tree = [room.proc, *psutil.Process(room.proc.pid).children(recursive=True)]
-    pids = [p.pid for p in tree]
-    room.proc.send_signal(signal.SIGINT)
-    assert room.proc.wait(timeout=60) == 0
-    gone, alive = psutil.wait_procs([p for p in tree[1:] if psutil.pid_exists(p.pid)], timeout=30)
-    assert not alive, f"left running: {[p.pid for p in alive]} of {pids}"
-    rest = []
-    while (line := room.lines.get(timeout=30)) is not None:
-        rest.append(line)
-    assert rest[-1] == "Classroom server stopped."
+    """Even though the room was started from a parent that ignores SIGINT (start_cli_room)."""
+    assert stop_room(room, signal.SIGINT)[-1] == "Classroom server stopped."

@@ -1,13 +1,21 @@
-"""Create `.venv` on first use, install the pinned kit into it, then run a kit command.
+"""Create `.venv` on first use, install the kit from its lock, then run a kit command.
 
 Usage: python3 tools/bootstrap.py lab | test [pytest args...]
 Standard library only, so it runs on a bare Python 3.10+ (Linux, macOS or Windows).
+
+Installs come from the committed locks (`locks/lab.txt` for the lab, `locks/all.txt` with the test
+tools), which pin every transitive package with its hashes, for every platform (`make lock` writes
+them). uv installs them in seconds; the first run fetches uv from the package index with pip into
+`.venv-tools/` (or uses a uv already on PATH). Without uv (or with MLFLOW_400_LAB_NO_UV=1), pip
+installs the same lock, hashes checked, only slower.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -18,28 +26,139 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".kit-installed"
+LOCKS = ROOT / "locks"
+LOCK_LAB = LOCKS / "lab.txt"  # the runtime pins: what a learner's `make lab` needs
+LOCK_ALL = LOCKS / "all.txt"  # plus every extra (test tools, classroom): `make test`, CI, conda
+TOOLS = ROOT / ".venv-tools"  # uv, fetched once with pip (pip install --target)
+UV_VERSION = "0.13.9"  # the uv fetched into .venv-tools
+UV_MIN = (0, 5)  # an older uv on PATH is not used
+NO_UV_ENV = "MLFLOW_400_LAB_NO_UV"  # set to 1 to install with pip (the fallback) even if uv is there
+LOCK_COMMAND = "make lock"
 
-# The README's test command: strict nbval (not --nbval-lax) with the sanitize file.
-TEST_ARGS = ["-m", "pytest", "--nbval", "--nbval-current-env",
+# The README's test command: strict nbval (not --nbval-lax) with the sanitize file, spread over two
+# worker processes (pytest-xdist), each with its own MLflow server; --dist loadfile keeps every
+# notebook (and every test file's fixtures) whole on one worker.
+TEST_ARGS = ["-m", "pytest", "-n", "2", "--dist", "loadfile", "--nbval", "--nbval-current-env",
              "--nbval-sanitize-with", "notebooks/sanitize.cfg", "tests", "notebooks"]
 
 
 def ensure_env(extras: str) -> None:
+    """Make `.venv` match the lock for `extras` ("" = the lab, "test" = everything); fast if it does."""
     if sys.version_info < (3, 10):  # noqa: UP036 - this file runs before any install
         sys.exit(f"The kit needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
+    lock = LOCK_ALL if extras else LOCK_LAB
+    kind = "all" if extras else "lab"
+    digest = hashlib.sha256(lock.read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    done = set(STAMP.read_text().split()) if STAMP.exists() and PYTHON.exists() else set()
+    if f"{digest}:{kind}" in done or (kind == "lab" and _all_stamp() in done):
+        return  # the "all" install includes the lab's packages
+    uv = None if os.environ.get(NO_UV_ENV) else find_uv(install=True)
+    rel = lock.relative_to(ROOT).as_posix()
+    if uv is not None:
+        print(f"Installing {rel} with uv (first run only; seconds) ...", flush=True)
+        _install_with_uv(uv, lock, extras)
+    else:
+        print(f"Installing {rel} with pip (first run only; a few minutes) ...", flush=True)
+        _install_with_pip(lock)
+    STAMP.write_text(f"{digest}:{kind}")
+
+
+def find_uv(install: bool = False) -> str | None:
+    """A uv to install with: the kit's own (.venv-tools), one on PATH, or (install=True) fetch it."""
+    for candidate in (TOOLS / "bin" / "uv", TOOLS / "Scripts" / "uv.exe", TOOLS / "bin" / "uv.exe",
+                      shutil.which("uv")):
+        if candidate and Path(candidate).is_file() and _uv_version(str(candidate)) >= UV_MIN:
+            return str(candidate)
+    if not install:
+        return None
+    # pip --target puts uv (one binary, in a wheel for each platform) into the kit's folder, outside
+    # every environment; pip comes from this Python, else from a new .venv's own pip.
+    pythons = [sys.executable] if _has_pip(sys.executable) else []
+    if not pythons:
+        if not PYTHON.exists():
+            _create_venv_with_pip()
+        if _has_pip(str(PYTHON)):
+            pythons = [str(PYTHON)]
+    for python in pythons:
+        print(f"Fetching uv {UV_VERSION} into {TOOLS.name}/ (first run only) ...", flush=True)
+        done = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                               "--no-warn-script-location", "--upgrade", "--target", str(TOOLS),
+                               f"uv=={UV_VERSION}"], env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
+        if done.returncode == 0:
+            return find_uv(install=False)
+    print("Could not get uv; installing with pip instead (slower).", flush=True)
+    return None
+
+
+def _install_with_uv(uv: str, lock: Path, extras: str) -> None:
     if not PYTHON.exists():
         print(f"Creating {VENV} ...", flush=True)
-        venv.create(VENV, with_pip=True)
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    done = set(STAMP.read_text().split()) if STAMP.exists() else set()
-    if f"{digest}:{extras}" in done or f"{digest}:test" in done:  # test includes everything
-        return
-    print("Installing the pinned packages (first run only; a few minutes) ...", flush=True)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", target], check=True)
-    STAMP.write_text(" ".join(sorted({d for d in done if d.startswith(digest)}
-                                     | {f"{digest}:{extras}"})))
+        subprocess.run([uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(VENV)],
+                       check=True)
+    target = ["--python", str(PYTHON)]
+    # sync: exactly the lock (hashes required), nothing stale left from an older lock
+    _run([uv, "pip", "sync", "--quiet", "--require-hashes", *target, str(lock)], lock)
+    # the kit itself, editable; its dependencies are checked against the lock, never moved off it
+    spec = f".[{extras}]" if extras else "."
+    _run([uv, "pip", "install", "--quiet", *target, "-c", str(lock), "-e", spec], lock)
+
+
+def _create_venv_with_pip() -> None:
+    print(f"Creating {VENV} ...", flush=True)
+    try:
+        venv.create(VENV, with_pip=True, clear=True)
+    except (OSError, subprocess.CalledProcessError):
+        sys.exit(f"This Python ({sys.executable}) cannot create a virtual environment with pip "
+                 "(Debian/Ubuntu: `sudo apt-get install python3-venv`); install that, or uv, and "
+                 "run the command again.")
+
+
+def _install_with_pip(lock: Path) -> None:
+    if not PYTHON.exists():
+        _create_venv_with_pip()
+    python = str(PYTHON)
+    if not _has_pip(python):  # a .venv made by uv has no pip
+        subprocess.run([python, "-m", "ensurepip", "--upgrade"], check=True,
+                       stdout=subprocess.DEVNULL)
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    if _pip_version(python) < (21, 3):  # editable installs from pyproject.toml alone (PEP 660)
+        subprocess.run([*pip, "--upgrade", "pip>=21.3"], check=True)
+    _run([*pip, "--require-hashes", "--no-deps", "-r", str(lock)], lock)
+    _run([*pip, "--no-deps", "-e", "."], lock)  # pip cannot check hashes of `-e .` itself
+
+
+def _run(cmd: list[str], lock: Path) -> None:
+    if subprocess.run(cmd, cwd=ROOT).returncode != 0:
+        sys.exit(f"Installing from {lock.relative_to(ROOT).as_posix()} failed (the lines above say "
+                 f"why). If pyproject.toml changed since the lock was made, run `{LOCK_COMMAND}`.")
+
+
+def _all_stamp() -> str:
+    data = LOCK_ALL.read_bytes() + (ROOT / "pyproject.toml").read_bytes()
+    return f"{hashlib.sha256(data).hexdigest()[:16]}:all"
+
+
+def _uv_version(uv: str) -> tuple[int, ...]:
+    try:
+        out = subprocess.run([uv, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    found = re.search(r"(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in found.groups()) if found else ()
+
+
+def _has_pip(python: str) -> bool:
+    return _pip_version(python) > ()
+
+
+def _pip_version(python: str) -> tuple[int, ...]:
+    try:
+        out = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    found = re.match(r"pip (\d+)\.(\d+)", out)
+    return tuple(int(x) for x in found.groups()) if found else ()
 
 
 #: Set to 1 to skip the install step when .venv already exists (the test of `make lab`, or a

@@ -1,0 +1,117 @@
+"""The bootstrap installs from a lock, with uv or (fallback) with pip, on a tiny stand-in project.
+
+The kit's own locks are large (a full install is what benchmarks/setup_time.py measures); here a
+copy of tools/bootstrap.py runs in a temporary project whose lock holds one small package, with
+the hashes copied from the kit's own locks/all.txt. Package files come from the package index
+(or the installers' caches), as they do for a learner.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "iniconfig"
+
+
+def _bootstrap_module():
+    spec = importlib.util.spec_from_file_location("kit_bootstrap", ROOT / "tools" / "bootstrap.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _locked_block(name: str) -> tuple[str, str]:
+    """(version, the lock's whole block) for one package of locks/all.txt."""
+    text = (ROOT / "locks" / "all.txt").read_text()
+    found = re.search(rf"^{name}==(\S+) \\\n(?:    --hash=\S+(?: \\)?\n)+", text, flags=re.M)
+    assert found, f"{name} is not in locks/all.txt"
+    return found.group(1), found.group(0)
+
+
+def _project(tmp_path: Path, pin: str | None = None) -> Path:
+    version, block = _locked_block(PACKAGE)
+    project = tmp_path / "kit"
+    (project / "tools").mkdir(parents=True)
+    (project / "locks").mkdir()
+    (project / "tinykit").mkdir()
+    shutil.copy(ROOT / "tools" / "bootstrap.py", project / "tools" / "bootstrap.py")
+    (project / "tinykit" / "__init__.py").write_text("VALUE = 42\n")
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
+        f'[project]\nname = "tinykit"\nversion = "0.1"\ndependencies = ["{PACKAGE}=={pin or version}"]\n'
+        '[tool.setuptools]\npackages = ["tinykit"]\n')
+    for lock in ("lab.txt", "all.txt"):
+        (project / "locks" / lock).write_text(f"# a lock for the test\n{block}")
+    return project
+
+
+def _ensure(project: Path, **env: str) -> subprocess.CompletedProcess:
+    code = "import sys; sys.path.insert(0, 'tools'); import bootstrap; bootstrap.ensure_env('')"
+    return subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **env})
+
+
+def _venv_python(project: Path) -> Path:
+    return project / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _installed(project: Path) -> str:
+    done = subprocess.run([str(_venv_python(project)), "-c",
+                           f"import importlib.metadata as m, tinykit; print(m.version('{PACKAGE}'), "
+                           "tinykit.VALUE, tinykit.__file__)"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_pip_fallback_installs_the_same_lock(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    done = _ensure(project, MLFLOW_400_LAB_NO_UV="1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Installing locks/lab.txt with pip" in done.stdout
+    assert not (project / ".venv-tools").exists()  # uv was never fetched
+    version, _ = _locked_block(PACKAGE)
+    # the locked version, and the kit itself editable (its file is the project's, not a copy)
+    assert _installed(project) == f"{version} 42 {project / 'tinykit' / '__init__.py'}"
+    again = _ensure(project, MLFLOW_400_LAB_NO_UV="1")
+    assert again.returncode == 0 and "Installing" not in again.stdout  # the stamp says done
+
+
+def test_pip_refuses_a_lock_whose_hash_is_wrong(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    lock = project / "locks" / "lab.txt"
+    lock.write_text(re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, lock.read_text()))
+    done = _ensure(project, MLFLOW_400_LAB_NO_UV="1")
+    assert done.returncode != 0
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in done.stdout + done.stderr
+    assert "Installing from locks/lab.txt failed" in done.stderr
+
+
+def test_uv_installs_the_lock_and_names_make_lock_when_pyproject_moved(tmp_path: Path) -> None:
+    bootstrap = _bootstrap_module()
+    if bootstrap.find_uv(install=False) is None and shutil.which("uv") is None:
+        pytest.skip("no uv here (the bootstrap fetches one on first use; this test does not)")
+    uv_dir = Path(bootstrap.find_uv(install=False) or shutil.which("uv")).parent
+    project = _project(tmp_path)
+    env = {"PATH": f"{uv_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = _ensure(project, **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Installing locks/lab.txt with uv" in done.stdout
+    version, _ = _locked_block(PACKAGE)
+    assert _installed(project).startswith(f"{version} 42 ")
+    # pyproject.toml now wants another version than the lock holds: the install stops and says
+    # which command brings the lock up to date
+    stale = _project(tmp_path / "stale", pin="1.0.0")
+    failed = _ensure(stale, **env)
+    assert failed.returncode != 0
+    assert failed.stderr.strip().endswith("If pyproject.toml changed since the lock was made, run "
+                                          "`make lock`.")

@@ -1,0 +1,138 @@
+"""Classroom mode with MLflow's basic-auth app: one account per learner, isolation by permission.
+
+Live, on PostgreSQL and on SQLite: rooms started as an instructor starts them
+(`serve --classroom --basic-auth --roster FILE`), learners acting with their own credentials, and
+MLflow's own permission answers. Each room is stopped with a different signal.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from benchmarks.classroom_load import TempPostgres
+from helpers import classroom, config, runs
+from helpers.wire import send
+from tests.rooms import ROOT, Room, postgres_cluster, start_cli_room, stop_room
+
+API = "/api/2.0/mlflow"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[TempPostgres]:
+    yield from postgres_cluster()
+
+
+def _csv(path: Path) -> dict[str, str]:
+    return classroom.read_credentials(path)
+
+
+@pytest.mark.parametrize(("backend", "stop_with"), [("postgresql", signal.SIGHUP),
+                                                    ("sqlite", signal.SIGTERM)])
+def test_each_learner_writes_only_their_own_runs(backend: str, stop_with: int, tmp_path: Path,
+                                                  request: pytest.FixtureRequest,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    if backend == "postgresql":
+        uri = request.getfixturevalue("postgres").create_database("auth")
+    else:
+        uri = f"sqlite:///{(tmp_path / 'room.db').as_posix()}"
+    roster = tmp_path / "roster.txt"
+    roster.write_text("# the class\nana\nben\n\n")
+    room = start_cli_room(["--basic-auth", "--roster", str(roster), "--host", "127.0.0.1",
+                           "--workers", "1"], tmp_path, {classroom.BACKEND_URI_ENV: uri},
+                          drop=(classroom.ADMIN_PASSWORD_ENV, classroom.AUTH_CONFIG_ENV))
+    try:
+        creds_file = tmp_path / "classroom" / "credentials.csv"
+        assert creds_file.stat().st_mode & 0o777 == 0o600
+        creds = _csv(creds_file)
+        assert sorted(creds) == ["admin", "ana", "ben"]
+        assert all(len(pw) >= classroom.MIN_PASSWORD for pw in creds.values())
+        printed = "\n".join(room.out) + room.err_path.read_text()
+        assert f"Passwords (one per learner, and the admin's): {creds_file}" in printed
+        assert "basic auth on, 2 learner accounts" in printed
+        commandlines = " ".join(" ".join(p.info["cmdline"] or [])
+                                for p in psutil.process_iter(["cmdline"]))
+        for password in creds.values():
+            assert password not in printed and password not in commandlines
+        api = f"{room.url}{API}"
+        assert requests.get(f"{api}/experiments/search", params={"max_results": 1},
+                            timeout=30).status_code == 401
+        made = {}
+        for name in ("ana", "ben"):
+            auth = (name, creds[name])
+            exp = requests.post(f"{api}/experiments/create", auth=auth, timeout=30,
+                                json={"name": runs.unique_name(f"400lab/{name}/perm")})
+            assert exp.status_code == 200, exp.text
+            run = requests.post(f"{api}/runs/create", auth=auth, timeout=30,
+                                json={"experiment_id": exp.json()["experiment_id"]})
+            assert run.status_code == 200, run.text
+            made[name] = (exp.json()["experiment_id"], run.json()["run"]["info"]["run_id"])
+        metric = {"key": "loss", "value": 0.5, "timestamp": 1, "step": 0}
+        ben, ana = ("ben", creds["ben"]), ("ana", creds["ana"])
+        # learner B writing to learner A's run: MLflow's permission check refuses it
+        refused = requests.post(f"{api}/runs/log-metric", auth=ben, timeout=30,
+                                json={"run_id": made["ana"][1], **metric})
+        assert (refused.status_code, refused.text) == (403, "Permission denied")
+        sneaked = requests.post(f"{api}/runs/create", auth=ben, timeout=30,
+                                json={"experiment_id": made["ana"][0]})
+        assert sneaked.status_code == 403
+        own = requests.post(f"{api}/runs/log-metric", auth=ana, timeout=30,
+                            json={"run_id": made["ana"][1], **metric})
+        assert own.status_code == 200
+        # why, in MLflow's own terms: the creator holds MANAGE, everyone else the default READ
+        admin = ("admin", creds["admin"])
+        for name, expected in (("ana", "MANAGE"), ("ben", "READ")):
+            perm = requests.get(f"{room.url}/api/3.0/mlflow/users/permissions/get", auth=admin,
+                                timeout=30, params={"username": name, "resource_type": "experiment",
+                                                    "resource_id": made["ana"][0]})
+            assert perm.status_code == 200, perm.text
+            assert perm.json()["permission"] == expected
+        # the instructor (admin) reads every learner's run; ana's metric is there, ben's attempt not
+        for name, (_, run_id) in made.items():
+            got = requests.get(f"{api}/runs/get", params={"run_id": run_id}, auth=admin, timeout=30)
+            assert got.status_code == 200
+            assert len(got.json()["run"]["data"].get("metrics", [])) == (1 if name == "ana" else 0)
+        if backend == "postgresql":
+            _kit_as_a_learner(room, creds, monkeypatch)
+    finally:
+        rest = stop_room(room, stop_with)
+    assert rest[-1] == "Classroom server stopped."
+
+
+def _kit_as_a_learner(room: Room, creds: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kit's own helpers and the doctor, with a learner's variables set as the line sets them."""
+    monkeypatch.setenv(config.TRACKING_URI_ENV, room.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ana")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", creds["ana"])
+    made = runs.new_run("auth")  # the kit's own helpers carry the credentials
+    answer = send(f"{API}/runs/get", method="GET", params={"run_id": made.run_id})
+    assert answer.status == 200
+    token = base64.b64encode(f"ana:{creds['ana']}".encode()).decode()
+    assert answer.request.header("Authorization") == f"Basic {token}"
+    for shown in (answer.to_curl(), answer.to_text(), answer._repr_html_(), repr(answer),
+                  repr(answer.request)):
+        assert creds["ana"] not in shown and token not in shown
+    # The lesson's "nonexistent run" is answered by the auth layer first: 403, not 404.
+    ghost = send(f"{API}/runs/get", method="GET", params={"run_id": "0" * 32})
+    assert (ghost.status, ghost.text) == (403, "Permission denied")
+    ok = _doctor_server(dict(os.environ))
+    assert ok.returncode == 0 and "✓ server: the shared server at" in ok.stdout
+    wrong = _doctor_server({**os.environ, "MLFLOW_TRACKING_PASSWORD": "wrong-password-123"})
+    assert wrong.returncode == 1 and "refuses the user name and password given" in wrong.stdout
+    assert creds["ana"] not in ok.stdout + ok.stderr + wrong.stdout + wrong.stderr
+
+
+def _doctor_server(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "helpers", "doctor", "--check", "server"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
