@@ -242,7 +242,9 @@ def _start_jupyter(no_browser: bool) -> tuple[subprocess.Popen, str, Path]:
     port = LAB_PORT if not server.port_in_use(LAB_PORT) else server.free_port()
     token = secrets.token_hex(24)
     url = f"http://127.0.0.1:{port}/lab/tree/{FIRST_NOTEBOOK}?token={token}"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--ServerApp.ip=127.0.0.1",
+    # `-m jupyterlab`, not `-m jupyter lab`: the `jupyter` dispatcher runs whichever `jupyter-lab`
+    # comes first on PATH, which can be another installation's.
+    cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
            f"--ServerApp.root_dir={NOTEBOOKS}", "--LabApp.news_url=None",
            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
@@ -252,6 +254,8 @@ def _start_jupyter(no_browser: bool) -> tuple[subprocess.Popen, str, Path]:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI run as root; Jupyter refuses without it
     env = {**os.environ, "JUPYTER_TOKEN": token}
+    # Kernels start as `python -m ipykernel_launcher`: this environment's python must come first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.pop("PYTHONOPTIMIZE", None)  # kernels with -O would skip the kit's own checks too
     home = config.data_dir()
     home.mkdir(parents=True, exist_ok=True)
