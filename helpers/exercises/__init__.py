@@ -44,3 +44,17 @@ def has_placeholder(value: Any) -> bool:
 
 def placeholders_left() -> Feedback:
     return Feedback(False, ["replace every `...` placeholder, then run this cell again."])
+
+
+def batch_body_refusal(body: Any, name: str, keys: str) -> Feedback | None:
+    """Why a learner's log-batch `body` (without run_id) cannot be checked yet, or None.
+
+    `name` is the notebook's variable, `keys` what the dict should hold (for the message)."""
+    if has_placeholder(body):
+        return placeholders_left()
+    if not isinstance(body, Mapping):
+        return Feedback(False, [f"`{name}` is a {type(body).__name__}; make it a dict with {keys}."])
+    if "run_id" in body:
+        return Feedback(False, ["leave run_id out: the check adds the id of a fresh run of its "
+                                "own, so you can try as often as you like."])
+    return None

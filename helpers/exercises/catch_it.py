@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from helpers import runs
-from helpers.exercises import Feedback, has_placeholder, placeholders_left
+from helpers.exercises import Feedback, batch_body_refusal
 from helpers.recorder import Recorder
 from helpers.wire import send
 
@@ -31,16 +31,11 @@ def colleague_batch() -> dict[str, Any]:
 
 
 def check_batch(fixed: Mapping[str, Any]) -> Feedback:
-    """07: `fixed` is a log-batch body without run_id that stores exactly what was meant."""
-    if has_placeholder(fixed):
-        return placeholders_left()
-    if not isinstance(fixed, Mapping):
-        return Feedback(False, [f"`fixed` is a {type(fixed).__name__}; make it a dict with "
-                                "\"metrics\", \"params\" and \"tags\"."])
-    if "run_id" in fixed:
-        return Feedback(False, ["leave run_id out: the check adds the id of a fresh run of its "
-                                "own, so you can try as often as you like."])
-    run_id = runs.new_run("07-exercise").run_id
+    """15: `fixed` is a log-batch body without run_id that stores exactly what was meant."""
+    refused = batch_body_refusal(fixed, "fixed", '"metrics", "params" and "tags"')
+    if refused:
+        return refused
+    run_id = runs.new_run("15-exercise").run_id
     with Recorder() as recorder:
         send(LOG_BATCH, json={"run_id": run_id, **fixed}, base_url=recorder.url)
     (record,) = recorder.records

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from helpers import openapi, runs
-from helpers.exercises import Feedback, has_placeholder, placeholders_left
+from helpers.exercises import Feedback, batch_body_refusal
 from helpers.preflight import preflight
 from helpers.wire import send
 
@@ -25,14 +25,9 @@ _DAY_MS = 24 * 3600 * 1000
 
 def check_three_ways(body: Mapping[str, Any]) -> Feedback:
     """16: `body` is a log-batch body without run_id that all three judges accept."""
-    if has_placeholder(body):
-        return placeholders_left()
-    if not isinstance(body, Mapping):
-        return Feedback(False, [f"`body` is a {type(body).__name__}; make it a dict with "
-                                "\"metrics\" and \"params\"."])
-    if "run_id" in body:
-        return Feedback(False, ["leave run_id out: the check adds the id of a fresh run of its "
-                                "own, so you can try as often as you like."])
+    refused = batch_body_refusal(body, "body", '"metrics" and "params"')
+    if refused:
+        return refused
     run_id = runs.new_run("16-exercise").run_id
     full = {"run_id": run_id, **body}
     lines: list[str] = []
