@@ -9,6 +9,7 @@ The worked solutions in `notebooks/solutions/` are run through these checks by t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,3 +59,20 @@ def batch_body_refusal(body: Any, name: str, keys: str) -> Feedback | None:
         return Feedback(False, ["leave run_id out: the check adds the id of a fresh run of its "
                                 "own, so you can try as often as you like."])
     return None
+
+
+def loss_differences(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """How the stored metric `loss` differs from "0.25 at step 1, logged now" (15's and 16's exercises).
+
+    `metrics`: the run's metrics by key, as read back from the server."""
+    loss = metrics.get("loss")
+    if loss is None:
+        return ["no metric 'loss'"]
+    out = []
+    if loss.get("value") != 0.25 or int(loss.get("step", 0)) != 1:
+        out.append(f"loss = {loss.get('value')} at step {loss.get('step', 0)}")
+    age_days = (time.time() * 1000 - int(loss.get("timestamp", 0))) / 86_400_000
+    if abs(age_days) > 1:
+        year = time.gmtime(int(loss.get("timestamp", 0)) / 1000).tm_year
+        out.append(f"loss is dated {year}, not today (timestamps are milliseconds)")
+    return out

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from helpers import runs
-from helpers.exercises import Feedback, batch_body_refusal
+from helpers.exercises import Feedback, batch_body_refusal, loss_differences
 from helpers.recorder import Recorder
 from helpers.wire import send
 
@@ -67,17 +67,7 @@ def _stored_differences(run_id: str) -> list[str]:
     tags = {t["key"]: t.get("value", "") for t in data.get("tags", [])
             if not t["key"].startswith("mlflow.")}
     metrics = {m["key"]: m for m in data.get("metrics", [])}
-    out = []
-    loss = metrics.get("loss")
-    if loss is None:
-        out.append("no metric 'loss'")
-    else:
-        if loss.get("value") != 0.25 or int(loss.get("step", 0)) != 1:
-            out.append(f"loss = {loss.get('value')} at step {loss.get('step', 0)}")
-        age_days = (time.time() * 1000 - int(loss.get("timestamp", 0))) / 86_400_000
-        if abs(age_days) > 1:
-            year = time.gmtime(int(loss.get("timestamp", 0)) / 1000).tm_year
-            out.append(f"loss is dated {year}, not today (timestamps are milliseconds)")
+    out = loss_differences(metrics)
     if params.get("learning_rate") != "0.01":
         out.append(f"learning_rate = {params['learning_rate']!r}" if "learning_rate" in params
                    else "no param 'learning_rate'")

@@ -9,12 +9,11 @@ all three accept it and the run holds what was meant.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from helpers import openapi, runs
-from helpers.exercises import Feedback, batch_body_refusal
+from helpers.exercises import Feedback, batch_body_refusal, loss_differences
 from helpers.preflight import preflight
 from helpers.wire import send
 
@@ -55,19 +54,7 @@ def _stored_differences(run_id: str) -> list[str]:
     data = runs.get_run(run_id).get("data", {})
     params = {p["key"]: p.get("value", "") for p in data.get("params", [])}
     metrics = {m["key"]: m for m in data.get("metrics", [])}
-    out = []
-    loss = metrics.get("loss")
-    if loss is None:
-        out.append("no metric 'loss'")
-    else:
-        if loss.get("value") != 0.25:
-            out.append(f"loss = {loss.get('value')!r}, not 0.25")
-        if int(loss.get("step", 0)) != 1:
-            out.append(f"loss is at step {loss.get('step', 0)}, not 1")
-        if abs(int(loss.get("timestamp", 0)) - time.time() * 1000) > _DAY_MS:
-            day = time.strftime("%Y-%m-%d", time.gmtime(int(loss.get("timestamp", 0)) / 1000))
-            out.append(f"loss is dated {day}"
-                       ", not today: timestamps are milliseconds since 1970")
+    out = loss_differences(metrics)
     if params.get("optimizer") != "adam":
         out.append(f"optimizer = {params.get('optimizer')!r}, not 'adam'"
                    if "optimizer" in params else "no param 'optimizer'")
