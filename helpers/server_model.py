@@ -346,7 +346,6 @@ class _Handler:
     name: str
     request: str | None  # the request class name handlers.py passes to the schema call
     schema: tuple[tuple[str, tuple[Check, ...]], ...]
-    decorators: tuple[str, ...]
     pre_steps: tuple[str, ...]
     reads_run_uuid: bool
     parses_proto: bool
@@ -392,7 +391,6 @@ def handlers() -> dict[str, _Handler]:
         text = ast.unparse(fn)
         out[fn.name] = _Handler(
             name=fn.name, request=request, schema=schema,
-            decorators=tuple(ast.unparse(d) for d in fn.decorator_list),
             pre_steps=tuple(pre),
             reads_run_uuid=bool(re.search(r"\.run_id or \w+\.run_uuid", text)),
             parses_proto=call.func.id == "_get_request_message")
@@ -401,10 +399,8 @@ def handlers() -> dict[str, _Handler]:
 
 @functools.cache
 def _handler_by_request() -> dict[str, str]:
-    """handlers.py::HANDLERS: full request message name -> handler function name.
-
-    Keyed by the message's full name, not the name in handlers.py: two services share short
-    names (`ListArtifacts as ListArtifactsMlflowArtifacts`)."""
+    """handlers.py::HANDLERS: full request message name (two services share short names, e.g.
+    `ListArtifacts as ListArtifactsMlflowArtifacts`) -> handler function name."""
     node = _top_defs()["HANDLERS"]
     value = node.value if isinstance(node, ast.Assign) else None
     if not isinstance(value, ast.Dict):
