@@ -15,7 +15,6 @@ the document) depends on those records only.
 
 from __future__ import annotations
 
-import ast
 import functools
 import json
 import os
@@ -131,7 +130,7 @@ def _operations_from_model(endpoints: Any) -> list[Operation]:
                                if f.name not in path_params or f.required_by == "handler")
                 ops.append(Operation(
                     path=path, method=method, name=ep.name, group=ep.service,
-                    handler=ep.handler or "", handler_line=_function_lines().get(ep.handler or ""),
+                    handler=ep.handler or "", handler_line=server_model.handler_lines().get(ep.handler or ""),
                     body=_body_kind(path, method), fields=fields,
                     drops_unknown=ep.request is not None, notes=tuple(notes), disabled=disabled))
     return ops
@@ -224,24 +223,6 @@ def _proto_type_names() -> dict[int, str]:
 
 
 _TYPE_NAME = _proto_type_names()
-
-
-# --------------------------------------------------------------------------- handlers.py, by ast
-
-
-def _handlers_path() -> Path:
-    # Read as text, never imported: importing mlflow.server starts the Flask app's machinery.
-    return Path(mlflow.__file__).parent / "server" / "handlers.py"
-
-
-@functools.cache
-def _handlers_tree() -> ast.Module:
-    return ast.parse(_handlers_path().read_text(encoding="utf-8"))
-
-
-@functools.cache
-def _function_lines() -> dict[str, int]:
-    return {n.name: n.lineno for n in _handlers_tree().body if isinstance(n, ast.FunctionDef)}
 
 
 # --------------------------------------------------------------------------- JSON Schema

@@ -248,6 +248,12 @@ def resolve(name: str) -> Any:
 
 
 @functools.cache
+def handler_lines() -> dict[str, int]:
+    """The line of each top-level function of handlers.py (for links to the source)."""
+    return {n: d.lineno for n, d in _top_defs().items() if isinstance(d, ast.FunctionDef)}
+
+
+@functools.cache
 def _top_defs() -> dict[str, ast.stmt]:
     out: dict[str, ast.stmt] = {}
     for node in _tree(HANDLERS).body:
@@ -344,7 +350,6 @@ def _limits(node: ast.AST, namespace: dict[str, Any]) -> tuple[tuple[str, int], 
 @dataclass(frozen=True)
 class _Handler:
     name: str
-    request: str | None  # the request class name handlers.py passes to the schema call
     schema: tuple[tuple[str, tuple[Check, ...]], ...]
     pre_steps: tuple[str, ...]
     reads_run_uuid: bool
@@ -378,9 +383,6 @@ def handlers() -> dict[str, _Handler]:
             (key.value, tuple(_check(e, namespace) for e in getattr(value, "elts", [value])))
             for key, value in zip(schema_node.keys, schema_node.values)
             if isinstance(key, ast.Constant))
-        first = call.args[0] if call.args else None
-        request = first.func.id if isinstance(first, ast.Call) and \
-            isinstance(first.func, ast.Name) else None
         pre = []
         for stmt in fn.body:
             if any(node is call for node in ast.walk(stmt)):
@@ -390,7 +392,7 @@ def handlers() -> dict[str, _Handler]:
                 pre.append(ast.unparse(stmt))
         text = ast.unparse(fn)
         out[fn.name] = _Handler(
-            name=fn.name, request=request, schema=schema,
+            name=fn.name, schema=schema,
             pre_steps=tuple(pre),
             reads_run_uuid=bool(re.search(r"\.run_id or \w+\.run_uuid", text)),
             parses_proto=call.func.id == "_get_request_message")

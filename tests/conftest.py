@@ -23,7 +23,7 @@ from tests.loopback import RecordingServer, start_recording_server
 
 _session: dict = {}
 
-# Importing mlflow (catalog, preflight, the client in notebook 07) may start its usage telemetry,
+# Importing mlflow (catalog, preflight, the client in notebook 15) may start its usage telemetry,
 # which reaches for the internet; tests and CI are offline by design.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 

@@ -1,4 +1,4 @@
-"""The worked solution of notebook 07 passes its self-check; the colleague's request and
+"""The worked solution of notebook 15 passes its self-check; the colleague's request and
 half-fixed versions do not, and the feedback names what the live server really stored."""
 
 from __future__ import annotations
