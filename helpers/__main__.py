@@ -9,6 +9,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +46,21 @@ def _catch_stop_signals() -> None:
 def _ignore_stop_signals() -> None:
     for sig in _STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+
+
+def _check_writable(target: Path) -> None:
+    """Refuse an output file whose folder cannot be made or written, in one sentence."""
+    blocker = next((p for p in target.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise KitError(f"Cannot write {target} ({blocker} is a file, not a folder): choose "
+                       "another --output.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target.parent):
+            pass
+    except OSError as exc:
+        raise KitError(f"Cannot write {target} ({exc.strerror or exc}): choose another "
+                       "--output.") from None
 
 
 def _port(text: str) -> int:
@@ -106,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "openapi":
+            if args.output:
+                _check_writable(Path(args.output))  # before seconds of generating the document
             from helpers import openapi
 
             print(f"Wrote {openapi.write(args.output)}.")

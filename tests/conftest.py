@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import config, runs
-from helpers.server import ServerHandle, start_server
+from helpers.server import ServerHandle, free_port, start_server
 from tests.loopback import RecordingServer, start_recording_server
 
 _session: dict = {}
@@ -31,10 +31,18 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 def pytest_sessionstart(session: pytest.Session) -> None:
     if session.config.pluginmanager.has_plugin("dsession"):  # the xdist controller
         return
+    # The pytest runs this session starts itself (the copyable integration test, from
+    # tests/test_integration_pattern.py and notebook 15's kernel) load no plugin they do not name:
+    # autoloading this environment's test tools (schemathesis, hypothesis, ...) costs each of them
+    # about 3.5 s of start-up, and a learner's project would not have them. Set here, in a test
+    # process, not at import: the xdist controller's workers must still load their plugins.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     home = tempfile.mkdtemp(prefix="mlflow-400-lab-test-")
     config.use_reproducible_env(home)
     _session["home"] = home
-    _session["server"] = start_server()
+    # Any free port, not the kit's 5400: two workers racing for 5400 cost one of them a second
+    # start-up (notebook outputs show the port as PORT through the sanitize file).
+    _session["server"] = start_server(port=free_port())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -42,6 +50,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if handle is not None:
         handle.stop()
     shutil.rmtree(_session.pop("home", ""), ignore_errors=True)
+
+
+# The longest files (seconds of wall time each, measured with `--durations`), handed out first:
+# pytest-xdist gives each free worker the next file in collection order, and a long file
+# collected last would run alone at the end while the other worker sits idle.
+LONGEST_FIRST = (
+    "test_lab_command.py", "test_classroom_auth.py", "test_server_safety.py",
+    "test_openapi_fuzz.py", "test_classroom.py", "test_doctor.py", "test_server.py",
+    "test_integration_pattern.py", "test_browser.py", "test_bootstrap.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept inside
 
 
 @pytest.fixture(scope="session")

@@ -73,8 +73,19 @@ def _installed(project: Path) -> str:
     return done.stdout.strip()
 
 
-def test_pip_fallback_installs_the_same_lock(tmp_path: Path) -> None:
+def test_pip_fallback_refuses_a_wrong_hash_then_installs_the_same_lock(tmp_path: Path) -> None:
+    """One project, one .venv made with pip (its creation is most of the time): a lock whose
+    hash is wrong is refused, the true lock installs, and a second run installs nothing."""
     project = _project(tmp_path)
+    lock = project / "locks" / "lab.txt"
+    true_lock = lock.read_text()
+    lock.write_text(re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, true_lock))
+    refused = _ensure(project, MLFLOW_400_LAB_NO_UV="1")
+    assert refused.returncode != 0
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in refused.stdout + refused.stderr
+    assert "Installing from locks/lab.txt failed" in refused.stderr
+
+    lock.write_text(true_lock)
     done = _ensure(project, MLFLOW_400_LAB_NO_UV="1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Installing locks/lab.txt with pip" in done.stdout
@@ -84,16 +95,6 @@ def test_pip_fallback_installs_the_same_lock(tmp_path: Path) -> None:
     assert _installed(project) == f"{version} 42 {project / 'tinykit' / '__init__.py'}"
     again = _ensure(project, MLFLOW_400_LAB_NO_UV="1")
     assert again.returncode == 0 and "Installing" not in again.stdout  # the stamp says done
-
-
-def test_pip_refuses_a_lock_whose_hash_is_wrong(tmp_path: Path) -> None:
-    project = _project(tmp_path)
-    lock = project / "locks" / "lab.txt"
-    lock.write_text(re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, lock.read_text()))
-    done = _ensure(project, MLFLOW_400_LAB_NO_UV="1")
-    assert done.returncode != 0
-    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in done.stdout + done.stderr
-    assert "Installing from locks/lab.txt failed" in done.stderr
 
 
 def test_uv_installs_the_lock_and_names_make_lock_when_pyproject_moved(tmp_path: Path) -> None:

@@ -54,8 +54,15 @@ def _line(out: str, check: str) -> str:
 # -- everything in order -------------------------------------------------------------------------
 
 
-def test_all_checks_pass_here_and_print_the_same_lines_every_time(server_url: str) -> None:
-    first = _doctor()
+@pytest.fixture(scope="module")
+def doctor_here(server_url: str) -> subprocess.CompletedProcess:
+    """`python -m helpers doctor` here, with the session's server: one run, read by two tests."""
+    return _doctor()
+
+
+def test_all_checks_pass_here_and_print_the_same_lines_every_time(
+        server_url: str, doctor_here: subprocess.CompletedProcess) -> None:
+    first = doctor_here
     second = _doctor()
     assert first.returncode == 0, first.stdout + first.stderr
     lines = first.stdout.splitlines()
@@ -69,7 +76,7 @@ def test_all_checks_pass_here_and_print_the_same_lines_every_time(server_url: st
     assert printed == lines
 
 
-def test_inside_a_kernel_it_prints_the_same_lines() -> None:
+def test_inside_a_kernel_it_prints_the_same_lines(doctor_here: subprocess.CompletedProcess) -> None:
     """00_start_here.ipynb calls `doctor.run()` in its kernel (the kernel check then looks at the
     kernel itself): a real kernel, started by nbclient as nbval does."""
     import nbformat
@@ -79,7 +86,7 @@ def test_inside_a_kernel_it_prints_the_same_lines() -> None:
         "from helpers import doctor\nprint('all passed:', doctor.run())")])
     NotebookClient(nb, timeout=300, kernel_name="python3").execute()
     text = "".join(o.get("text", "") for o in nb.cells[0].outputs)
-    assert text.splitlines() == _doctor().stdout.splitlines() + ["all passed: True"]
+    assert text.splitlines() == doctor_here.stdout.splitlines() + ["all passed: True"]
 
 
 # -- missing packages and a JupyterLab without the widgets extension -----------------------------

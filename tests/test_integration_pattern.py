@@ -94,7 +94,7 @@ def test_the_default_allow_list_covers_mlflows_own_lookup_404() -> None:
 
 
 def test_the_main_run_does_not_collect_the_template() -> None:
-    main = _pytest("--collect-only", "--nbval", "notebooks")
+    main = _pytest("-p", "nbval", "--collect-only", "--nbval", "notebooks")
     assert "test_mlflow_requests" not in main.stdout
     assert "01_missing_content_type.ipynb" in main.stdout  # the notebooks themselves still are
     named = _pytest("--collect-only", str(TEST_FILE))

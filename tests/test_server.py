@@ -34,7 +34,8 @@ def _tree(pid: int) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def test_start_reuse_stop_leaves_no_process(own_home: Path, tmp_path: Path) -> None:
+def test_start_reuse_kill_restart_stop_leaves_no_process(own_home: Path) -> None:
+    """One server's life: started, reused, killed mid-session, started afresh, stopped."""
     cwd_before = set(Path.cwd().iterdir())
     handle = start_server(progress=lambda _: None)
     assert handle.source == "started" and handle.url.startswith("http://127.0.0.1:")
@@ -51,9 +52,20 @@ def test_start_reuse_stop_leaves_no_process(own_home: Path, tmp_path: Path) -> N
     again.stop()  # a reused handle does not own the server: still running
     assert requests.get(f"{handle.url}/health", timeout=5).status_code == 200
 
-    with handle:
+    # Killed mid-session (the OOM killer, a closed laptop lid): one sentence, then a new start.
+    for proc in tree:
+        proc.kill()
+    psutil.wait_procs(tree, timeout=5)
+    handle._proc.wait(timeout=5)
+    with pytest.raises(ServerUnreachable, match="Could not connect"):
+        send("/api/2.0/mlflow/experiments/search", method="GET")
+    assert "No kit server is running" in server.status()
+    fresh = start_server(progress=lambda _: None)
+    assert fresh.source == "started" and fresh.pid != handle.pid
+    fresh_tree = _tree(fresh.pid)
+    with fresh:
         pass  # leaving the context stops it
-    gone, alive = psutil.wait_procs(tree, timeout=5)
+    _, alive = psutil.wait_procs(fresh_tree, timeout=5)
     assert not alive, f"stray processes: {alive}"
     assert not (own_home / "server.json").exists()
 
@@ -65,22 +77,6 @@ def test_port_already_taken_is_refused_clearly(own_home: Path) -> None:
         port = busy.getsockname()[1]
         with pytest.raises(ServerError, match=f"Port {port} .* already in use"):
             start_server(port=port, progress=lambda _: None)
-
-
-def test_server_killed_mid_session(own_home: Path) -> None:
-    handle = start_server(progress=lambda _: None)
-    for proc in _tree(handle.pid):
-        proc.kill()
-    psutil.wait_procs(_tree(handle.pid) if psutil.pid_exists(handle.pid) else [], timeout=5)
-    handle._proc.wait(timeout=5)
-    with pytest.raises(ServerUnreachable, match="Could not connect"):
-        send("/api/2.0/mlflow/experiments/search", method="GET")
-    assert "No kit server is running" in server.status()
-    fresh = start_server(progress=lambda _: None)
-    try:
-        assert fresh.source == "started" and fresh.pid != handle.pid
-    finally:
-        fresh.stop()
 
 
 def test_tracking_uri_is_honoured_and_never_stopped(own_home: Path, server_url: str,
