@@ -2,19 +2,21 @@
 """Setup time: the kit's bootstrap (uv + the lock) against plain `pip install -e .`, one machine.
 
 Every run starts from a fresh `git clone` of this repository's current commit in a temporary
-folder, so nothing of this checkout's `.venv` or `.venv-tools` is reused:
+folder, so nothing of this checkout's `.venv` is reused:
 
-- bootstrap: `tools/bootstrap.py`'s first run for the lab: fetch uv with pip into `.venv-tools`,
-  create `.venv`, install `locks/lab.txt` and the kit (timed as two parts: uv, then the install);
+- bootstrap: `tools/bootstrap.py`'s first run for the lab: find uv (fetched with pip into the kit's
+  user cache folder when that cache is cold), create `.venv`, install `locks/lab.txt` and the kit
+  (timed as two parts: uv, then the install);
 - pip: `python -m venv .venv && .venv/bin/pip install -e .` (what the kit did before its lock);
-- cold: with empty pip and uv caches (everything downloaded again); warm: the same caches, again;
+- cold: with empty pip, uv and kit caches (everything downloaded again, uv fetched); warm: the
+  same caches, again (the fetched uv is found in the kit's cache);
 - clone to URL: a fresh clone, `python3 tools/bootstrap.py lab --no-browser`, until JupyterLab
   prints its URL (warm caches); then Ctrl-C, and a check that nothing is left running.
 
     python benchmarks/setup_time.py            # all of it (cold runs download ~250 MB twice)
     python benchmarks/setup_time.py --warm-only   # the user's own (already warm) pip and uv caches
 
-A uv already on PATH is hidden from the bootstrap here, so the fetch of uv is always measured.
+A uv already on PATH is hidden from the bootstrap here: the cold runs always measure fetching uv.
 Goals (issue 12): bootstrap <= 0.2 x plain pip; fresh clone to JupyterLab's URL <= 15 s, warm.
 Figures are printed, never asserted: the machine may be shared, so say its load with them.
 """
@@ -50,7 +52,9 @@ def env_with(caches: Path | None) -> dict[str, str]:
             if d and not (Path(d) / "uv").exists() and not (Path(d) / "uv.exe").exists()]
     env = {**os.environ, "PATH": os.pathsep.join(path), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     if caches is not None:
-        env.update(PIP_CACHE_DIR=str(caches / "pip"), UV_CACHE_DIR=str(caches / "uv"))
+        # ... and the kit's own cache of the fetched uv (tools/bootstrap.py: tools_dir())
+        env.update(PIP_CACHE_DIR=str(caches / "pip"), UV_CACHE_DIR=str(caches / "uv"),
+                   XDG_CACHE_HOME=str(caches / "user"), LOCALAPPDATA=str(caches / "user"))
     for name in ("MLFLOW_TRACKING_URI", "VIRTUAL_ENV", "MLFLOW_400_LAB_NO_UV"):
         env.pop(name, None)
     return env

@@ -86,10 +86,11 @@ def test_pip_fallback_refuses_a_wrong_hash_then_installs_the_same_lock(tmp_path:
     assert "Installing from locks/lab.txt failed" in refused.stderr
 
     lock.write_text(true_lock)
-    done = _ensure(project, MLFLOW_400_LAB_NO_UV="1")
+    cache = tmp_path / "user-cache"
+    done = _ensure(project, MLFLOW_400_LAB_NO_UV="1", XDG_CACHE_HOME=str(cache))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Installing locks/lab.txt with pip" in done.stdout
-    assert not (project / ".venv-tools").exists()  # uv was never fetched
+    assert not (cache / "mlflow-400-lab").exists()  # uv was never fetched
     version, _ = _locked_block(PACKAGE)
     # the locked version, and the kit itself editable (its file is the project's, not a copy)
     assert _installed(project) == f"{version} 42 {project / 'tinykit' / '__init__.py'}"

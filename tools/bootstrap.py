@@ -5,9 +5,10 @@ Standard library only, so it runs on a bare Python 3.10+ (Linux, macOS or Window
 
 Installs come from the committed locks (`locks/lab.txt` for the lab, `locks/all.txt` with the test
 tools), which pin every transitive package with its hashes, for every platform (`make lock` writes
-them). uv installs them in seconds; the first run fetches uv from the package index with pip into
-`.venv-tools/` (or uses a uv already on PATH). Without uv (or with MLFLOW_400_LAB_NO_UV=1), pip
-installs the same lock, hashes checked, only slower.
+them). uv installs them in seconds; the first run on a machine fetches uv from the package index
+with pip into the user's cache folder (`~/.cache/mlflow-400-lab/uv-VERSION`), or uses a uv already
+on PATH. Without uv (or with MLFLOW_400_LAB_NO_UV=1), pip installs the same lock, hashes checked,
+only slower.
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ STAMP = VENV / ".kit-installed"
 LOCKS = ROOT / "locks"
 LOCK_LAB = LOCKS / "lab.txt"  # the runtime pins: what a learner's `make lab` needs
 LOCK_ALL = LOCKS / "all.txt"  # plus every extra (test tools, classroom): `make test`, CI, conda
-TOOLS = ROOT / ".venv-tools"  # uv, fetched once with pip (pip install --target)
-UV_VERSION = "0.13.9"  # the uv fetched into .venv-tools
+UV_VERSION = "0.13.9"  # the uv the bootstrap fetches
 UV_MIN = (0, 5)  # an older uv on PATH is not used
 NO_UV_ENV = "MLFLOW_400_LAB_NO_UV"  # set to 1 to install with pip (the fallback) even if uv is there
 LOCK_COMMAND = "make lock"
 # Part of the install stamp: a change in how the kit installs (here: bytecode compiled at install
 # time) reinstalls an existing .venv once.
-INSTALL_FORMAT = "2:compiled"
+INSTALL_FORMAT = "2:compiled-for-tests"
 
 # The README's test command: strict nbval (not --nbval-lax) with the sanitize file, spread over two
 # worker processes (pytest-xdist), each with its own MLflow server; --dist loadfile keeps every
@@ -66,15 +66,30 @@ def ensure_env(extras: str) -> None:
     STAMP.write_text(f"{digest}:{kind}")
 
 
+def tools_dir() -> Path:
+    """Where the fetched uv lives: the user's cache folder, one folder per uv version, so every
+    clone of the kit on this machine (a workshop laptop often has several) fetches it once.
+    XDG_CACHE_HOME, else ~/.cache; %LOCALAPPDATA% on Windows; ~/Library/Caches on macOS."""
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        base = Path(os.environ["LOCALAPPDATA"])
+    elif sys.platform == "darwin" and not os.environ.get("XDG_CACHE_HOME"):
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mlflow-400-lab" / f"uv-{UV_VERSION}"
+
+
 def find_uv(install: bool = False) -> str | None:
-    """A uv to install with: the kit's own (.venv-tools), one on PATH, or (install=True) fetch it."""
-    for candidate in (TOOLS / "bin" / "uv", TOOLS / "Scripts" / "uv.exe", TOOLS / "bin" / "uv.exe",
+    """A uv to install with: the kit's own (in the user cache), one on PATH, or (install=True)
+    fetch it."""
+    tools = tools_dir()
+    for candidate in (tools / "bin" / "uv", tools / "Scripts" / "uv.exe", tools / "bin" / "uv.exe",
                       shutil.which("uv")):
         if candidate and Path(candidate).is_file() and _uv_version(str(candidate)) >= UV_MIN:
             return str(candidate)
     if not install:
         return None
-    # pip --target puts uv (one binary, in a wheel for each platform) into the kit's folder, outside
+    # pip --target puts uv (one binary, in a wheel for each platform) into the user cache, outside
     # every environment; pip comes from this Python, else from a new .venv's own pip.
     pythons = [sys.executable] if _has_pip(sys.executable) else []
     if not pythons:
@@ -83,9 +98,9 @@ def find_uv(install: bool = False) -> str | None:
         if _has_pip(str(PYTHON)):
             pythons = [str(PYTHON)]
     for python in pythons:
-        print(f"Fetching uv {UV_VERSION} into {TOOLS.name}/ (first run only) ...", flush=True)
+        print(f"Fetching uv {UV_VERSION} into {tools} (once per machine) ...", flush=True)
         done = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                               "--no-warn-script-location", "--upgrade", "--target", str(TOOLS),
+                               "--no-warn-script-location", "--upgrade", "--target", str(tools),
                                f"uv=={UV_VERSION}"], env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
         if done.returncode == 0:
             return find_uv(install=False)
@@ -100,11 +115,14 @@ def _install_with_uv(uv: str, lock: Path, extras: str) -> None:
                        check=True)
     target = ["--python", str(PYTHON)]
     # sync: exactly the lock (hashes required), nothing stale left from an older lock.
-    # --compile-bytecode writes the .pyc files at install time, as pip does by default: where
-    # PYTHONDONTWRITEBYTECODE is set (CI images, this kit's own CI) Python would otherwise compile
-    # MLflow's sources on every import, and each server, kernel and test process starts 2-3x slower.
-    _run([uv, "pip", "sync", "--quiet", "--require-hashes", "--compile-bytecode", *target,
-          str(lock)], lock)
+    # The test install (`make test`, CI) also writes the .pyc files (--compile-bytecode, as pip
+    # does by default): where PYTHONDONTWRITEBYTECODE is set, as on CI images, Python would
+    # otherwise compile MLflow's sources on every import, and each of the suite's servers, kernels
+    # and commands would start 2-3x slower (the suite: 401 s -> 247 s measured). The lab's install
+    # does not: compiling all of it costs ~9 s before JupyterLab's URL, while a learner's Python
+    # writes the .pyc of what it imports on first use.
+    compiled = ["--compile-bytecode"] if extras else []
+    _run([uv, "pip", "sync", "--quiet", "--require-hashes", *compiled, *target, str(lock)], lock)
     # the kit itself, editable; its dependencies are checked against the lock, never moved off it
     spec = f".[{extras}]" if extras else "."
     _run([uv, "pip", "install", "--quiet", *target, "-c", str(lock), "-e", spec], lock)
