@@ -117,3 +117,30 @@ def test_uv_installs_the_lock_and_names_make_lock_when_pyproject_moved(tmp_path:
     assert failed.returncode != 0
     assert failed.stderr.strip().endswith("If pyproject.toml changed since the lock was made, run "
                                           "`make lock`.")
+
+
+def test_uv_is_fetched_once_per_machine_into_the_user_cache(tmp_path: Path) -> None:
+    """The first run on a machine: no uv anywhere, so pip fetches it into the user's cache folder;
+    a second clone of the kit finds it there and fetches nothing."""
+    base = getattr(sys, "_base_executable", sys.executable)  # the Python that made this venv
+    if subprocess.run([base, "-m", "pip", "--version"], capture_output=True).returncode != 0:
+        pytest.skip(f"{base} has no pip to fetch uv with")
+    bootstrap = _bootstrap_module()
+    no_uv_path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                                 if d and not (Path(d) / "uv").exists())
+    env = {**os.environ, "PATH": no_uv_path, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    code = ("import sys; sys.path.insert(0, 'tools'); import bootstrap; "
+            "print('uv:', bootstrap.find_uv(install=True))")
+    expected = tmp_path / "cache" / "mlflow-400-lab" / f"uv-{bootstrap.UV_VERSION}" / "bin" / "uv"
+    for clone in ("first", "second"):
+        project = _project(tmp_path / clone)
+        done = subprocess.run([base, "-c", code], cwd=project, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        fetched = f"Fetching uv {bootstrap.UV_VERSION} into {expected.parent.parent}" in done.stdout
+        assert fetched == (clone == "first"), done.stdout
+        assert done.stdout.strip().endswith(f"uv: {expected}"), done.stdout
+        assert not (project / ".venv").exists()  # the system Python's pip did it; no venv needed
+    assert subprocess.run([str(expected), "--version"], capture_output=True, text=True,
+                          ).stdout.startswith(f"uv {bootstrap.UV_VERSION}")
+

@@ -34,8 +34,8 @@ UV_VERSION = "0.13.9"  # the uv the bootstrap fetches
 UV_MIN = (0, 5)  # an older uv on PATH is not used
 NO_UV_ENV = "MLFLOW_400_LAB_NO_UV"  # set to 1 to install with pip (the fallback) even if uv is there
 LOCK_COMMAND = "make lock"
-# Part of the install stamp: a change in how the kit installs (here: bytecode compiled at install
-# time) reinstalls an existing .venv once.
+# Part of the install stamp: a change in how the kit installs (here: the test install compiles
+# bytecode) reinstalls an existing .venv once.
 INSTALL_FORMAT = "2:compiled-for-tests"
 
 # The README's test command: strict nbval (not --nbval-lax) with the sanitize file, spread over two
