@@ -171,6 +171,8 @@ def find_kit_server() -> ServerHandle | None:
     if not is_kit_process(state):
         _forget_state(config.state_file(), pid)  # stale: the server was killed or rebooted
         return None
+    if _paused(pid):  # Ctrl-Z or SIGSTOP: it cannot answer, so do not wait 10 s to find that out
+        return None
     if _health_version(url, wait=10.0) is None:  # alive but busy (a loaded laptop): be patient
         return None
     return ServerHandle(
@@ -535,6 +537,14 @@ def _alive_record() -> dict | None:
         if record and is_kit_process(record):
             return record
     return None
+
+
+def _paused(pid: int) -> bool:
+    """True when the process is stopped (Ctrl-Z, SIGSTOP, a debugger): alive, and silent."""
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+    except psutil.Error:
+        return False
 
 
 def _refuse_if_alive() -> None:

@@ -52,5 +52,6 @@ def start_recording_server() -> tuple[RecordingServer, ThreadingHTTPServer]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     record = RecordingServer(url=f"http://127.0.0.1:{httpd.server_address[1]}")
     httpd.record = record  # type: ignore[attr-defined]
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    # a short poll: shutdown() at teardown waits up to one poll interval (0.5 s by default)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return record, httpd

@@ -215,7 +215,7 @@ def test_a_live_server_under_pythonoptimize_proxies_pauses_and_a_lost_state(
     started = time.monotonic()
     with pytest.raises(ServerError, match="does not answer: it may be paused"):
         start_server(progress=lambda _: None)
-    assert time.monotonic() - started < 40
+    assert time.monotonic() - started < 5  # its stopped state is read; /health is not awaited
     # The state file truncated on top of that: still no second server on the same SQLite file.
     (own_home / "server.json").write_text('{"pid": ')
     with pytest.raises(ServerError, match="paused or overloaded"):
