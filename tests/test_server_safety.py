@@ -212,6 +212,11 @@ def test_a_live_server_under_pythonoptimize_proxies_pauses_and_a_lost_state(
 
     # Paused (SIGSTOP): alive, not dead. No second server, one sentence, and quickly.
     os.kill(state["pid"], signal.SIGSTOP)
+    paused = psutil.Process(state["pid"])
+    deadline = time.monotonic() + 10  # the signal is delivered asynchronously
+    while paused.status() != psutil.STATUS_STOPPED and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert paused.status() == psutil.STATUS_STOPPED
     started = time.monotonic()
     with pytest.raises(ServerError, match="does not answer: it may be paused"):
         start_server(progress=lambda _: None)
