@@ -371,7 +371,7 @@ def _spawn(port: int, *, home: Path, timeout: float, launcher: str, say: Callabl
                           f"data folder {home} (free space, permissions).") from None
     try:
         try:
-            wait_until_ready(proc, url, started + timeout, log_path, say)
+            wait_until_ready(proc, url, started + timeout, log_path, say, port=port)
         except ServerError:
             if proc.poll() is not None and port_in_use(port):
                 raise _PortRace() from None
@@ -407,14 +407,18 @@ def _spawn(port: int, *, home: Path, timeout: float, launcher: str, say: Callabl
 
 
 def wait_until_ready(proc: subprocess.Popen, url: str, deadline: float, log_path: Path,
-                      say: Callable[[str], None]) -> None:
-    """Poll /health, then warm the store (a fresh SQLite file is migrated on first use)."""
+                      say: Callable[[str], None], *, port: int | None = None) -> None:
+    """Poll /health, then warm the store (a fresh SQLite file is migrated on first use).
+
+    With `port`, an answer counts only once `proc` itself listens there: when another program
+    took the port first, `proc` is left to exit on its own (its bind fails after its database
+    set-up is done), never killed halfway through creating its tables."""
     next_note = time.monotonic() + 5
     while True:
         if proc.poll() is not None:
             raise ServerError(f"The MLflow server exited during startup (code {proc.returncode}). "
                               f"Last lines of {log_path}:\n{_tail(log_path)}")
-        if _health_version(url, wait=0) is not None:
+        if _health_version(url, wait=0) is not None and (port is None or _listens(proc.pid, port)):
             break
         now = time.monotonic()
         if now > deadline:

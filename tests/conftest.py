@@ -40,9 +40,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     home = tempfile.mkdtemp(prefix="mlflow-400-lab-test-")
     config.use_reproducible_env(home)
     _session["home"] = home
-    # Any free port, not the kit's 5400: two workers racing for 5400 cost one of them a second
-    # start-up (notebook outputs show the port as PORT through the sanitize file).
-    _session["server"] = start_server(port=free_port())
+    # The first worker's server takes the kit's port 5400 (when free) and holds it for the whole
+    # run, so the servers tests start take free ports without racing for it; the other workers'
+    # take any free port, never racing the first for 5400 (notebook outputs show PORT).
+    first = os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0"
+    _session["server"] = start_server(port=None if first else free_port())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -165,3 +165,63 @@ def test_simultaneous_first_starts_share_one_server(own_home: Path) -> None:
     finally:
         for handle in handles:
             handle.stop()
+
+
+_OTHER_PROGRAM = """
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Answer(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"3.17.2" if self.path == "/version" else b"OK"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+httpd = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+print(httpd.server_address[1], flush=True)
+httpd.serve_forever()
+"""
+
+
+def test_a_port_taken_while_the_server_starts_is_left_to_its_owner(
+        own_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another program's server takes the port between the kit's check and its server's bind
+    (two kits, two data folders, both wanting 5400). Its /health answers at once; the kit's own
+    server must not be taken for ready, nor killed in the middle of creating its tables: it is
+    left to fail its bind and exit, and the kit starts again on a free port."""
+    other = subprocess.Popen([sys.executable, "-c", _OTHER_PROGRAM], stdout=subprocess.PIPE,
+                             text=True)  # its own process, as another program's server would be
+    taken = int(other.stdout.readline())
+    checked: list[int] = []
+    truth = server.port_in_use
+
+    def free_when_checked(port: int, host: str = "127.0.0.1") -> bool:
+        """The race: the port looks free at the kit's first look, and is taken from then on."""
+        checked.append(port)
+        return False if checked.count(taken) == 1 and port == taken else truth(port, host)
+
+    monkeypatch.setattr(server, "DEFAULT_PORT", taken)
+    monkeypatch.setattr(server, "port_in_use", free_when_checked)
+    spawned: list[subprocess.Popen] = []
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(server.subprocess, "Popen",
+                        lambda *a, **k: spawned.append(real_popen(*a, **k)) or spawned[-1])
+    try:
+        handle = start_server(progress=lambda _: None)
+    finally:
+        other.kill()
+        other.wait()
+    try:
+        assert taken in checked and handle.url != f"http://127.0.0.1:{taken}"
+        assert len(spawned) == 2
+        # the first server was not killed: it ended on its own when its bind failed, with
+        # uvicorn's STARTUP_FAILURE status (3), after MLflow had set up its database
+        assert spawned[0].returncode == 3, spawned[0].returncode
+        assert requests.get(f"{handle.url}/api/2.0/mlflow/experiments/search",
+                            params={"max_results": 1}, timeout=10).status_code == 200
+    finally:
+        handle.stop()
