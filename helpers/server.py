@@ -376,8 +376,6 @@ def _spawn(port: int, *, home: Path, timeout: float, launcher: str, say: Callabl
             if proc.poll() is not None and port_in_use(port):
                 raise _PortRace() from None
             raise
-        if not _listens(proc.pid, port):  # /health answered, but from another program's server
-            raise _PortRace()
         identity = psutil.Process(proc.pid)
         state = {"pid": proc.pid, "create_time": identity.create_time(),
                  "cmdline": identity.cmdline(), "url": url, "port": port,

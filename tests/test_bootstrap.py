@@ -143,4 +143,3 @@ def test_uv_is_fetched_once_per_machine_into_the_user_cache(tmp_path: Path) -> N
         assert not (project / ".venv").exists()  # the system Python's pip did it; no venv needed
     assert subprocess.run([str(expected), "--version"], capture_output=True, text=True,
                           ).stdout.startswith(f"uv {bootstrap.UV_VERSION}")
-

@@ -167,35 +167,13 @@ def test_simultaneous_first_starts_share_one_server(own_home: Path) -> None:
             handle.stop()
 
 
-_OTHER_PROGRAM = """
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-class Answer(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b"3.17.2" if self.path == "/version" else b"OK"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-httpd = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-print(httpd.server_address[1], flush=True)
-httpd.serve_forever()
-"""
-
-
 def test_a_port_taken_while_the_server_starts_is_left_to_its_owner(
-        own_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        own_home: Path, server_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another program's server takes the port between the kit's check and its server's bind
     (two kits, two data folders, both wanting 5400). Its /health answers at once; the kit's own
     server must not be taken for ready, nor killed in the middle of creating its tables: it is
     left to fail its bind and exit, and the kit starts again on a free port."""
-    other = subprocess.Popen([sys.executable, "-c", _OTHER_PROGRAM], stdout=subprocess.PIPE,
-                             text=True)  # its own process, as another program's server would be
-    taken = int(other.stdout.readline())
+    taken = int(server_url.rsplit(":", 1)[1])  # the other kit: the session's server, its own process
     checked: list[int] = []
     truth = server.port_in_use
 
@@ -210,11 +188,7 @@ def test_a_port_taken_while_the_server_starts_is_left_to_its_owner(
     real_popen = subprocess.Popen
     monkeypatch.setattr(server.subprocess, "Popen",
                         lambda *a, **k: spawned.append(real_popen(*a, **k)) or spawned[-1])
-    try:
-        handle = start_server(progress=lambda _: None)
-    finally:
-        other.kill()
-        other.wait()
+    handle = start_server(progress=lambda _: None)
     try:
         assert taken in checked and handle.url != f"http://127.0.0.1:{taken}"
         assert len(spawned) == 2
