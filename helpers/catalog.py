@@ -1,11 +1,13 @@
 """Look up MLflow REST endpoints in the server model, by URL, path, suffix or RPC name.
 
 The model itself (routes, fields, the handlers' schemas, limits) is helpers.server_model,
-derived at runtime from the installed MLflow; this module only finds endpoints in it.
+derived at runtime from the installed MLflow; this module finds endpoints in it, and routes a
+URL path as the server does (Flask's url map, and the routes served outside it).
 
 For tools that document the API (the OpenAPI generator): `endpoints()` lists every route and
 method; each `Endpoint` has `http_methods`, `paths`, `request` and `fields`, and each `Field`
-has `name`, `json_name`, `type`, `repeated`, `required`/`required_by` (from the handler),
+has `name`, `json_name`, `type`, `repeated`, `enforced` (by the handler), `documented`
+(by the proto), `timestamp`,
 `checks` (the handler's validators, in order), `limits` (e.g. ("max", 50000),
 ("max_items", 100), ("max_length", 250)), nested `fields`, `enum_values` and `location`
 ("query" for a GET, else "body").
@@ -13,16 +15,19 @@ has `name`, `json_name`, `type`, `repeated`, `required`/`required_by` (from the 
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
 import re
 from urllib.parse import urlsplit
 
+from helpers import source
 from helpers.errors import KitError
-from helpers.server_model import PREFIXES, Endpoint, Field, HandlerRule, match
+from helpers.server_model import PREFIXES, Endpoint, Field, HandlerRule
 from helpers.server_model import endpoints as _model_endpoints
 
 __all__ = ["PREFIXES", "Endpoint", "Field", "HandlerRule", "UnknownEndpoint",
-           "endpoint", "endpoints", "match_path"]
+           "endpoint", "endpoints", "match_path", "other_route", "path_params"]
 
 
 class UnknownEndpoint(KitError, LookupError):
@@ -32,11 +37,6 @@ class UnknownEndpoint(KitError, LookupError):
 def endpoints() -> list[Endpoint]:
     """Every endpoint the server routes from MLflow's protos and handlers.py, in its order."""
     return list(_model_endpoints())
-
-
-def match_path(path: str) -> list[Endpoint]:
-    """Endpoints served at exactly this URL path (a Flask <param> matches one segment)."""
-    return match(path)
 
 
 def endpoint(path_or_name: str, method: str | None = None) -> Endpoint:
@@ -50,7 +50,7 @@ def endpoint(path_or_name: str, method: str | None = None) -> Endpoint:
     if "://" in query:
         query = urlsplit(query).path
     # A served path (with its /api/2.0 prefix) must match exactly, as Flask's router does.
-    candidates = match(query) if query.startswith(PREFIXES) else _match_loose(query)
+    candidates = match_path(query) if query.startswith(PREFIXES) else _match_loose(query)
     if method is not None:
         candidates = [e for e in candidates if method.upper() in e.http_methods] or candidates
     if len(candidates) == 1:
@@ -74,6 +74,86 @@ def _match_loose(query: str) -> list[Endpoint]:
     if by_name:
         return by_name
     return [e for e in _model_endpoints() if any(p.lower().endswith("/" + key) for p in e.paths)]
+
+
+# ------------------------------------------------------------------ the router
+
+
+@functools.cache
+def _routes() -> tuple[tuple[re.Pattern[str], Endpoint], ...]:
+    return tuple((_compile(p), e) for e in _model_endpoints() for p in e.paths)
+
+
+def _compile(route: str) -> re.Pattern[str]:
+    """A Flask (`<x>`, `<path:x>`) or FastAPI (`{x}`, `{x:path}`) route as a regex with one
+    named group per parameter."""
+    out = []
+    for part in re.split(r"(<(?:\w+:)?\w+>|\{\w+(?::\w+)?\})", route):
+        if part and part[0] in "<{" and part[-1] in ">}":
+            words = part[1:-1].split(":")
+            name = words[-1] if part[0] == "<" else words[0]
+            out.append(f"(?P<{name}>{'.+' if 'path' in words[:-1] + words[1:] else '[^/]+'})")
+        else:
+            out.append(re.escape(part))
+    return re.compile("".join(out))
+
+
+def match_path(path: str) -> list[Endpoint]:
+    """Endpoints served at exactly this URL path (a route parameter matches one segment)."""
+    return [e for pattern, e in _routes() if pattern.fullmatch(path)]
+
+
+def path_params(ep: Endpoint, path: str) -> dict[str, str]:
+    """The route parameters Flask passes the handler (`artifact_path`, `trace_id` ...)."""
+    found = next((m for p, e in _routes() if e is ep and (m := p.fullmatch(path))), None)
+    return found.groupdict() if found else {}
+
+
+
+@functools.cache
+def _other_routes() -> tuple[re.Pattern[str], ...]:
+    """Routes served outside get_endpoints: mlflow/server/__init__.py's `@app.route`s and the
+    FastAPI routers (path literals, with their router's prefix), read with `ast`."""
+    found: list[str] = []
+    for relative in ("server/__init__.py", "server/fastapi_app.py", "server/otel_api.py",
+                     "server/job_api.py", "server/gateway_api.py", "server/artifact_router.py",
+                     "server/server_info_api.py", "server/mcp_server_api.py",
+                     "server/assistant/api.py"):
+        try:
+            tree = source.tree(relative)
+        except OSError:
+            continue
+        consts = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                  for t in n.targets if isinstance(t, ast.Name)
+                  and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)}
+        prefixes = []
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "APIRouter":
+                for k in call.keywords:
+                    if k.arg == "prefix":
+                        prefixes.append(consts.get(getattr(k.value, "id", ""),
+                                                   getattr(k.value, "value", "")) or "")
+        # A router without its own prefix is included under the module's *_PREFIX constants.
+        prefixes = prefixes or [v for k, v in consts.items() if k.endswith("PREFIX")] or [""]
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and \
+                    call.func.attr in ("route", "get", "post", "put", "patch", "delete",
+                                       "api_route", "add_api_route") and call.args:
+                arg = call.args[0]
+                if isinstance(arg, ast.Call) and arg.args:  # _add_static_prefix("/x")
+                    arg = arg.args[0]
+                text = getattr(arg, "value", None) if isinstance(arg, ast.Constant) else \
+                    consts.get(getattr(arg, "id", ""))
+                if isinstance(text, str) and text.startswith("/"):
+                    found += [p + text for p in prefixes]
+                elif isinstance(text, str) and text == "":
+                    found += [p for p in prefixes if p]
+    return tuple(_compile(p) for p in dict.fromkeys(found))
+
+
+def other_route(path: str) -> bool:
+    """True when a route outside the model (health, static files, FastAPI routers) serves it."""
+    return any(p.fullmatch(path) for p in _other_routes())
 
 
 def __getattr__(name: str) -> object:

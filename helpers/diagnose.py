@@ -16,8 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from helpers.display import Table, status_line
-from helpers.preflight import Verdict, describe_json_error, preflight
-from helpers.server_model import security
+from helpers.model_table import StateRule
+from helpers.preflight import Verdict, preflight
+from helpers.preflight_advice import describe_json_error
+from helpers.preflight_store import describe
+from helpers.source import security
 from helpers.wire import Exchange
 
 _KIND_WORDS = {"html": "an HTML", "text": "a plain-text", "json": "a JSON", "empty": "an empty",
@@ -145,31 +148,12 @@ def _state_answer(verdict: Verdict, exchange: Exchange) -> _Found:
     if verdict.errors:  # the model saw a problem but not the answer it leads to
         f = verdict.errors[0]
         return f.id, "error", f.message, f.check, f.fix
-    if state is not None:
-        found = re.match(r"^Run with id=(\S*) not found", message)
-        if found:
-            return ("run-not-found", "error", f"The request passed every check, then the store "
-                    f"found no run with id={found.group(1)}.", f"{_STORE}::SqlAlchemyStore._get_run",
-                    "Use the run_id of an existing run (runs/create returns it; runs/search lists "
-                    "them).")
-        found = re.match(r"^The (run|experiment) \S+ must be in the 'active' state\. Current "
-                         r"state is (\w+)", message)
-        if found:
-            what, stage = found.groups()
-            return ("not-active", "error", f"The {what} exists but is {stage}; only active runs "
-                    "and experiments accept changes.",
-                    f"{_STORE}::SqlAlchemyStore._check_{what}_is_active",
-                    f"Restore it first ({what}s/restore), or use an active one.")
-        found = re.match(r"^Changing param values is not allowed\. Param(?: with key='([^']*)'"
-                         r"| ?s were already logged)?", message)
-        if found:
-            key = found.group(1)
-            return ("param-overwrite", "error",
-                    (f"Param '{key}' already" if key else "A param of this batch already")
-                    + " has a different value in this run; params are write-once.",
-                    f"{_STORE}::SqlAlchemyStore.log_param",
-                    "Log the same value again (allowed), use a new key, or start a new run; "
-                    "values that change over time belong in metrics.")
+    rule = _state_rule(verdict, message) if state is not None else None
+    if rule is not None:
+        rule, value = rule
+        return (rule.id, "error", "The request passed every check; the answer comes from the "
+                f"server's state, where this did not hold: {describe(rule, value)}.",
+                rule.check, rule.fix)
     if code == "RESOURCE_ALREADY_EXISTS":
         return ("already-exists", "error", f"Something with that name already exists: {first} "
                 "(names are unique; the rest of the message is the database's own text).",
@@ -187,6 +171,19 @@ def _state_answer(verdict: Verdict, exchange: Exchange) -> _Found:
             f"({open_step or 'the model has no rule for this answer'})",
             "an MLflow handler or store check", "Read the message: MLflow's messages name the "
             "field and the rule that failed.")
+
+
+def _state_rule(verdict: Verdict, message: str) -> tuple[StateRule, str | None] | None:
+    """The state rule (helpers/model_table.py) whose MLflow message this is, and the value it
+    names."""
+    rules = verdict.endpoint.store.state if verdict.endpoint and verdict.endpoint.store else ()
+    for rule in rules:
+        pattern = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>.*?)",
+                         re.escape(rule.message.rstrip("…")))
+        found = re.match(pattern + ("" if rule.message.endswith("…") else "$"), message)
+        if found:
+            return rule, found.groupdict().get("value")
+    return None
 
 
 def _answer_side(verdict: Verdict, exchange: Exchange) -> _Found:

@@ -23,3 +23,8 @@ def install_notebook_handler() -> None:
         print(f"{etype.__name__}: {value}", file=sys.stderr)
 
     ipython.set_custom_exc((KitError,), _show)
+
+
+class NotModelled(Exception):
+    """A step of the server the model cannot run (preflight turns it into a "not-modelled"
+    finding; it never reaches a learner as an error)."""

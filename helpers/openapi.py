@@ -99,10 +99,11 @@ def _operations_from_model(endpoints: Any) -> list[Operation]:
 
     Reads its `Endpoint`/`Field`: paths, http_methods, handler, decorators, reads_run_uuid,
     request (None off the protos), store (timestamps, state, truncates); per field: type,
-    message, repeated, fields, enum_values, required_by, handler_checks, limits
+    message, repeated, fields, enum_values, enforced, documented, handler_checks, limits
     (("max_length"|"max_items"|"min"|"max", n), ...).
     """
     from helpers import server_model
+    from helpers.preflight_store import describe
 
     ops: list[Operation] = []
     for ep in endpoints:
@@ -116,8 +117,7 @@ def _operations_from_model(endpoints: Any) -> list[Operation]:
                       for name, n in store.truncates]
             if store.state:
                 notes.append("Depends on server state: " + "; ".join(
-                    server_model.STATE_KINDS[kind].format(f"<{name}>") for kind, name in store.state)
-                    + ".")
+                    describe(r, f"<{r.field}>") for r in store.state) + ".")
         if ep.reads_run_uuid:
             notes.append("`run_uuid` (deprecated) is accepted in place of `run_id`.")
         disabled = tuple(_DISABLING[d] for d in ep.decorators if d in _DISABLING)
@@ -127,7 +127,7 @@ def _operations_from_model(endpoints: Any) -> list[Operation]:
             path_params = set(re.findall(r"<(?:\w+:)?(\w+)>", path))
             for method in ep.http_methods:
                 fields = tuple(_param_from_model(f, ep.request is None) for f in ep.fields
-                               if f.name not in path_params or f.required_by == "handler")
+                               if f.name not in path_params or f.enforced)
                 ops.append(Operation(
                     path=path, method=method, name=ep.name, group=ep.service,
                     handler=ep.handler or "", handler_line=server_model.handler_lines().get(ep.handler or ""),
@@ -153,7 +153,7 @@ def _param_from_model(f: Any, plain: bool) -> Param:
         nested = (_map_value(f.message),)
     return Param(
         name=f.name, kind=kind, repeated=repeated,
-        required=f.required_by == "handler" or "secret_value" in f.handler_checks,
+        required=f.enforced or "secret_value" in f.handler_checks,
         enum=tuple(f.enum_values), minimum=limits.get("min"), maximum=limits.get("max"),
         max_length=limits.get("max_length") if kind == "string" and not repeated else None,
         max_items=limits.get("max_items") if repeated else None, fields=nested)

@@ -11,6 +11,7 @@ typed without quotes) is sent as a string, so a learner never has to fight the q
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 import requests
 
 from helpers import runs
+from helpers.model_table import SECONDS_THRESHOLD
 from helpers.wire import Exchange, SentRequest, resolve_url, send
 
 API = "/api/2.0/mlflow"
@@ -42,8 +44,6 @@ BODY_STYLES = ("valid JSON", "unquoted keys", "trailing comma", "single quotes",
 
 #: A well-formed run id (32 hex digits) that no server has: the answer is 404, not 400.
 NONEXISTENT_RUN_ID = "0123456789abcdef0123456789abcdef"
-#: Fields that hold milliseconds since the epoch.
-TIMESTAMP_FIELDS = frozenset({"timestamp", "start_time"})
 
 
 class Omit:
@@ -71,15 +71,19 @@ class FieldSpec:
     name: str
     type: str
     repeated: bool = False
+    #: The handler refuses a request without it (not: the proto documents it).
     required: bool = False
+    #: Milliseconds since the epoch.
+    timestamp: bool = False
 
 
+@functools.cache
 def fields_for(endpoint: str) -> tuple[FieldSpec, ...]:
     """The endpoint's top-level fields, from the catalog (MLflow's own protobuf descriptors)."""
     from helpers import catalog
 
     found = catalog.endpoint(ENDPOINTS[endpoint])
-    return tuple(FieldSpec(f.name, f.type, bool(f.repeated), bool(f.required))
+    return tuple(FieldSpec(f.name, f.type, f.repeated, f.enforced, f.timestamp)
                  for f in found.fields)
 
 
@@ -280,9 +284,9 @@ def _same_value(name: str, text: str, before: str) -> bool:
     """Equal values, or two millisecond timestamps (a fresh "now" is not a change)."""
     if text == before:
         return True
-    if name in TIMESTAMP_FIELDS:
+    if any(s.timestamp and s.name == name for e in ENDPOINTS for s in fields_for(e)):
         new, old = parse_value(text), parse_value(before)
-        return all(isinstance(v, int) and not isinstance(v, bool) and v >= 10**12
+        return all(isinstance(v, int) and not isinstance(v, bool) and v >= SECONDS_THRESHOLD
                    for v in (new, old))
     return False
 

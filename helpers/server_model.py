@@ -5,9 +5,8 @@ itself without importing `mlflow.server`: routes from the services' `rpc` option
 tuples of `handlers.py::get_endpoints`; every handler's `schema={...}` dict, read with `ast`,
 its validators MLflow's own `_assert_*` functions compiled from the same source (asserts kept,
 so it works under `python -O`); limits from MLflow's constants, security rules and messages
-from `mlflow/server/security_utils.py`, loaded from its file. What cannot be derived is in the
-commented tables at the end (`STORE`, `JSON_DEPTH_LIMIT`), tested live by
-tests/test_handler_rules.py and tests/test_model_agreement.py.
+from `mlflow/server/security_utils.py`, loaded from its file. What cannot be derived is in
+the one hand table, helpers/model_table.py (docs/architecture.md says where each fact lives).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import importlib.util
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from types import ModuleType
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -30,8 +28,10 @@ from mlflow.protos import databricks_pb2
 from mlflow.store.artifact.host_policy import (
     HOST_ADDRESSED_ARTIFACT_SCHEMES as HOST_ADDRESSED_ARTIFACT_SCHEMES,  # re-exported
 )
-from mlflow.utils import validation as uv
 
+from helpers import source
+from helpers.errors import NotModelled
+from helpers.model_table import STORE, StoreRule
 from helpers.source import mlflow_file
 
 HANDLERS = "server/handlers.py"
@@ -75,10 +75,12 @@ class Field:
     message: str | None
     fields: tuple[Field, ...]
     enum_values: tuple[str, ...]
-    required: bool
-    #: "handler" when the server rejects a request without it, "proto" when only the proto's
-    #: `validate_required` option says so (documented, not enforced by this server).
-    required_by: str | None
+    #: The handler rejects a request without it (its schema's `required`, or a nested
+    #: `_assert_<field>_fields_present`).
+    enforced: bool
+    #: The proto's `validate_required` option marks it required: documented, which this server
+    #: may or may not enforce (log-param's `value` is documented, not enforced).
+    documented: bool
     handler_checks: tuple[str, ...]
     #: The handler's validators for this field, in order (empty: none).
     checks: tuple[Check, ...] = ()
@@ -86,22 +88,8 @@ class Field:
     limits: tuple[tuple[str, int], ...] = ()
     #: "body", or "query" for a GET.
     location: str = "body"
-
-
-@dataclass(frozen=True)
-class StoreRule:
-    """What the store does after the handler's checks pass: not derivable, typed by hand."""
-
-    #: mlflow/utils/validation.py validators the store runs first, in order.
-    checks: tuple[str, ...] = ()
-    #: Limits the store enforces or truncates at, per field path.
-    limits: tuple[tuple[str, int], ...] = ()
-    #: Fields holding milliseconds since the epoch.
-    timestamps: tuple[str, ...] = ()
-    #: The server state that still decides the answer, as (kind, field): see `STORE`.
-    state: tuple[tuple[str, str], ...] = ()
-    #: Silent changes: (field path, limit) truncated without an error.
-    truncates: tuple[tuple[str, int], ...] = ()
+    #: Holds milliseconds since the epoch (the store rule's `timestamps`).
+    timestamp: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,10 +151,10 @@ class Endpoint:
         return HandlerRule(
             handler=self.handler or "", reads_run_uuid=self.reads_run_uuid,
             schema=tuple((k, tuple(c.name for c in cs)) for k, cs in self.schema),
-            nested_required=tuple(
-                (f.name, tuple(g.name for g in f.fields if g.required_by == "handler"))
-                for f in self.fields if any(g.required_by == "handler" for g in f.fields)),
-            limits=store.limits, store_checks=store.checks, timestamp_fields=store.timestamps)
+            nested_required=tuple((f.name, tuple(g.name for g in f.fields if g.enforced))
+                                  for f in self.fields if any(g.enforced for g in f.fields)),
+            limits=store.limits, timestamp_fields=store.timestamps,
+            store_checks=tuple(v.fn for v in store.validators if ":" not in v.fn))
 
 
 @dataclass(frozen=True)
@@ -181,47 +169,15 @@ class HandlerRule:
     store_checks: tuple[str, ...] = ()
     timestamp_fields: tuple[str, ...] = ()
 
-    def checks_for(self, field_name: str) -> tuple[str, ...]:
-        """The handler's checks for one top-level field, in order (() -> none)."""
-        return dict(self.schema).get(field_name, ())
-
 
 # --------------------------------------------------------------------------- MLflow sources
-
-
-@functools.cache
-def _tree(relative: str) -> ast.Module:
-    return ast.parse(mlflow_file(relative).read_text(encoding="utf-8"))
-
-
-@functools.cache
-def _module_file(relative: str) -> ModuleType:
-    """Load one mlflow/server/*.py file on its own, without running mlflow/server/__init__.py:
-    only for files that import nothing of the server (security_utils.py, validation.py)."""
-    name = "_lab400_mlflow_" + relative.replace("/", "_").removesuffix(".py")
-    spec = importlib.util.spec_from_file_location(name, mlflow_file(relative))
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load mlflow/{relative}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def security() -> ModuleType:
-    """mlflow/server/security_utils.py: allowed hosts, CORS rules, their messages."""
-    return _module_file("server/security_utils.py")
-
-
-def validation() -> ModuleType:
-    """mlflow/server/validation.py: `_validate_content_type`."""
-    return _module_file("server/validation.py")
 
 
 @functools.cache
 def _imports() -> dict[str, tuple[str, str | None]]:
     """handlers.py's module-level imports: name -> (module, attribute or None)."""
     table: dict[str, tuple[str, str | None]] = {}
-    for node in _tree(HANDLERS).body:
+    for node in source.tree(HANDLERS).body:
         if isinstance(node, ast.ImportFrom) and node.module:
             for alias in node.names:
                 table[alias.asname or alias.name] = (node.module, alias.name)
@@ -256,7 +212,7 @@ def handler_lines() -> dict[str, int]:
 @functools.cache
 def _top_defs() -> dict[str, ast.stmt]:
     out: dict[str, ast.stmt] = {}
-    for node in _tree(HANDLERS).body:
+    for node in source.tree(HANDLERS).body:
         if isinstance(node, ast.FunctionDef):
             out[node.name] = node
         elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
@@ -281,6 +237,11 @@ def _validators() -> dict[str, Any]:
     return namespace
 
 
+def schema_validator() -> Callable[..., Any]:
+    """handlers.py::_validate_param_against_schema, compiled from MLflow's source."""
+    return _validators()["_validate_param_against_schema"]
+
+
 def _fill(namespace: dict[str, Any], nodes: list[ast.stmt]) -> None:
     """Compile `nodes` into `namespace`, resolving their free names through the imports."""
     known = set(namespace) | {getattr(n, "name", None) for n in nodes} | set(dir(builtins))
@@ -303,10 +264,6 @@ class _Unresolved:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise NotModelled(f"{self.name} is not importable without the server")
-
-
-class NotModelled(Exception):
-    """A step of the server the model cannot run."""
 
 
 def _check(expr: ast.expr, namespace: dict[str, Any]) -> Check:
@@ -360,7 +317,7 @@ class _Handler:
 def handlers() -> dict[str, _Handler]:
     """Every handler function of handlers.py that passes a `schema={...}` dict, by name."""
     out: dict[str, _Handler] = {}
-    for fn in _tree(HANDLERS).body:
+    for fn in source.tree(HANDLERS).body:
         if not isinstance(fn, ast.FunctionDef):
             continue
         call = next((c for c in ast.walk(fn) if isinstance(c, ast.Call)
@@ -571,169 +528,18 @@ def _field(name: str, json_name: str, type_: str, repeated: bool, message: str |
            nested: tuple[Field, ...], enums: tuple[str, ...], checks: tuple[Check, ...],
            store: StoreRule | None, location: str, proto_required: bool = False,
            path: str = "") -> Field:
-    handler_required = any(c.name == "required" for c in checks)
     limits = tuple(lim for c in checks for lim in c.limits)
     if store is not None:
         kind = "max_items" if repeated else "max_length"
         limits += tuple((kind, v) for p, v in store.limits if p == (path or name))
     return Field(name=name, json_name=json_name, type=type_, repeated=repeated, message=message,
-                 fields=nested, enum_values=enums, required=handler_required or proto_required,
-                 required_by="handler" if handler_required else
-                 ("proto" if proto_required else None),
+                 fields=nested, enum_values=enums,
+                 enforced=any(c.name == "required" for c in checks), documented=proto_required,
                  handler_checks=tuple(c.name for c in checks), checks=checks, limits=limits,
-                 location=location)
-
-
-@functools.cache
-def _routes() -> tuple[tuple[re.Pattern[str], Endpoint], ...]:
-    return tuple((_compile(p), e) for e in endpoints() for p in e.paths)
-
-
-def _compile(route: str) -> re.Pattern[str]:
-    """A Flask (`<x>`, `<path:x>`) or FastAPI (`{x}`, `{x:path}`) route as a regex with one
-    named group per parameter."""
-    out = []
-    for part in re.split(r"(<(?:\w+:)?\w+>|\{\w+(?::\w+)?\})", route):
-        if part and part[0] in "<{" and part[-1] in ">}":
-            words = part[1:-1].split(":")
-            name = words[-1] if part[0] == "<" else words[0]
-            out.append(f"(?P<{name}>{'.+' if 'path' in words[:-1] + words[1:] else '[^/]+'})")
-        else:
-            out.append(re.escape(part))
-    return re.compile("".join(out))
-
-
-def match(path: str) -> list[Endpoint]:
-    """Endpoints served at exactly this URL path (a route parameter matches one segment)."""
-    return [e for pattern, e in _routes() if pattern.fullmatch(path)]
-
-
-def path_params(ep: Endpoint, path: str) -> dict[str, str]:
-    """The route parameters Flask passes the handler (`artifact_path`, `trace_id` ...)."""
-    found = next((m for p, e in _routes() if e is ep and (m := p.fullmatch(path))), None)
-    return found.groupdict() if found else {}
-
-
-
-@functools.cache
-def _other_routes() -> tuple[re.Pattern[str], ...]:
-    """Routes served outside get_endpoints: mlflow/server/__init__.py's `@app.route`s and the
-    FastAPI routers (path literals, with their router's prefix), read with `ast`."""
-    found: list[str] = []
-    for relative in ("server/__init__.py", "server/fastapi_app.py", "server/otel_api.py",
-                     "server/job_api.py", "server/gateway_api.py", "server/artifact_router.py",
-                     "server/server_info_api.py", "server/mcp_server_api.py",
-                     "server/assistant/api.py"):
-        try:
-            tree = _tree(relative)
-        except OSError:
-            continue
-        consts = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
-                  for t in n.targets if isinstance(t, ast.Name)
-                  and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)}
-        prefixes = []
-        for call in ast.walk(tree):
-            if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "APIRouter":
-                for k in call.keywords:
-                    if k.arg == "prefix":
-                        prefixes.append(consts.get(getattr(k.value, "id", ""),
-                                                   getattr(k.value, "value", "")) or "")
-        # A router without its own prefix is included under the module's *_PREFIX constants.
-        prefixes = prefixes or [v for k, v in consts.items() if k.endswith("PREFIX")] or [""]
-        for call in ast.walk(tree):
-            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and \
-                    call.func.attr in ("route", "get", "post", "put", "patch", "delete",
-                                       "api_route", "add_api_route") and call.args:
-                arg = call.args[0]
-                if isinstance(arg, ast.Call) and arg.args:  # _add_static_prefix("/x")
-                    arg = arg.args[0]
-                text = getattr(arg, "value", None) if isinstance(arg, ast.Constant) else \
-                    consts.get(getattr(arg, "id", ""))
-                if isinstance(text, str) and text.startswith("/"):
-                    found += [p + text for p in prefixes]
-                elif isinstance(text, str) and text == "":
-                    found += [p for p in prefixes if p]
-    return tuple(_compile(p) for p in dict.fromkeys(found))
-
-
-def other_route(path: str) -> bool:
-    """True when a route outside the model (health, static files, FastAPI routers) serves it."""
-    return any(p.fullmatch(path) for p in _other_routes())
+                 location=location,
+                 timestamp=store is not None and (path or name) in store.timestamps)
 
 
 @functools.cache
 def message_class(full_name: str) -> Any:
     return GetMessageClass(Default().FindMessageTypeByName(full_name))
-
-
-# ------------------------------------------------------------------ what cannot be derived
-#
-# What the SQL store does once a handler's schema check passed (MLflow 3.17.2,
-# mlflow/store/tracking/sqlalchemy_store.py and the validators it calls). Keyed by RPC name;
-# an RPC with no entry gets a "not modelled" finding after its schema check. Each entry is
-# tested against the live server by tests/test_store_table.py.
-#: Not in any source: the deepest JSON nesting the server survives. Deeper, its json.loads
-#: raises RecursionError (not the ValueError get_json catches): 500. Measured on the kit's
-#: server (uvicorn, MLflow 3.17.2): 978 levels answer, 979 crash. It depends on the server's
-#: call stack, so preflight leaves the few levels around it "not modelled".
-JSON_DEPTH_LIMIT = 978
-
-#: The state kinds of `StoreRule.state`, each settled in state-aware mode by helpers.preflight
-#: ({} is the field's value).
-STATE_KINDS = {
-    "run:active": "run '{}' exists (else 404) and is active (else 400)",
-    "run:exists": "run '{}' exists, active or deleted (else 404)",
-    "experiment:active": "experiment '{}' exists (else 404) and is active (else 400)",
-    "experiment:active-or-404": "experiment '{}' exists and is active (else 404)",
-    "experiment:deleted-or-404": "experiment '{}' exists and is deleted (else 404)",
-    "experiment-name:free": "no experiment is named '{}' yet (else 400)",
-    "param:unchanged": "no param of this request was logged before with another value "
-                       "(params are write-once: else 400)",
-    "tag:exists": "the run has a tag '{}' (else 404)",
-}
-_RUN = (("run:active", "run_id"),)
-STORE: dict[str, StoreRule] = {
-    # SqlAlchemyStore.create_experiment: name, artifact location, tags; names are unique.
-    "createExperiment": StoreRule(
-        checks=("_validate_experiment_name", "_validate_experiment_artifact_location",
-                "_validate_experiment_tag"),
-        limits=(("name", uv.MAX_EXPERIMENT_NAME_LENGTH),
-                ("tags[].key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
-                ("tags[].value", uv.MAX_EXPERIMENT_TAG_VAL_LENGTH)),
-        state=(("experiment-name:free", "name"),)),
-    # create_run: the experiment must exist; start_time is ms, stored as sent.
-    "createRun": StoreRule(checks=("_parse_experiment_id",), timestamps=("start_time",),
-                           state=(("experiment:active", "experiment_id"),)),
-    "updateRun": StoreRule(timestamps=("end_time",), state=_RUN),
-    "deleteRun": StoreRule(state=(("run:exists", "run_id"),)),
-    "restoreRun": StoreRule(state=(("run:exists", "run_id"),)),
-    # _log_metrics_once -> _validate_metric: finite or not, timestamps non-negative ms.
-    "logMetric": StoreRule(checks=("_validate_metric",),
-                           limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
-                           timestamps=("timestamp",), state=_RUN),
-    # log_param: write-once (another value for a logged key: 400); long values truncated.
-    "logParam": StoreRule(checks=("_validate_param",), limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
-                          state=(*_RUN, ("param:unchanged", "key")),
-                          truncates=(("value", uv.MAX_PARAM_VAL_LENGTH),)),
-    "setTag": StoreRule(checks=("_validate_tag",), limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
-                        state=_RUN, truncates=(("value", uv.MAX_TAG_VAL_LENGTH),)),
-    "deleteTag": StoreRule(state=(*_RUN, ("tag:exists", "key"))),
-    # log_batch: the batch validators, then the run; params write-once, values truncated.
-    "logBatch": StoreRule(
-        checks=("_validate_run_id", "_validate_batch_log_data", "_validate_batch_log_limits",
-                "_validate_param_keys_unique"),
-        limits=(("metrics", uv.MAX_METRICS_PER_BATCH), ("params", uv.MAX_PARAMS_TAGS_PER_BATCH),
-                ("tags", uv.MAX_PARAMS_TAGS_PER_BATCH)),
-        timestamps=("metrics[].timestamp",), state=(*_RUN, ("param:unchanged", "params")),
-        truncates=(("params[].value", uv.MAX_PARAM_VAL_LENGTH),
-                   ("tags[].value", uv.MAX_TAG_VAL_LENGTH))),
-    "setExperimentTag": StoreRule(
-        checks=("_validate_experiment_tag", "_parse_experiment_id"),
-        limits=(("key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
-                ("value", uv.MAX_EXPERIMENT_TAG_VAL_LENGTH)),
-        state=(("experiment:active", "experiment_id"),)),
-    "deleteExperiment": StoreRule(checks=("_parse_experiment_id",),
-                                  state=(("experiment:active-or-404", "experiment_id"),)),
-    "restoreExperiment": StoreRule(checks=("_parse_experiment_id",),
-                                   state=(("experiment:deleted-or-404", "experiment_id"),)),
-}

@@ -1,14 +1,17 @@
 """Show the lines of MLflow's own source that decide an answer, without importing the server.
 
 Importing `mlflow.server` takes seconds and is not needed to read it: the file is located
-through the installed package and the function is cut out with `ast`.
+through the installed package and the function is cut out with `ast`. The server model reads
+MLflow's source through the same functions (`tree`, `server_module`).
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 
 def mlflow_file(relative: str) -> Path:
@@ -17,6 +20,34 @@ def mlflow_file(relative: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("MLflow is not installed in this environment.")
     return Path(next(iter(spec.submodule_search_locations))) / relative
+
+
+@functools.cache
+def tree(relative: str) -> ast.Module:
+    return ast.parse(mlflow_file(relative).read_text(encoding="utf-8"))
+
+
+@functools.cache
+def server_module(relative: str) -> ModuleType:
+    """Load one mlflow/server/*.py file on its own, without running mlflow/server/__init__.py:
+    only for files that import nothing of the server (security_utils.py, validation.py)."""
+    name = "_lab400_mlflow_" + relative.replace("/", "_").removesuffix(".py")
+    spec = importlib.util.spec_from_file_location(name, mlflow_file(relative))
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load mlflow/{relative}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def security() -> ModuleType:
+    """mlflow/server/security_utils.py: allowed hosts, CORS rules, their messages."""
+    return server_module("server/security_utils.py")
+
+
+def validation() -> ModuleType:
+    """mlflow/server/validation.py: `_validate_content_type`."""
+    return server_module("server/validation.py")
 
 
 def function_source(relative: str, name: str, *, contains: str | None = None,

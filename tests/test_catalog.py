@@ -33,21 +33,21 @@ def test_log_metric_field_types_and_json_names() -> None:
     assert by_name["run_id"].json_name == "runId"
     assert by_name["value"].type == "double"
     assert by_name["timestamp"].type == "int64"
-    assert by_name["step"].required is False
+    assert (by_name["step"].enforced, by_name["step"].documented) == (False, False)
+    assert by_name["timestamp"].timestamp and not by_name["step"].timestamp
     assert by_name["timestamp"].handler_checks == ("intlike", "required")
 
 
 def test_run_id_is_required_by_the_handler_not_by_the_proto() -> None:
     # The proto leaves run_id optional (run_uuid is the old spelling); the handler requires it.
     run_id = endpoint("log-metric").field("run_id")
-    assert (run_id.required, run_id.required_by) == (True, "handler")
+    assert (run_id.enforced, run_id.documented) == (True, False)
 
 
 def test_log_param_value_is_documented_required_but_not_enforced() -> None:
     # Verified live: log-parameter without "value" answers 200 and stores "".
     value = endpoint("log-param").field("value")
-    assert value.required is True
-    assert value.required_by == "proto"
+    assert (value.enforced, value.documented) == (False, True)
     assert "value" not in endpoint("log-param").required
 
 
@@ -97,10 +97,11 @@ def test_path_parameters_match_one_segment() -> None:
 def test_log_batch_nested_fields_carry_the_handlers_requirements() -> None:
     metrics = endpoint("log-batch").field("metrics")
     assert metrics.repeated and metrics.message == "mlflow.Metric"
-    nested = {f.name: f.required_by for f in metrics.fields}
-    assert nested["key"] == nested["value"] == nested["timestamp"] == "handler"
-    assert nested["step"] is None
-    params = {f.name: f.required for f in endpoint("log-batch").field("params").fields}
+    nested = {f.name: f.enforced for f in metrics.fields}
+    assert nested["key"] == nested["value"] == nested["timestamp"] is True
+    assert nested["step"] is False
+    assert [f.name for f in metrics.fields if f.timestamp] == ["timestamp"]
+    params = {f.name: f.enforced for f in endpoint("log-batch").field("params").fields}
     assert params == {"key": True, "value": False}
 
 

@@ -77,7 +77,7 @@ def _value(f: Field | None, name: str, ids: dict[str, str]) -> Any:
 
 
 def _item(f: Field, ids: dict[str, str], i: int = 0) -> dict[str, Any]:
-    item = {g.name: _value(g, g.name, ids) for g in f.fields if g.required}
+    item = {g.name: _value(g, g.name, ids) for g in f.fields if g.enforced or g.documented}
     if "key" in item:
         item["key"] = f"k{i}"
     if "timestamp" in item:

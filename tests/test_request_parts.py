@@ -120,7 +120,7 @@ def test_fields_come_from_the_catalog() -> None:
         specs = rp.fields_for(endpoint)
         found = catalog.endpoint(path)
         assert [(s.name, s.type, s.repeated, s.required) for s in specs] == \
-            [(f.name, f.type, f.repeated, f.required) for f in found.fields], endpoint
+            [(f.name, f.type, f.repeated, f.enforced) for f in found.fields], endpoint
 
 
 def test_describe_changes_names_what_was_toggled() -> None:

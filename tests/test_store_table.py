@@ -27,13 +27,14 @@ from typing import Any
 
 import pytest
 from mlflow.entities import Param
+from mlflow.environment_variables import MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH
 from mlflow.exceptions import MlflowException
 from mlflow.utils import validation as uv
 from mlflow.utils.mlflow_tags import MLFLOW_CUSTOM_VIEW_TAG_PREFIX
 
 from helpers.catalog import HandlerRule, endpoint
 from helpers.preflight import preflight
-from helpers.server_model import STORE
+from helpers.model_table import STORE
 from helpers.wire import Exchange, send
 
 JSON = {"Content-Type": "application/json"}
@@ -458,8 +459,18 @@ def _bad_location(body: dict) -> Broken:
                                           "runs:/abc/model"),))
 
 
+def _long_location(body: dict) -> Broken:
+    """A location one character over MLflow's limit (kept when another break set one)."""
+    limit = MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH.get()
+    location = body.setdefault("artifact_location", "/tmp/" + "a" * (limit - 4))
+    return Broken(body, 400, (_message_of(uv._validate_experiment_artifact_location_length,
+                                          "/tmp/" + "a" * (limit - 4)),) if len(location) > limit
+                  else ())
+
+
 STORE_BREAKS: dict[str, Callable[[dict], Broken]] = {
     "_validate_experiment_artifact_location": _bad_location,
+    "_validate_experiment_artifact_location_length": _long_location,
     "_validate_metric": _bad_name, "_validate_param": _bad_name, "_validate_tag": _bad_name,
     "_validate_experiment_tag": _bad_name, "_validate_batch_log_data": _bad_name,
     "_parse_experiment_id": _bad_experiment_id, "_validate_run_id": _bad_run_id,

@@ -1,0 +1,298 @@
+"""The words preflight says: check names, fixes and hints, and the lint that warns about a body
+the server accepts but stores differently from what was meant (helpers/preflight.py runs it
+after the pipeline). Facts about MLflow come from the server model; this module only words them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf.json_format import ParseError
+from mlflow.utils.proto_json_utils import parse_dict
+
+from helpers.model_table import SECONDS_THRESHOLD
+from helpers.server_model import Endpoint, Field
+
+if TYPE_CHECKING:
+    from helpers.preflight import Pipeline
+
+H = "mlflow/server/handlers.py::"
+UV = "mlflow/utils/validation.py::"
+STORE = "mlflow/store/tracking/sqlalchemy_store.py::SqlAlchemyStore."
+PARSE = "google/protobuf/json_format.py::ParseDict (from " + H + "_get_request_message)"
+ROUTER = "werkzeug routing (Flask url map built by " + H + "get_endpoints)"
+SECURITY = "mlflow/server/fastapi_security.py::"
+CRASH = ("The server crashes with 500 Internal Server Error (an HTML page, no MLflow error "
+         "JSON) instead of answering a clear 400")
+
+
+def lint(sim: Pipeline) -> None:
+    """Warnings about a body the server accepts, or refuses for a reason it explains badly."""
+    ep, body = sim.endpoint, _lint_body(sim)
+    if ep is None or not isinstance(body, dict) or ep.request is None:
+        return
+    for where, value in _walk_timestamps(body, ep.store.timestamps if ep.store else ()):
+        _timestamp_warning(sim, where, value)
+    _unknown_enum(sim, ep, body)
+    _unknown_keys(sim, ep.fields, body)
+    _number_warnings(sim, ep, body)
+    if isinstance(body.get("key"), str) and body["key"] != body["key"].strip():
+        sim.add("warning", "padded-key", UV + "_validate_metric_name",
+                f"The key {json.dumps(body['key'])} has spaces at its ends: it is stored "
+                f"as written, a different key from {json.dumps(body['key'].strip())}.",
+                "Strip keys before sending: key.strip().")
+    if ep.name == "logParam" and body.get("value") in (None, ""):
+        sim.add("warning", "param-without-value", H + "_log_param",
+                "The param has no value: the handler does not require one, so an empty "
+                "string is stored, and it can never be changed (params are write-once).",
+                "Send the value as a string: {\"key\": ..., \"value\": str(value)}.")
+    if "run_uuid" in body and not body.get("run_id") and \
+            any(f.name == "run_uuid" for f in ep.fields):
+        sim.add("info", "deprecated-run-uuid", H + (ep.handler or ""),
+                "run_uuid is the deprecated spelling of run_id; the handler still reads "
+                "run_id or run_uuid.", "Send run_id instead.")
+
+
+def _lint_body(sim: Pipeline) -> Any:
+    if sim.request_json is not None:
+        return sim.request_json
+    try:
+        raw = json.loads(sim.req.body)
+        return json.loads(raw) if isinstance(raw, str) else raw
+    except (ValueError, RecursionError):
+        return None
+
+
+def describe_json_error(raw: bytes) -> str | None:
+    """Why `json.loads` (what Flask's get_json uses) refuses these bytes, in a learner's words;
+    None when it accepts them."""
+    if not raw.strip():
+        return "the body is empty"
+    try:
+        json.loads(raw)
+        return None
+    except RecursionError:
+        return "it nests deeper than Python's JSON reader can follow"
+    except json.JSONDecodeError as exc:
+        err = exc
+    except ValueError:
+        return "the body is not valid UTF-8 text"
+    text, pos, msg = err.doc, err.pos, err.msg
+    before = text[:pos].rstrip()[-1:] if text[:pos].strip() else ""
+    here = text[pos:pos + 1]
+    where = f"(line {err.lineno}, column {err.colno})"
+    if here == "/":
+        return f"a comment, which JSON does not allow {where}"
+    if here == "'":
+        return f"single-quoted strings, as Python's str(dict) writes them {where}"
+    if msg.startswith("Expecting property name"):
+        if before == "," and here == "}":
+            return f"a trailing comma before the closing brace {where}"
+        return f"an unquoted key, which JSON does not allow {where}"
+    if pos >= len(text.rstrip()) or msg.startswith("Unterminated string"):
+        return f"the body ends before the JSON does, as if cut off {where}"
+    return f"not valid JSON: {msg} {where}"
+
+
+def depth(value: Any) -> int:
+    """How deeply JSON containers nest, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        stack += [(v, level + 1) for v in (item.values() if isinstance(item, dict) else item)
+                  if isinstance(v, (dict, list))]
+    return deepest
+
+
+def content_type_why(value: str) -> str:
+    media = value.split(";")[0]
+    if media.lower().strip() == "application/json":
+        if media.lower() == "application/json":
+            return " It is case-sensitive here, although media types are not in HTTP."
+        return " The space before ';' makes it 'application/json ', which does not match."
+    if "," in media:
+        return " Two media types (or two Content-Type headers merged into one) never match."
+    if media == "application/x-www-form-urlencoded":
+        return " That is what requests sends for data=<dict>; use json=<dict> instead."
+    if media == "":
+        return " An empty header counts as present but wrong."
+    return ""
+
+
+def parses(ep: Endpoint, key: str, value: Any) -> bool:
+    try:
+        parse_dict({key: value}, ep.request_class())
+        return True
+    except ParseError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else stops the parser too
+        return False
+
+
+def stop_kind(f: Field, value: Any) -> tuple[str, str]:
+    """The finding id and a lead sentence for the field protobuf could not read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return "trap-nan", (f"'{f.name}' is a bare {name} literal, which JSON "
+                            "does not have (Python's json.dumps writes it anyway). ")
+    if f.timestamp and isinstance(value, (int, float)):
+        if 0 < abs(value) < SECONDS_THRESHOLD:
+            return "trap-seconds-timestamp", (f"{f.name}={value!r} is fractional seconds "
+                                              "(time.time()), not integer milliseconds. ")
+        return "trap-fractional-timestamp", (f"{f.name}={value!r} has a fraction; an int64 "
+                                             "timestamp cannot hold one. ")
+    if f.name == "step" and isinstance(value, float):
+        return "trap-fractional-step", f"step={value!r} has a fraction; step is an int64. "
+    return "trap-parse-stopped", ""
+
+
+def type_hint(f: Field | None) -> str:
+    if f is None:
+        return "the documented type"
+    if f.repeated:
+        return "a JSON array" + (" of objects" if f.message else "")
+    if f.timestamp:
+        return "a whole number of milliseconds, e.g. int(time.time() * 1000)"
+    if f.name == "experiment_id":
+        return "a JSON string, e.g. \"0\": ids are strings in MLflow's REST API"
+    return {
+        "string": "a JSON string", "double": "a JSON number (or the string \"NaN\")",
+        "int64": "a whole JSON number", "int32": "a whole JSON number",
+        "bool": "true or false", "message": "a JSON object",
+        "enum": "one of " + ", ".join(f.enum_values),
+    }.get(f.type, f"a {f.type}" if f.type else "the documented type")
+
+
+def crash_fix(body: Any) -> str:
+    if isinstance(body, dict):
+        return "Send a plain value: a string, a number, or a list of objects where documented."
+    return "Send one JSON object: {\"field\": value, ...}."
+
+
+def store_fix(message: str) -> str:
+    if "at most" in message:
+        return "Split it into several requests."
+    if "exceeds the maximum length" in message:
+        return "Shorten it."
+    if "Names may only contain" in message or "resolve to" in message:
+        return "Use letters, digits, _ - . space : / only, and no '..' or leading '/'."
+    return "Change the value as the message says."
+
+
+#: Unknown fields named one by one (each costs a difflib search); the rest get one summary.
+_UNKNOWN_NAMED = 20
+
+
+def _unknown_keys(sim: Pipeline, fields: tuple[Field, ...], body: dict) -> None:
+    """Unknown keys at the top level and in lists of messages, without recursion."""
+    import difflib
+
+    unknown = 0
+    stack: list[tuple[tuple[Field, ...], dict, str, int]] = [(fields, body, "", 0)]
+    while stack:
+        fields_, obj, where, depth = stack.pop(0)
+        known = {k: f for f in fields_ for k in (f.name, f.json_name)}
+        for key, value in obj.items():
+            f = known.get(key)
+            if f is None:
+                unknown += 1
+                if unknown > _UNKNOWN_NAMED:
+                    continue
+                close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                sim.add("warning", "unknown-field", PARSE + " ignore_unknown_fields=True",
+                        f"Unknown field '{where}{key}': the server drops it silently.{hint}",
+                        f"Rename it to '{close[0]}'." if close else "Remove it.")
+            elif key == f.json_name != f.name and f.handler_checks:
+                sim.add("warning", "json-name", H + "_validate_request_json_with_schema",
+                        f"'{where}{key}' is the proto's JSON name: the parser accepts it, but "
+                        f"the handler's checks look for '{f.name}' only.", f"Send '{f.name}'.")
+            elif f.fields and isinstance(value, list) and depth < 2:
+                stack += [(f.fields, item, f"{where}{f.name}[{i}].", depth + 1)
+                          for i, item in enumerate(value[:_UNKNOWN_NAMED])
+                          if isinstance(item, dict)]
+    if unknown > _UNKNOWN_NAMED:
+        sim.add("warning", "unknown-field", PARSE + " ignore_unknown_fields=True",
+                f"{unknown - _UNKNOWN_NAMED} more unknown fields: the server drops them "
+                "silently too.", "Remove them.")
+
+
+def _unknown_enum(sim: Pipeline, ep: Endpoint, body: dict) -> None:
+    for f in ep.fields:
+        value = body.get(f.name, body.get(f.json_name))
+        if f.enum_values and isinstance(value, str) and value not in f.enum_values:
+            sim.add("warning", "unknown-enum", PARSE + " ignore_unknown_fields=True",
+                    f"'{f.name}' = {json.dumps(value)} is not one of {', '.join(f.enum_values)}: "
+                    "protobuf skips unknown enum names, so that field is not changed.",
+                    f"Use one of the enum's names exactly: {', '.join(f.enum_values)}.")
+
+
+def _walk_timestamps(body: dict, paths: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    for path in paths:
+        if "[]." in path:
+            outer, inner = path.split("[].")
+            items = body.get(outer)
+            for i, item in enumerate(items if isinstance(items, list) else []):
+                if isinstance(item, dict) and inner in item:
+                    yield f"{outer}[{i}].{inner}", item[inner]
+        elif path in body:
+            yield path, body[path]
+
+
+def _timestamp_warning(sim: Pipeline, where: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return  # a float is a parse stop, reported by _partial_parse
+    if 0 < value < SECONDS_THRESHOLD:
+        sim.add("warning", "trap-seconds-timestamp", "MLflow timestamps are milliseconds since "
+                "the epoch", f"{where}={value!r} looks like seconds: it is stored as {value} "
+                "ms, i.e. early 1970.", "Send int(time.time() * 1000).")
+    elif value < 0 and not where.endswith("timestamp"):
+        sim.add("warning", "negative-timestamp", STORE + "create_run / update_run_info",
+                f"{where}={value!r} is negative; runs/create and runs/update store it as is.",
+                "Send milliseconds since the epoch.")
+
+
+def _number_warnings(sim: Pipeline, ep: Endpoint, body: dict) -> None:
+    for f in ep.fields:
+        value = body.get(f.name)
+        if f.type in ("double", "float", "int64", "int32") and isinstance(value, bool) and \
+                f.name != sim.stopped_at:
+            sim.add("warning", "bool-as-number", PARSE,
+                    f"'{f.name}' was sent as {json.dumps(value)}: protobuf reads a JSON boolean "
+                    f"as a number, so {int(value)} is stored.", "Send the number you mean.")
+        elif f.type in ("double", "float", "int64", "int32") and isinstance(value, str) and \
+                sim.message is not None and parses(ep, f.name, value):
+            sim.add("info", "coerced-string", PARSE,
+                    f"'{f.name}' is the string {json.dumps(value)}: protobuf's JSON parser "
+                    f"converts numeric strings, so {getattr(sim.message, f.name)!r} is stored.",
+                    "Send numbers as JSON numbers.")
+
+
+def to_python(msg: Any) -> dict[str, Any]:
+    """A message as the handler reads it: unset scalars show their default (enums unset show
+    None: handlers test HasField first). Nesting is bounded by the proto, not the body."""
+    out: dict[str, Any] = {}
+    for fd in msg.DESCRIPTOR.fields:
+        value = getattr(msg, fd.name)
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            out[fd.name] = dict(value)
+        elif fd.message_type is not None and fd.message_type.full_name.startswith("google."):
+            out[fd.name] = str(value)
+        elif fd.message_type is not None:
+            if fd.is_repeated:
+                out[fd.name] = [to_python(x) for x in value]
+            elif not fd.has_presence or msg.HasField(fd.name):
+                out[fd.name] = to_python(value)
+        elif fd.is_repeated:
+            out[fd.name] = list(value)
+        elif fd.enum_type is not None:
+            unset = fd.has_presence and not msg.HasField(fd.name)
+            out[fd.name] = None if unset else fd.enum_type.values_by_number[value].name
+        else:
+            out[fd.name] = value
+    return out
+
