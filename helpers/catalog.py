@@ -17,16 +17,12 @@ import difflib
 import re
 from urllib.parse import urlsplit
 
-from helpers.errors import KitError
+from helpers.errors import UnknownEndpoint
 from helpers.server_model import PREFIXES, Endpoint, Field, HandlerRule, match
 from helpers.server_model import endpoints as _model_endpoints
 
-__all__ = ["PREFIXES", "Endpoint", "Field", "HandlerRule", "UnknownEndpoint",
+__all__ = ["PREFIXES", "Endpoint", "Field", "HandlerRule",
            "endpoint", "endpoints", "match_path"]
-
-
-class UnknownEndpoint(KitError, LookupError):
-    """No MLflow REST endpoint (or more than one) matches what was asked for."""
 
 
 def endpoints() -> list[Endpoint]:

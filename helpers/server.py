@@ -25,7 +25,7 @@ import psutil
 import requests
 
 from helpers import config, redact
-from helpers.errors import KitError
+from helpers.errors import ServerError
 
 LOCALHOST = "127.0.0.1"
 #: The port the kit's local server takes when it is free (README, "The local server"); when it
@@ -59,10 +59,6 @@ PUBLIC_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "true",
 }
-
-
-class ServerError(KitError):
-    """A server problem, told in one plain sentence (plus log lines where they help)."""
 
 
 @dataclass

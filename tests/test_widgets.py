@@ -13,8 +13,8 @@ import json
 import pytest
 import requests
 
+from helpers import errors, runs, widgets
 from helpers import request_parts as rp
-from helpers import runs, widgets
 from helpers.exercises.request_lab import check_challenges, send_with_fields
 from helpers.server import ServerHandle, free_port
 from helpers.widgets import RequestLab
@@ -119,7 +119,7 @@ def test_field_rows_include_and_value(lab: RequestLab) -> None:
     assert json.loads(_body(lab))["run_uuid"] == "abc"
     lab.field("value").value.value = '"0.5"'
     assert json.loads(_body(lab))["value"] == "0.5"
-    with pytest.raises(widgets.LabError, match="log-metric has no field 'nope'; its fields are run_id"):
+    with pytest.raises(errors.LabError, match="log-metric has no field 'nope'; its fields are run_id"):
         lab.field("nope")
 
 
@@ -139,7 +139,7 @@ def test_quick_choice_buttons(lab: RequestLab) -> None:
     for label, expected in (('"abc"', "abc"), ("null", None), ("number", 0.95)):
         lab.field("value").choice_buttons[label].click()
         assert json.loads(_body(lab))["value"] == expected
-    with pytest.raises(widgets.LabError, match="has no quick choice"):
+    with pytest.raises(errors.LabError, match="has no quick choice"):
         lab.field("key").choose("live run")
 
 
