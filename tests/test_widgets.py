@@ -8,6 +8,7 @@ MLflow 3.17.2's, checked against the same bytes sent with plain `requests`.
 from __future__ import annotations
 
 import html
+import importlib
 import json
 
 import pytest
@@ -221,14 +222,15 @@ def test_the_answer_shows_status_message_diagnosis_and_prediction(lab: RequestLa
 
 def test_a_failing_diagnosis_or_prediction_is_one_line_not_a_traceback(
         lab: RequestLab, monkeypatch: pytest.MonkeyPatch) -> None:
-    import helpers.diagnose
-    import helpers.preflight
+    # The modules, not `helpers.preflight` (the package's public name for the function).
+    diagnose_module = importlib.import_module("helpers.diagnose")
+    preflight_module = importlib.import_module("helpers.preflight")
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("boom")
 
-    monkeypatch.setattr(helpers.diagnose, "explain", broken)
-    monkeypatch.setattr(helpers.preflight, "preflight", broken)
+    monkeypatch.setattr(diagnose_module, "explain", broken)
+    monkeypatch.setattr(preflight_module, "preflight", broken)
     lab.content_type.value = rp.NO_CONTENT_TYPE
     lab.send_button.click()
     assert lab.last_exchange.status == 400  # the answer itself is still shown
