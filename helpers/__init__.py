@@ -40,7 +40,12 @@ _LAZY = {
 # Submodules notebooks use as namespaces (`runs.new_run(...)`, `source.show(...)`).
 _SUBMODULES = ("doctor", "openapi", "runs", "server", "source", "verdicts", "version_notes")
 
-__all__ = sorted(["PINNED_MLFLOW", "KitError", "preflight", *_LAZY, *_SUBMODULES])
+__all__ = [
+    "OMIT", "PINNED_MLFLOW", "Exchange", "KitError", "Recorder", "RequestLab", "ServerHandle", "Table",
+    "doctor", "explain", "field_guide", "free_port", "get_run", "metric_history", "new_experiment",
+    "new_run", "now_ms", "openapi", "preflight", "runs", "send", "server", "source", "start_server",
+    "verdicts", "version_notes",
+]
 
 
 def __getattr__(name: str) -> Any:
