@@ -56,6 +56,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'helpers' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 class _Package(types.ModuleType):
     """`helpers.preflight` is the function, though a submodule has the same name.
 
