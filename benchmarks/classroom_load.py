@@ -126,7 +126,8 @@ def run_lesson(base_url: str, name: str, *, deadline: float | None = None,
     learner reading a cell; learners do not all press Run in the same millisecond). Stops early
     when a step's answer lacks an id the next steps need, or at `deadline` (time.monotonic()).
     """
-    from helpers.wire import ServerUnreachable, send
+    from helpers.errors import ServerUnreachable
+    from helpers.wire import send
 
     result = LearnerResult(learner=name, ctx={"name": name})
     ctx = result.ctx

@@ -1,32 +1,83 @@
 """MLflow 400 Lab helpers: a local MLflow server, recorded HTTP exchanges and their explanations.
 
+This is the kit's public face: notebooks import from `helpers` (and `helpers.exercises`) only.
 Importing the package is cheap and needs only the standard library (so `python -m helpers doctor`
 can report a missing package instead of crashing on it); the public names load on first use.
 In a notebook it also makes the kit's own errors show as one plain sentence, not a traceback.
+docs/architecture.md maps the modules behind these names.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from helpers.config import PINNED_MLFLOW
 from helpers.errors import KitError, install_notebook_handler
 
+# Public name -> the module that defines it (imported on first use).
 _LAZY = {
     "start_server": "helpers.server",
     "ServerHandle": "helpers.server",
+    "free_port": "helpers.server",
     "send": "helpers.wire",
     "Exchange": "helpers.wire",
+    "explain": "helpers.diagnose",
+    "field_guide": "helpers.diagnose",
+    "Recorder": "helpers.recorder",
+    "RequestLab": "helpers.widgets",
+    "OMIT": "helpers.request_parts",
+    "Table": "helpers.display",
+    "new_run": "helpers.runs",
+    "new_experiment": "helpers.runs",
+    "get_run": "helpers.runs",
+    "metric_history": "helpers.runs",
+    "now_ms": "helpers.runs",
 }
 
-__all__ = ["PINNED_MLFLOW", "Exchange", "KitError", "ServerHandle", "send", "start_server"]
+# Submodules notebooks use as namespaces (`runs.new_run(...)`, `source.show(...)`).
+_SUBMODULES = ("doctor", "openapi", "runs", "server", "source", "verdicts", "version_notes")
+
+__all__ = [
+    "OMIT", "PINNED_MLFLOW", "Exchange", "KitError", "Recorder", "RequestLab", "ServerHandle", "Table",
+    "doctor", "explain", "field_guide", "free_port", "get_run", "metric_history", "new_experiment",
+    "new_run", "now_ms", "openapi", "preflight", "runs", "send", "server", "source", "start_server",
+    "verdicts", "version_notes",
+]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"helpers.{name}")
     raise AttributeError(f"module 'helpers' has no attribute {name!r}")
 
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    """`helpers.preflight` is the function, though a submodule has the same name.
+
+    Importing a submodule stores it as an attribute of its package, so with `__getattr__` alone
+    `from helpers import Recorder, preflight` would hand out the module once the recorder had
+    loaded it. The module itself stays in `sys.modules["helpers.preflight"]` (where every
+    `from helpers.preflight import ...` finds it).
+    """
+
+    @property
+    def preflight(self) -> Any:
+        return importlib.import_module("helpers.preflight").preflight
+
+    @preflight.setter
+    def preflight(self, module: types.ModuleType) -> None:
+        pass  # the import system recording the submodule: sys.modules keeps it
+
+
+sys.modules[__name__].__class__ = _Package
 
 install_notebook_handler()

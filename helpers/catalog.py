@@ -22,16 +22,12 @@ import re
 from urllib.parse import urlsplit
 
 from helpers import source
-from helpers.errors import KitError
+from helpers.errors import UnknownEndpoint
 from helpers.server_model import PREFIXES, Endpoint, Field, HandlerRule
 from helpers.server_model import endpoints as _model_endpoints
 
-__all__ = ["PREFIXES", "Endpoint", "Field", "HandlerRule", "UnknownEndpoint",
+__all__ = ["PREFIXES", "Endpoint", "Field", "HandlerRule",
            "endpoint", "endpoints", "match_path", "other_route", "path_params"]
-
-
-class UnknownEndpoint(KitError, LookupError):
-    """No MLflow REST endpoint (or more than one) matches what was asked for."""
 
 
 def endpoints() -> list[Endpoint]:

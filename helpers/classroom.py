@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from helpers import config, server
-from helpers.errors import KitError
+from helpers.errors import ClassroomError
 
 DEFAULT_PORT = 5000
 # MLflow's own settings for its basic-auth app (mlflow/server/auth, MLflow 3.17.2).
@@ -51,10 +51,6 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 #: Interface names of containers, VMs and bridges: learners' laptops cannot reach those addresses.
 VIRTUAL_IFACE = re.compile(r"^(docker|br-|veth|virbr|vboxnet|vmnet|lxc|lxd|cni|flannel|podman|tun|tap|"
                            r"utun|zt|tailscale|wg)", re.I)
-
-
-class ClassroomError(KitError):
-    """Classroom mode cannot start as asked; the message says what to change."""
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from helpers.errors import KitError
+from helpers.errors import ConfigError
 
 #: The MLflow version every notebook's committed output was produced with.
 PINNED_MLFLOW = "3.17.2"
@@ -21,10 +21,6 @@ PINNED_MLFLOW = "3.17.2"
 HOME_ENV = "MLFLOW_400_LAB_HOME"
 LEARNER_ENV = "MLFLOW_400_LAB_LEARNER"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-
-
-class ConfigError(KitError):
-    """A setting the kit cannot use as given (said in one sentence, with what to do)."""
 
 
 def data_dir() -> Path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from helpers.display import Table, status_line
+from helpers.display import Table
 from helpers.model_table import StateRule
 from helpers.preflight import Verdict, preflight
 from helpers.preflight_advice import describe_json_error
@@ -284,12 +284,6 @@ ANSWER_FAMILIES = ("run-not-found", "not-active", "param-overwrite", "already-ex
 def families() -> tuple[str, ...]:
     """The families only the answer can tell; every other family is a finding id."""
     return ANSWER_FAMILIES
-
-
-def summary(exchange: Exchange) -> str:
-    """One line: status, family, and the fix — for tables and loops."""
-    d = explain(exchange)
-    return f"{status_line(exchange)} → {d.family}: {d.fix}"
 
 
 def _first_sentence(message: str) -> str:

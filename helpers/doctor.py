@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers import config, redact
+from helpers.errors import ServerUnreachable
 
 ROOT = Path(__file__).resolve().parents[1]
 KIT = "mlflow-400-lab"
@@ -407,7 +408,7 @@ def _check_shared(external: str, wire) -> Result:
         answer = wire.send("/api/2.0/mlflow/experiments/search", method="GET",
                            params={"max_results": 1}, base_url=external)
         version = wire.send("/version", method="GET", base_url=external)
-    except wire.ServerUnreachable:
+    except ServerUnreachable:
         return Result("server", False, f"MLFLOW_TRACKING_URI is {shown}, but no server answers "
                       f"there{_proxy_note(external)}",
                       "check the address with the instructor, or `unset MLFLOW_TRACKING_URI` to "

@@ -2,6 +2,7 @@
 
 A learner who mistypes a URL or stops the server should read one plain sentence, not a traceback
 wall: in IPython, `install_notebook_handler()` prints a `KitError` as its message alone.
+Every exception class the kit raises at a learner is defined here (stdlib only, cheap to import).
 """
 
 from __future__ import annotations
@@ -11,6 +12,35 @@ import sys
 
 class KitError(RuntimeError):
     """A problem the learner can fix, told in plain words (the message says what to do)."""
+
+
+# One subclass per place a learner meets a problem, so tests and callers can catch exactly one.
+class ConfigError(KitError):
+    """A setting the kit cannot use as given (said in one sentence, with what to do)."""
+
+
+class ServerError(KitError):
+    """A server problem, told in one plain sentence (plus log lines where they help)."""
+
+
+class ServerUnreachable(KitError):
+    """No answer from the server: refused, unresolvable, timed out, or not a valid URL."""
+
+
+class UnknownEndpoint(KitError, LookupError):
+    """No MLflow REST endpoint (or more than one) matches what was asked for."""
+
+
+class LabError(KitError, LookupError):
+    """A lab control asked for by a name it does not have."""
+
+
+class RecorderError(KitError):
+    """The recorder could not start or has no server to forward to."""
+
+
+class ClassroomError(KitError):
+    """Classroom mode cannot start as asked; the message says what to change."""
 
 
 def install_notebook_handler() -> None:

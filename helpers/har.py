@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from helpers.wire import Exchange, _safe_url, mask_headers
+from helpers.redact import mask_url
+from helpers.wire import Exchange, mask_headers
 
 CREATOR = {"name": "MLflow 400 Lab", "version": "0.1.0"}
 _NO_START = ("The recorder does not keep start times; startedDateTime is the export time and "
@@ -74,7 +75,7 @@ def _entry(ex: Exchange, start: datetime | None, now: datetime) -> dict[str, Any
 
 def _request(ex: Exchange) -> dict[str, Any]:
     sent = ex.request
-    url = _safe_url(sent.url)
+    url = mask_url(sent.url)
     headers = mask_headers(sent.headers)
     out: dict[str, Any] = {
         "method": sent.method,

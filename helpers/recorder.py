@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import requests
 
 from helpers import config
-from helpers.errors import KitError
+from helpers.errors import RecorderError
 from helpers.preflight import Finding, Verdict, preflight
 from helpers.redact import mask_url as _safe_url
 from helpers.wire import Exchange, SentRequest
@@ -41,10 +41,6 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-a
                         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
                         "expect"})
 UPSTREAM_TIMEOUT = 120.0
-
-
-class RecorderError(KitError):
-    """The recorder could not start or has no server to forward to."""
 
 
 @dataclass(frozen=True)
@@ -485,4 +481,4 @@ def _handler_for(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
     return _Proxy
 
 
-__all__ = ["Finding", "Problem", "Recorded", "Recorder", "RecorderError"]
+__all__ = ["Finding", "Problem", "Recorded", "Recorder"]

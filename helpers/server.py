@@ -25,7 +25,7 @@ import psutil
 import requests
 
 from helpers import config, redact
-from helpers.errors import KitError
+from helpers.errors import ServerError
 
 LOCALHOST = "127.0.0.1"
 #: The port the kit's local server takes when it is free (README, "The local server"); when it
@@ -59,10 +59,6 @@ PUBLIC_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "true",
 }
-
-
-class ServerError(KitError):
-    """A server problem, told in one plain sentence (plus log lines where they help)."""
 
 
 @dataclass
@@ -130,7 +126,7 @@ def start_server(
     check_port(port)
     external = config.external_tracking_uri()
     if external:
-        version_seen = _health_version(external, wait=5.0)
+        version_seen = health_version(external, wait=5.0)
         if version_seen is None:
             raise ServerError(
                 f"MLFLOW_TRACKING_URI is {redact.mask_url(external)}, but no MLflow server "
@@ -173,7 +169,7 @@ def find_kit_server() -> ServerHandle | None:
         return None
     if _paused(pid):  # Ctrl-Z or SIGSTOP: it cannot answer, so do not wait 10 s to find that out
         return None
-    if _health_version(url, wait=10.0) is None:  # alive but busy (a loaded laptop): be patient
+    if health_version(url, wait=10.0) is None:  # alive but busy (a loaded laptop): be patient
         return None
     return ServerHandle(
         url=url,
@@ -215,7 +211,7 @@ def status() -> str:
     """One sentence on which server the kit would use now."""
     external = config.external_tracking_uri()
     if external:
-        seen = _health_version(external, wait=2.0)
+        seen = health_version(external, wait=2.0)
         answer = f"answers (MLflow {seen})" if seen else "does not answer"
         return f"MLFLOW_TRACKING_URI is {redact.mask_url(external)} and it {answer}."
     note = config.ignored_tracking_uri_note()
@@ -416,7 +412,7 @@ def wait_until_ready(proc: subprocess.Popen, url: str, deadline: float, log_path
         if proc.poll() is not None:
             raise ServerError(f"The MLflow server exited during startup (code {proc.returncode}). "
                               f"Last lines of {log_path}:\n{_tail(log_path)}")
-        if _health_version(url, wait=0) is not None and (port is None or _listens(proc.pid, port)):
+        if health_version(url, wait=0) is not None and (port is None or _listens(proc.pid, port)):
             break
         now = time.monotonic()
         if now > deadline:
@@ -435,7 +431,7 @@ def wait_until_ready(proc: subprocess.Popen, url: str, deadline: float, log_path
         pass  # the first real request will show any problem with a clear message
 
 
-def _health_version(url: str | None, *, wait: float) -> str | None:
+def health_version(url: str | None, *, wait: float) -> str | None:
     """The server's MLflow version if `url` answers /health, else None."""
     if not url:
         return None

@@ -26,13 +26,6 @@ def history(case_id: str, report: dict[str, Any] | None = None) -> str:
     return spans(values, [v["version"] for v in ok])
 
 
-def server_history(report: dict[str, Any] | None = None) -> str:
-    """Which HTTP server `mlflow server` ran by default, across the recorded versions."""
-    report = report or load()
-    ok = [v for v in report["versions"] if "results" in v]
-    return spans([v.get("server", "?") for v in ok], [v["version"] for v in ok])
-
-
 def table(*case_ids: str, server_row: bool = False) -> None:
     """Print the recorded answers as a table: one row per MLflow version, one column per case."""
     from helpers.display import table_text

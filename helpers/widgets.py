@@ -18,7 +18,7 @@ import ipywidgets as widgets
 from helpers import request_parts as rp
 from helpers import runs
 from helpers.display import Table, badge_colour, response_summary, status_line
-from helpers.errors import KitError
+from helpers.errors import KitError, LabError
 from helpers.server import ServerHandle, start_server
 from helpers.wire import Exchange, mask_headers, to_curl
 
@@ -29,10 +29,6 @@ PREDICTION_MISSING = "(prediction not available)"
 HISTORY_HEADERS = ("#", "endpoint", "changed from the known-good request", "answer",
                    "preflight predicted")
 _PRE = "white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0"
-
-
-class LabError(KitError, LookupError):
-    """A lab control asked for by a name it does not have."""
 
 
 @dataclass

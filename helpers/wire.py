@@ -20,17 +20,13 @@ from urllib.parse import urlsplit
 import requests
 
 from helpers import config, redact
-from helpers.errors import KitError
+from helpers.errors import ServerUnreachable
 from helpers.redact import MASK  # noqa: F401  (re-exported: what masked values read)
 
 DEFAULT_TIMEOUT = 10.0
 #: Bodies up to this size, valid UTF-8, with no NUL and no leading "@" go inline in `to_curl()`;
 #: any other body is sent from stdin, so the command reproduces it byte for byte at any size.
 CURL_INLINE_LIMIT = 64 * 1024
-
-
-class ServerUnreachable(KitError):
-    """No answer from the server: refused, unresolvable, timed out, or not a valid URL."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -145,7 +141,8 @@ class Exchange:
     __str__ = __repr__
 
 
-# Rendering is display's job and data flows one way (DESIGN.md): wire never imports display.
+# Rendering is display's job and data flows one way (docs/architecture.md): wire never imports
+# display.
 # helpers.display registers its renderers here when it is imported; `_renderer` loads the module
 # named in RENDERER_MODULE by name the first time an Exchange is shown before that.
 RENDERER_MODULE = "helpers.display"
@@ -311,13 +308,6 @@ def mask_headers(headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
 def is_loopback(url: str) -> bool:
     """True when `url` names this machine: no HTTP proxy applies (see config.is_loopback)."""
     return config.is_loopback(url)
-
-
-def loopback_session() -> requests.Session:
-    """A `requests` session that ignores HTTP(S)_PROXY: for talking to this machine only."""
-    session = requests.Session()
-    session.trust_env = False
-    return session
 
 
 # Classroom mode (helpers/classroom.py) may run MLflow's basic-auth app. Credentials come from

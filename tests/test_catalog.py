@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from helpers import catalog, server_model
-from helpers.catalog import HANDLER_RULES, UnknownEndpoint, endpoint, endpoints
-from helpers.errors import KitError
+from helpers.catalog import HANDLER_RULES, endpoint, endpoints
+from helpers.errors import KitError, UnknownEndpoint
 from helpers.source import mlflow_file
 
 LOG_METRIC = "/api/2.0/mlflow/runs/log-metric"

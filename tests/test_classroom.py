@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from benchmarks.classroom_load import LESSON, TempPostgres, read_back, run_lesson, sent_ok
-from helpers import classroom, config, runs
+from helpers import classroom, config, errors, runs
 from helpers.diagnose import explain
 from helpers.server import free_port
 from helpers.wire import send
@@ -203,21 +203,21 @@ def test_two_learners_running_the_same_notebook_do_not_collide(room: Room, tmp_p
 def test_bad_settings_are_refused_in_one_sentence(monkeypatch: pytest.MonkeyPatch,
                                                   tmp_path: Path) -> None:
     monkeypatch.setenv(config.HOME_ENV, str(tmp_path))
-    with pytest.raises(classroom.ClassroomError, match="--host 0.0.0.0"):
+    with pytest.raises(errors.ClassroomError, match="--host 0.0.0.0"):
         classroom.build(backend_store_uri="sqlite:///x.db", host="")
-    with pytest.raises(classroom.ClassroomError, match="--backend-store-uri"):
+    with pytest.raises(errors.ClassroomError, match="--backend-store-uri"):
         classroom.build(backend_store_uri="", host="127.0.0.1")
-    with pytest.raises(classroom.ClassroomError, match="nowhere/room.db is in .* which does not exist"):
+    with pytest.raises(errors.ClassroomError, match="nowhere/room.db is in .* which does not exist"):
         classroom.build(backend_store_uri=f"sqlite:///{tmp_path}/nowhere/room.db", host="127.0.0.1")
     assert not (tmp_path / "nowhere").exists()
-    with pytest.raises(classroom.ClassroomError, match="--workers must be 1 or more"):
+    with pytest.raises(errors.ClassroomError, match="--workers must be 1 or more"):
         classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", workers=0)
-    with pytest.raises(classroom.ClassroomError, match="--basic-auth needs --roster FILE"):
+    with pytest.raises(errors.ClassroomError, match="--basic-auth needs --roster FILE"):
         classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", basic_auth=True)
-    with pytest.raises(classroom.ClassroomError, match="needs --basic-auth too"):
+    with pytest.raises(errors.ClassroomError, match="needs --basic-auth too"):
         classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", roster=["ana"])
     monkeypatch.setenv(classroom.ADMIN_PASSWORD_ENV, "short")
-    with pytest.raises(classroom.ClassroomError, match="at least 12 characters"):
+    with pytest.raises(errors.ClassroomError, match="at least 12 characters"):
         classroom.build(backend_store_uri="sqlite:///x.db", host="127.0.0.1", basic_auth=True,
                         roster=["ana"])
     done = subprocess.run([sys.executable, "-m", "helpers", "serve", "--host", "0.0.0.0"], cwd=ROOT,
@@ -260,7 +260,7 @@ def test_a_wrong_database_address_fails_in_seconds_with_its_cause(tmp_path: Path
 
 def test_a_missing_database_is_named(postgres: TempPostgres) -> None:
     uri = f"postgresql+psycopg2://postgres@127.0.0.1:{postgres.port}/no_such_db"
-    with pytest.raises(classroom.ClassroomError, match='database "no_such_db" does not exist'):
+    with pytest.raises(errors.ClassroomError, match='database "no_such_db" does not exist'):
         classroom.check_database(uri)
 
 
@@ -298,7 +298,7 @@ def test_roster_and_credentials_file(tmp_path: Path) -> None:
     for text, message in (("ana\nAna\n", "already on line 1"), ("ana smith\n", "not a usable"),
                           ("admin\n", "admin's user name"), ("# only\n", "has no names")):
         roster.write_text(text)
-        with pytest.raises(classroom.ClassroomError, match=message):
+        with pytest.raises(errors.ClassroomError, match=message):
             classroom.read_roster(roster)
     creds = tmp_path / "credentials.csv"
     first = classroom.write_credentials(creds, ["ana", "ben"], admin=("admin", "a" * 16))
@@ -338,7 +338,7 @@ def test_down_loopback_and_link_local_interfaces_are_never_advertised() -> None:
             Iface("docker0", True, ("172.17.0.1",)), Iface("en1", True, ("169.254.3.3",))]
     ip, why = classroom.choose_address(down, None)
     assert ip == "172.17.0.1" and "only container/VM interfaces are up" in why
-    with pytest.raises(classroom.ClassroomError, match="no usable network address"):
+    with pytest.raises(errors.ClassroomError, match="no usable network address"):
         classroom.choose_address([Iface("lo", True, ("127.0.0.1",)),
                                   Iface("en1", True, ("169.254.3.3",))], "169.254.3.3")
     public_first = [Iface("eth0", True, ("93.184.216.34",)), Iface("eth1", True, ("10.1.2.3",))]

@@ -1,5 +1,6 @@
-"""House style of every notebook (DESIGN.md): the parts a learner relies on are there, and the
-stated time agrees with the formula words/150 + 0.5 min per code cell (markdown words)."""
+"""House style of every notebook (the time formula is the one docs/instructor.md states): the parts
+a learner relies on are there, and the stated time agrees with the formula words/150 + 0.5 min per
+code cell (markdown words)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from helpers import runs
-from helpers.recorder import Recorder, RecorderError
+from helpers.errors import RecorderError
+from helpers.recorder import Recorder
 from helpers.wire import send
 
 LOG_METRIC = "/api/2.0/mlflow/runs/log-metric"

@@ -15,8 +15,9 @@ import pytest
 import requests
 
 from helpers import config, server
-from helpers.server import ServerError, start_server
-from helpers.wire import ServerUnreachable, send
+from helpers.errors import ServerError, ServerUnreachable
+from helpers.server import start_server
+from helpers.wire import send
 
 
 @pytest.fixture

@@ -21,8 +21,9 @@ import psutil
 import pytest
 import requests
 
-from helpers import config, server
-from helpers.server import ServerError, start_server
+from helpers import config, errors, server
+from helpers.errors import ServerError
+from helpers.server import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,7 +124,7 @@ def test_relative_home_is_resolved_once_by_the_cli_and_refused_in_a_kernel(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(config.HOME_ENV, "relative-home")
-    with pytest.raises(config.ConfigError, match="relative path .* absolute"):
+    with pytest.raises(errors.ConfigError, match="relative path .* absolute"):
         config.data_dir()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "helpers", "status"], env=env, cwd=tmp_path,

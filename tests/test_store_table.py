@@ -33,8 +33,8 @@ from mlflow.utils import validation as uv
 from mlflow.utils.mlflow_tags import MLFLOW_CUSTOM_VIEW_TAG_PREFIX
 
 from helpers.catalog import HandlerRule, endpoint
-from helpers.preflight import preflight
 from helpers.model_table import STORE
+from helpers.preflight import preflight
 from helpers.wire import Exchange, send
 
 JSON = {"Content-Type": "application/json"}

@@ -8,13 +8,14 @@ MLflow 3.17.2's, checked against the same bytes sent with plain `requests`.
 from __future__ import annotations
 
 import html
+import importlib
 import json
 
 import pytest
 import requests
 
+from helpers import errors, runs, widgets
 from helpers import request_parts as rp
-from helpers import runs, widgets
 from helpers.exercises.request_lab import check_challenges, send_with_fields
 from helpers.server import ServerHandle, free_port
 from helpers.widgets import RequestLab
@@ -119,7 +120,7 @@ def test_field_rows_include_and_value(lab: RequestLab) -> None:
     assert json.loads(_body(lab))["run_uuid"] == "abc"
     lab.field("value").value.value = '"0.5"'
     assert json.loads(_body(lab))["value"] == "0.5"
-    with pytest.raises(widgets.LabError, match="log-metric has no field 'nope'; its fields are run_id"):
+    with pytest.raises(errors.LabError, match="log-metric has no field 'nope'; its fields are run_id"):
         lab.field("nope")
 
 
@@ -139,7 +140,7 @@ def test_quick_choice_buttons(lab: RequestLab) -> None:
     for label, expected in (('"abc"', "abc"), ("null", None), ("number", 0.95)):
         lab.field("value").choice_buttons[label].click()
         assert json.loads(_body(lab))["value"] == expected
-    with pytest.raises(widgets.LabError, match="has no quick choice"):
+    with pytest.raises(errors.LabError, match="has no quick choice"):
         lab.field("key").choose("live run")
 
 
@@ -221,14 +222,15 @@ def test_the_answer_shows_status_message_diagnosis_and_prediction(lab: RequestLa
 
 def test_a_failing_diagnosis_or_prediction_is_one_line_not_a_traceback(
         lab: RequestLab, monkeypatch: pytest.MonkeyPatch) -> None:
-    import helpers.diagnose
-    import helpers.preflight
+    # The modules, not `helpers.preflight` (the package's public name for the function).
+    diagnose_module = importlib.import_module("helpers.diagnose")
+    preflight_module = importlib.import_module("helpers.preflight")
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("boom")
 
-    monkeypatch.setattr(helpers.diagnose, "explain", broken)
-    monkeypatch.setattr(helpers.preflight, "preflight", broken)
+    monkeypatch.setattr(diagnose_module, "explain", broken)
+    monkeypatch.setattr(preflight_module, "preflight", broken)
     lab.content_type.value = rp.NO_CONTENT_TYPE
     lab.send_button.click()
     assert lab.last_exchange.status == 400  # the answer itself is still shown

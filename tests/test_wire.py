@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.errors import ServerUnreachable
 from helpers.server import free_port
-from helpers.wire import ServerUnreachable, send
+from helpers.wire import send
 from tests.loopback import RecordingServer
 
 

@@ -1,7 +1,7 @@
 """Fail the build when your program sends MLflow a request the server would refuse or misread.
 
 Copy this file into your project's tests/ folder. It runs your program against a local MLflow
-server through a recording proxy (`helpers.recorder.Recorder`, from the MLflow 400 Lab kit) and
+server through a recording proxy (`helpers.Recorder`, from the MLflow 400 Lab kit) and
 checks every request the program made with `helpers.preflight`, in its state-aware mode (it
 looks up, read-only, whether the run or experiment exists and which params are logged):
 
@@ -64,7 +64,7 @@ def program_command() -> list[str]:
 def mlflow_server_url() -> Iterator[str]:
     """An MLflow server: MLFLOW_TRACKING_URI if it names one, else the kit's local server."""
     try:
-        from helpers.server import start_server
+        from helpers import start_server
     except ImportError:
         pytest.fail("This test needs the MLflow 400 Lab kit (the `helpers` package): "
                     "pip install -e <path to the kit>, then run it again.", pytrace=False)
@@ -74,7 +74,7 @@ def mlflow_server_url() -> Iterator[str]:
 
 
 def test_every_mlflow_request_is_valid(mlflow_server_url: str) -> None:
-    from helpers.recorder import Recorder
+    from helpers import Recorder
 
     command = program_command()
     timeout = float(os.environ.get("MLFLOW_PROGRAM_TIMEOUT", "300"))
