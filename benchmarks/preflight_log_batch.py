@@ -16,7 +16,7 @@ import time
 from mlflow.protos.service_pb2 import LogBatch
 from mlflow.utils.proto_json_utils import parse_dict
 
-from helpers.preflight import preflight
+from helpers.preflight_pipeline import preflight
 
 JSON = {"Content-Type": "application/json"}
 

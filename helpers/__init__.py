@@ -10,8 +10,6 @@ docs/architecture.md maps the modules behind these names.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 from helpers.config import PINNED_MLFLOW
@@ -24,6 +22,8 @@ _LAZY = {
     "free_port": "helpers.server",
     "send": "helpers.wire",
     "Exchange": "helpers.wire",
+    "preflight": "helpers.preflight_pipeline",
+    "Verdict": "helpers.preflight_pipeline",
     "explain": "helpers.diagnose",
     "field_guide": "helpers.diagnose",
     "Recorder": "helpers.recorder",
@@ -42,6 +42,7 @@ _SUBMODULES = ("doctor", "openapi", "runs", "server", "source", "verdicts", "ver
 
 __all__ = [
     "OMIT", "PINNED_MLFLOW", "Exchange", "KitError", "Recorder", "RequestLab", "ServerHandle", "Table",
+    "Verdict",
     "doctor", "explain", "field_guide", "free_port", "get_run", "metric_history", "new_experiment",
     "new_run", "now_ms", "openapi", "preflight", "runs", "send", "server", "source", "start_server",
     "verdicts", "version_notes",
@@ -59,25 +60,5 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
-
-class _Package(types.ModuleType):
-    """`helpers.preflight` is the function, though a submodule has the same name.
-
-    Importing a submodule stores it as an attribute of its package, so with `__getattr__` alone
-    `from helpers import Recorder, preflight` would hand out the module once the recorder had
-    loaded it. The module itself stays in `sys.modules["helpers.preflight"]` (where every
-    `from helpers.preflight import ...` finds it).
-    """
-
-    @property
-    def preflight(self) -> Any:
-        return importlib.import_module("helpers.preflight").preflight
-
-    @preflight.setter
-    def preflight(self, module: types.ModuleType) -> None:
-        pass  # the import system recording the submodule: sys.modules keeps it
-
-
-sys.modules[__name__].__class__ = _Package
 
 install_notebook_handler()

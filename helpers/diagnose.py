@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 from helpers.display import Table
 from helpers.model_table import StateRule
-from helpers.preflight import Verdict, preflight
 from helpers.preflight_advice import describe_json_error
+from helpers.preflight_pipeline import Verdict, preflight
 from helpers.preflight_store import describe
 from helpers.source import security
 from helpers.wire import Exchange

@@ -1,5 +1,5 @@
 """The words preflight says: check names, fixes and hints, and the lint that warns about a body
-the server accepts but stores differently from what was meant (helpers/preflight.py runs it
+the server accepts but stores differently from what was meant (helpers/preflight_pipeline.py runs it
 after the pipeline). Facts about MLflow come from the server model; this module only words them.
 """
 
@@ -17,7 +17,7 @@ from helpers.model_table import SECONDS_THRESHOLD
 from helpers.server_model import Endpoint, Field
 
 if TYPE_CHECKING:
-    from helpers.preflight import Pipeline
+    from helpers.preflight_pipeline import Pipeline
 
 H = "mlflow/server/handlers.py::"
 UV = "mlflow/utils/validation.py::"

@@ -16,7 +16,7 @@ from helpers.preflight_advice import ROUTER, SECURITY, H
 from helpers.server_model import PREFIXES, Endpoint
 
 if TYPE_CHECKING:
-    from helpers.preflight import Pipeline
+    from helpers.preflight_pipeline import Pipeline
 
 
 def security(sim: Pipeline) -> None:

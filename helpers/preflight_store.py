@@ -27,7 +27,7 @@ from helpers.preflight_advice import PARSE, STORE, H
 from helpers.server_model import HOST_ADDRESSED_ARTIFACT_SCHEMES
 
 if TYPE_CHECKING:
-    from helpers.preflight import Pipeline
+    from helpers.preflight_pipeline import Pipeline
 
 _ENTITIES = {"metrics": Metric, "params": Param, "tags": RunTag}
 

@@ -30,7 +30,7 @@ import requests
 
 from helpers import config
 from helpers.errors import RecorderError
-from helpers.preflight import Finding, Verdict, preflight
+from helpers.preflight_pipeline import Finding, Verdict, preflight
 from helpers.redact import mask_url as _safe_url
 from helpers.wire import Exchange, SentRequest
 

@@ -2,7 +2,7 @@
 
 This module only arranges controls and reacts to events. The request is built by
 `helpers.request_parts` (the same code notebook cells use), sent by `helpers.wire.send`,
-predicted by `helpers.preflight.preflight` and explained by `helpers.diagnose.explain` (both
+predicted by `helpers.preflight_pipeline.preflight` and explained by `helpers.diagnose.explain` (both
 imported on first use, since they load MLflow's protobuf definitions).
 """
 
@@ -439,7 +439,7 @@ class RequestLab:
     # ------------------------------------------------------------------ optional helpers
 
     def _predict(self, parts: rp.RequestParts) -> Any:
-        from helpers.preflight import preflight  # on first use: it loads MLflow's protos
+        from helpers.preflight_pipeline import preflight  # on first use: it loads MLflow's protos
 
         try:
             # State-aware: read-only lookups on the lab's own server settle "does the run exist".

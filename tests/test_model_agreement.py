@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from helpers import server_model
-from helpers.preflight import preflight
+from helpers.preflight_pipeline import preflight
 from helpers.server_model import Endpoint, Field
 
 JSON = {"Content-Type": "application/json"}

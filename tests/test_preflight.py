@@ -1,4 +1,4 @@
-"""Offline tests of helpers.preflight. Every expected status and message below was observed on
+"""Offline tests of helpers.preflight_pipeline. Every expected status and message below was observed on
 a live MLflow 3.17.2 server (sqlite backend) before it was written here."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from helpers.preflight import Verdict, preflight
+from helpers.preflight_pipeline import Verdict, preflight
 
 API = "/api/2.0/mlflow"
 LM = f"{API}/runs/log-metric"
@@ -404,7 +404,7 @@ def test_works_under_python_O_and_never_imports_the_server() -> None:
     import subprocess
     import sys
 
-    code = ("import json, sys; from helpers.preflight import preflight; "
+    code = ("import json, sys; from helpers.preflight_pipeline import preflight; "
             "v = preflight('POST', '/api/2.0/mlflow/runs/log-metric', "
             "{'Content-Type': 'application/json'}, "
             "json.dumps({'run_id': 'r', 'key': 'k', 'value': 1})); "
@@ -434,7 +434,8 @@ def test_no_process_wide_logging_toggles_and_no_import_fallbacks() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "helpers"
-    for name in ("server_model.py", "preflight.py", "diagnose.py", "catalog.py"):
+    for name in ("server_model.py", "model_table.py", "preflight_pipeline.py", "preflight_route.py",
+                 "preflight_store.py", "preflight_advice.py", "diagnose.py", "catalog.py"):
         text = (root / name).read_text()
         assert ".disabled" not in text and "logging." not in text, name
         assert "except ImportError" not in text, name

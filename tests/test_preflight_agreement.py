@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from helpers.diagnose import explain, verdict_for
-from helpers.preflight import Verdict, preflight
+from helpers.preflight_pipeline import Verdict, preflight
 from helpers.wire import Exchange, send
 from tests.preflight_cases import CASES, Case
 

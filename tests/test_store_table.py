@@ -34,7 +34,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_CUSTOM_VIEW_TAG_PREFIX
 
 from helpers.catalog import HandlerRule, endpoint
 from helpers.model_table import STORE
-from helpers.preflight import preflight
+from helpers.preflight_pipeline import preflight
 from helpers.wire import Exchange, send
 
 JSON = {"Content-Type": "application/json"}

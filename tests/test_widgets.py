@@ -203,7 +203,7 @@ def test_send_on_the_articles_cases_gives_the_live_answer(lab: RequestLab) -> No
 
 def test_the_answer_shows_status_message_diagnosis_and_prediction(lab: RequestLab) -> None:
     from helpers.diagnose import explain
-    from helpers.preflight import preflight
+    from helpers.preflight_pipeline import preflight
 
     lab.content_type.value = rp.NO_CONTENT_TYPE
     parts = lab.request_parts()
@@ -222,9 +222,9 @@ def test_the_answer_shows_status_message_diagnosis_and_prediction(lab: RequestLa
 
 def test_a_failing_diagnosis_or_prediction_is_one_line_not_a_traceback(
         lab: RequestLab, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The modules, not `helpers.preflight` (the package's public name for the function).
+    # The modules, not `helpers.preflight_pipeline` (the package's public name for the function).
     diagnose_module = importlib.import_module("helpers.diagnose")
-    preflight_module = importlib.import_module("helpers.preflight")
+    preflight_module = importlib.import_module("helpers.preflight_pipeline")
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("boom")

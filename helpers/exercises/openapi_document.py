@@ -14,7 +14,7 @@ from typing import Any
 
 from helpers import openapi, runs
 from helpers.exercises import Feedback, batch_body_refusal, loss_differences
-from helpers.preflight import preflight
+from helpers.preflight_pipeline import preflight
 from helpers.wire import send
 
 LOG_BATCH = "/api/2.0/mlflow/runs/log-batch"
