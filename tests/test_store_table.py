@@ -576,3 +576,74 @@ def test_the_live_server_answers_what_the_table_says(probe: Probe, server_url: s
         problems.append(f"preflight expects the message {verdict.expected_message!r}, the "
                         f"server said {live.message!r}")
     assert not problems, "\n".join(problems)
+
+
+# ===================================================================== live: the state rules
+#
+# One case per StateRule of the table: the server state is set up so that exactly that rule
+# fails, then the live answer must be the rule's (status, error code, message), state-aware
+# preflight must predict it, offline preflight must leave it to state, and explain() must name
+# the rule from the live answer alone.
+
+STATE_CASES = [(rpc, rule) for rpc, store in STORE.items() for rule in store.state]
+
+
+def _break_state(server_url: str, rpc: str, subject: str, expect: str, body: dict,
+                 ids: dict[str, str]) -> None:
+    """Change the body or the server so that the (subject, expect) rule fails."""
+    def setup(rpc_: str, payload: dict) -> None:
+        _, answer = _post(server_url, rpc_, payload)
+        assert answer.status == 200, f"setup {rpc_}: {answer.text}"
+
+    if (subject, expect) == ("run", "exists"):
+        body["run_id"] = "0" * 32
+    elif (subject, expect) == ("run", "active"):
+        setup("deleteRun", {"run_id": ids["run_id"]})
+    elif (subject, expect) == ("experiment", "exists"):
+        body["experiment_id"] = "987654321"
+    elif (subject, expect) == ("experiment", "active"):
+        setup("deleteExperiment", {"experiment_id": ids["experiment_id"]})
+    elif (subject, expect) == ("experiment-name", "free"):
+        setup("createExperiment", {"name": body["name"]})
+    elif (subject, expect) == ("param", "unchanged"):
+        key = body["key"] if "key" in body else body["params"][0]["key"]
+        setup("logParam", {"run_id": ids["run_id"], "key": key, "value": "another value"})
+    elif (subject, expect) not in (("experiment", "deleted"), ("tag", "present")):
+        pytest.fail(f"this test does not know how to break the state rule {subject}:{expect}")
+
+
+@pytest.mark.parametrize(("rpc", "rule"), STATE_CASES,
+                         ids=[f"{rpc}:{r.subject}:{r.expect}" for rpc, r in STATE_CASES])
+def test_each_state_rule_is_what_the_live_server_does(rpc: str, rule: Any, server_url: str,
+                                                      fresh_run: dict[str, str]) -> None:
+    from helpers.diagnose import explain
+
+    body = _fill(BASE[rpc], {**fresh_run, "unique": uuid.uuid4().hex})
+    _break_state(server_url, rpc, rule.subject, rule.expect, body, fresh_run)
+    data = json.dumps(body).encode("utf-8")
+    url = server_url + endpoint(rpc).path
+    offline = preflight("POST", url, JSON, data)
+    aware = preflight("POST", url, JSON, data, server=server_url)
+    _, live = _post(server_url, rpc, body)
+
+    assert (live.status, live.error_code) == (rule.status, rule.error_code), live.text
+    assert live.message.startswith(rule.message.split("{")[0].rstrip("…")), live.message
+    assert offline.predicted_status is None and "state" in [f.id for f in offline.findings]
+    assert aware.predicted_status == live.status and rule.id in [f.id for f in aware.findings]
+    if aware.expected_message is not None:
+        assert aware.expected_message == live.message
+    diagnosis = explain(live)
+    assert (diagnosis.family, diagnosis.check) == (rule.id, rule.check), diagnosis
+
+
+def test_deleting_an_experiment_that_holds_a_deleted_run(server_url: str,
+                                                         fresh_run: dict[str, str]) -> None:
+    """A deleted run inside does not stop experiments/delete: 200, and state-aware preflight
+    predicts it (the experiment is active, the only state its rule looks at)."""
+    _, gone = _post(server_url, "deleteRun", {"run_id": fresh_run["run_id"]})
+    assert gone.status == 200, gone.text
+    data = json.dumps({"experiment_id": fresh_run["experiment_id"]})
+    url = server_url + endpoint("deleteExperiment").path
+    aware = preflight("POST", url, JSON, data, server=server_url)
+    _, live = _post(server_url, "deleteExperiment", json.loads(data))
+    assert (aware.predicted_status, live.status) == (200, 200), (aware, live.text)
