@@ -82,6 +82,8 @@ def check_logged_as_meant(body: Mapping[str, Any]) -> Feedback:
 
 def _problems(body: Mapping[str, Any], value: Any, timestamp: int, step: int) -> list[str]:
     """Why the stored point differs from the intended one, one sentence per difference."""
+    from helpers.model_table import SECONDS_THRESHOLD  # imports MLflow: only when checking
+
     problems = []
     sent_value, sent_step = body.get("value"), body.get("step")
     if value != INTENDED["value"]:
@@ -101,7 +103,7 @@ def _problems(body: Mapping[str, Any], value: Any, timestamp: int, step: int) ->
         problems.append("timestamp is 0 (1 January 1970): the server could not read it as an "
                         "integer — a float such as time.time() — and left it at 0. Send "
                         "int(time.time() * 1000).")
-    elif timestamp < 10**11:
+    elif timestamp < SECONDS_THRESHOLD:
         problems.append(f"timestamp {timestamp} is seconds, not milliseconds: multiply by 1000.")
     elif abs(timestamp - runs.now_ms()) > NOW_TOLERANCE_MS:
         problems.append(f"timestamp {timestamp} is not now: use int(time.time() * 1000).")

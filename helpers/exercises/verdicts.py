@@ -13,6 +13,8 @@ from helpers.verdicts import ARTICLE_HEADERS, Planned, article_body, send_planne
 
 def check_one_change(data: Mapping[str, Any], run_id: str) -> Feedback:
     """05_verdicts: the article's `data_correct` plus exactly one field, sent exactly as it sends it."""
+    from helpers.model_table import SECONDS_THRESHOLD  # imports MLflow: only when checking
+
     if has_placeholder(data):
         return placeholders_left()
     if not isinstance(data, Mapping):
@@ -33,7 +35,7 @@ def check_one_change(data: Mapping[str, Any], run_id: str) -> Feedback:
     if not points:
         return Feedback(False, ["200 OK, but no point of some_metric carries the timestamp you sent: "
                                 "send an integer number of milliseconds."], answer)
-    if int(points[0]["timestamp"]) < 10**11:
+    if int(points[0]["timestamp"]) < SECONDS_THRESHOLD:
         return Feedback(False, ["200 OK, but the stored timestamp is in 1970: MLflow reads it as "
                                 "milliseconds; multiply seconds by 1000."], answer)
     return Feedback(True, [f"200 OK with the article's header, call and fields plus {added[0]!r}; "
