@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 
 from helpers import source
 from helpers.errors import UnknownEndpoint
-from helpers.server_model import PREFIXES, Endpoint, Field, HandlerRule
+from helpers.server_model import PREFIXES, Endpoint, Field
 from helpers.server_model import endpoints as _model_endpoints
 
-__all__ = ["PREFIXES", "Endpoint", "Field", "HandlerRule",
+__all__ = ["PREFIXES", "Endpoint", "Field",
            "endpoint", "endpoints", "match_path", "other_route", "path_params"]
 
 
@@ -150,11 +150,3 @@ def _other_routes() -> tuple[re.Pattern[str], ...]:
 def other_route(path: str) -> bool:
     """True when a route outside the model (health, static files, FastAPI routers) serves it."""
     return any(p.fullmatch(path) for p in _other_routes())
-
-
-def __getattr__(name: str) -> object:
-    """`HANDLER_RULES`: every MlflowService handler's rules, derived (built on first use)."""
-    if name == "HANDLER_RULES":
-        return {e.name: e.rule for e in _model_endpoints()
-                if e.service == "MlflowService" and e.rule is not None}
-    raise AttributeError(name)

@@ -142,33 +142,6 @@ class Endpoint:
         """The generated protobuf class the server parses the body into."""
         return message_class(self.request) if self.request else None
 
-    @property
-    def rule(self) -> HandlerRule | None:
-        """The handler's rules in short (names only), for tables; None without a schema."""
-        if self.schema is None:
-            return None
-        store = self.store or StoreRule()
-        return HandlerRule(
-            handler=self.handler or "", reads_run_uuid=self.reads_run_uuid,
-            schema=tuple((k, tuple(c.name for c in cs)) for k, cs in self.schema),
-            nested_required=tuple((f.name, tuple(g.name for g in f.fields if g.enforced))
-                                  for f in self.fields if any(g.enforced for g in f.fields)),
-            limits=store.limits, timestamp_fields=store.timestamps,
-            store_checks=tuple(v.fn for v in store.validators if ":" not in v.fn))
-
-
-@dataclass(frozen=True)
-class HandlerRule:
-    """A summary of one handler: its schema as names, in order, and its store rule."""
-
-    handler: str
-    schema: tuple[tuple[str, tuple[str, ...]], ...]
-    nested_required: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    reads_run_uuid: bool = False
-    limits: tuple[tuple[str, int], ...] = ()
-    store_checks: tuple[str, ...] = ()
-    timestamp_fields: tuple[str, ...] = ()
-
 
 # --------------------------------------------------------------------------- MLflow sources
 

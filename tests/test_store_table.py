@@ -32,7 +32,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils import validation as uv
 from mlflow.utils.mlflow_tags import MLFLOW_CUSTOM_VIEW_TAG_PREFIX
 
-from helpers.catalog import HandlerRule, endpoint
+from helpers.catalog import endpoint
 from helpers.model_table import STORE
 from helpers.preflight_pipeline import preflight
 from helpers.wire import Exchange, send
@@ -168,7 +168,32 @@ def _constants_reached(entries: list[tuple[str, str]]) -> set[str]:
     return found
 
 
-HANDLER_RULES: dict[str, HandlerRule] = {rpc: endpoint(rpc).rule for rpc in STORE}
+@dataclass(frozen=True)
+class HandlerRule:
+    """One RPC of the table in short: the handler's schema as names, in order, what the model
+    derived about it, and the table's store rule."""
+
+    handler: str
+    schema: tuple[tuple[str, tuple[str, ...]], ...]
+    nested_required: tuple[tuple[str, tuple[str, ...]], ...]
+    reads_run_uuid: bool
+    limits: tuple[tuple[str, int], ...]
+    store_checks: tuple[str, ...]
+    timestamp_fields: tuple[str, ...]
+
+
+def _rule(rpc: str) -> HandlerRule:
+    ep, store = endpoint(rpc), STORE[rpc]
+    return HandlerRule(
+        handler=ep.handler or "", reads_run_uuid=ep.reads_run_uuid,
+        schema=tuple((k, tuple(c.name for c in cs)) for k, cs in ep.schema or ()),
+        nested_required=tuple((f.name, tuple(g.name for g in f.fields if g.enforced))
+                              for f in ep.fields if any(g.enforced for g in f.fields)),
+        limits=store.limits, timestamp_fields=store.timestamps,
+        store_checks=tuple(v.fn for v in store.validators if ":" not in v.fn))
+
+
+HANDLER_RULES: dict[str, HandlerRule] = {rpc: _rule(rpc) for rpc in STORE}
 RULE_IDS = list(HANDLER_RULES)
 #: Observed live: log-metric and log-batch refuse a negative metric timestamp
 #: (_validate_metric); runs/create and runs/update store start/end times as sent.
