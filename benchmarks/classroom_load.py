@@ -334,7 +334,7 @@ class TempPostgres:
         return None
 
     def start(self) -> TempPostgres:
-        from helpers.server import free_port
+        from helpers.processes import free_port
 
         self.dir = Path(tempfile.mkdtemp(prefix="mlflow-400-lab-pg-"))
         self.dir.chmod(0o700)
@@ -406,7 +406,7 @@ def _user_exists(name: str) -> bool:
 def classroom_server(backend_store_uri: str, *, workers: int | None = None) -> Iterator[Any]:
     """A classroom-mode server on 127.0.0.1 (a free port), stopped on exit; yields its handle."""
     from helpers import classroom
-    from helpers.server import free_port
+    from helpers.processes import free_port
 
     room = classroom.build(backend_store_uri=backend_store_uri, host="127.0.0.1",
                            port=free_port(), workers=workers)

@@ -27,7 +27,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from helpers import config  # noqa: E402
-from helpers.server import free_port, kill_tree, start_server  # noqa: E402
+from helpers.processes import free_port, kill_tree  # noqa: E402
+from helpers.server import start_server  # noqa: E402
 
 
 def time_kit_start(home: Path) -> tuple[float, list[psutil.Process]]:

@@ -19,7 +19,7 @@ from helpers.errors import KitError, install_notebook_handler
 _LAZY = {
     "start_server": "helpers.server",
     "ServerHandle": "helpers.server",
-    "free_port": "helpers.server",
+    "free_port": "helpers.processes",
     "send": "helpers.wire",
     "Exchange": "helpers.wire",
     "preflight": "helpers.preflight_pipeline",

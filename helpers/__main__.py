@@ -74,8 +74,8 @@ def _port(text: str) -> int:
                                          "65535") from None
     return value
 
-# `helpers.server` (requests, psutil) is imported where it is used, so that `doctor` (standard
-# library only) also runs, and says what is missing, in a Python that lacks them.
+# `helpers.server` and `helpers.processes` (requests, psutil) are imported where they are used, so
+# that `doctor` (standard library only) also runs, and says what is missing, in a Python that lacks them.
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,9 +255,9 @@ def _start_jupyter(no_browser: bool) -> tuple[subprocess.Popen, str, Path]:
     The token goes to Jupyter in its environment (JUPYTER_TOKEN), never on its command line,
     which `ps` shows to every user of the machine; Jupyter's own log goes to a file.
     """
-    from helpers import server
+    from helpers import processes
 
-    port = LAB_PORT if not server.port_in_use(LAB_PORT) else server.free_port()
+    port = LAB_PORT if not processes.port_in_use(LAB_PORT) else processes.free_port()
     token = secrets.token_hex(24)
     url = f"http://127.0.0.1:{port}/lab/tree/{FIRST_NOTEBOOK}?token={token}"
     # `-m jupyterlab`, not `-m jupyter lab`: the `jupyter` dispatcher runs whichever `jupyter-lab`
@@ -317,7 +317,7 @@ def _stop_all(jupyter: subprocess.Popen | None, handle) -> None:
     other process this command started (one it had just spawned when the signal came)."""
     import psutil
 
-    from helpers import server
+    from helpers import processes
 
     kernels: list[psutil.Process] = []
     if jupyter is not None and jupyter.poll() is None:
@@ -327,18 +327,18 @@ def _stop_all(jupyter: subprocess.Popen | None, handle) -> None:
         try:
             jupyter.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            server.kill_tree(jupyter.pid)
+            processes.kill_tree(jupyter.pid)
             jupyter.wait(timeout=5)
         for kernel in kernels:
-            server.kill_tree(kernel.pid, grace=2)
+            processes.kill_tree(kernel.pid, grace=2)
     if handle is not None:
         handle.stop()
     for child in psutil.Process().children():
-        server.kill_tree(child.pid, grace=5)
+        processes.kill_tree(child.pid, grace=5)
         with contextlib.suppress(psutil.NoSuchProcess, ChildProcessError):
             os.waitpid(child.pid, 0)  # reap: no zombie left behind
     record = config.read_state()
-    if record and not server.is_kit_process(record):
+    if record and not processes.is_kit_process(record):
         config.state_file().unlink(missing_ok=True)
 
 

@@ -33,7 +33,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from helpers import config, server
+from helpers import config, processes, server, server_launch
 from helpers.errors import ClassroomError
 
 DEFAULT_PORT = 5000
@@ -141,8 +141,8 @@ def build(
     if workers is not None and workers < 1:
         raise ClassroomError("--workers must be 1 or more (or left out for MLflow's default).")
     # launch_command hands the database URI over in the environment, never on the command line.
-    cmd, env = server.launch_command(port, host=host, launcher="cli", backend_store_uri=uri,
-                                     workers=workers, extra_args=extra)
+    cmd, env = server_launch.launch_command(port, host=host, launcher="cli", backend_store_uri=uri,
+                                            workers=workers, extra_args=extra)
     if basic_auth:
         env.update(_auth_env(home))
     return Classroom(cmd=cmd, env=env, bind=host, port=port, url=f"http://{_url_host(address)}:{port}",
@@ -178,20 +178,20 @@ def start(room: Classroom, *, timeout: float = 300.0,
     create one MLflow user per learner on the roster."""
     say = progress or (lambda message: print(message, file=sys.stderr, flush=True))
     probe = f"http://{_url_host(_loopback_for(room.bind))}:{room.port}"
-    if server.port_in_use(room.port, _loopback_for(room.bind)):
+    if processes.port_in_use(room.port, _loopback_for(room.bind)):
         raise ClassroomError(f"Port {room.port} is already in use on this machine: stop what uses "
                              "it, or choose another with --port.")
     log_path = room.home / f"server-{room.port}.log"
     say(f"Starting the classroom server (log: {log_path}) ...")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(room.cmd, env=room.env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, **server.new_group_kwargs())
+                                stdin=subprocess.DEVNULL, **processes.new_group_kwargs())
     try:
-        server.wait_until_ready(proc, probe, time.monotonic() + timeout, log_path, say)
+        server_launch.wait_until_ready(proc, probe, time.monotonic() + timeout, log_path, say)
         if room.basic_auth:
             create_learners(probe, room)
     except BaseException:
-        server.kill_tree(proc.pid)
+        processes.kill_tree(proc.pid)
         proc.wait(timeout=5)
         raise
     version = _server_version(probe, room)

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import config, runs
-from helpers.server import ServerHandle, free_port, start_server
+from helpers.processes import free_port
+from helpers.server import ServerHandle, start_server
 from tests.loopback import RecordingServer, start_recording_server
 
 _session: dict = {}

@@ -23,7 +23,7 @@ import pytest
 
 from benchmarks.classroom_load import TempPostgres
 from helpers import config
-from helpers.server import free_port
+from helpers.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 300  # four workers importing MLflow on a busy two-core machine

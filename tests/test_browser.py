@@ -23,7 +23,8 @@ import psutil
 import pytest
 import requests
 
-from helpers.server import ServerHandle, free_port
+from helpers.processes import free_port
+from helpers.server import ServerHandle
 
 pytestmark = pytest.mark.browser
 

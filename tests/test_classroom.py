@@ -29,7 +29,7 @@ import requests
 from benchmarks.classroom_load import LESSON, TempPostgres, read_back, run_lesson, sent_ok
 from helpers import classroom, config, errors, runs
 from helpers.diagnose import explain
-from helpers.server import free_port
+from helpers.processes import free_port
 from helpers.wire import send
 from tests.loopback import RecordingServer, start_recording_server
 from tests.rooms import ROOT, Room, postgres_cluster, require_postgres, start_cli_room, stop_room

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from helpers import config, doctor
-from helpers.server import free_port
+from helpers.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MANAGER = "@jupyter-widgets/jupyterlab-manager"

@@ -219,7 +219,8 @@ def case_line(entry: dict) -> str:
 def dedicated_server() -> Iterator[str]:
     """A fresh MLflow server in a throw-away data dir (loopback; killed and removed after)."""
     from helpers import config
-    from helpers.server import free_port, kill_tree, launch_command, new_group_kwargs, wait_until_ready
+    from helpers.processes import free_port, kill_tree, new_group_kwargs
+    from helpers.server_launch import launch_command, wait_until_ready
 
     home = Path(tempfile.mkdtemp(prefix="mlflow-400-lab-fuzz-"))
     (home / "artifacts").mkdir()

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import requests
 
-from helpers import config, server
+from helpers import config, processes, server, server_launch
 from helpers.errors import ServerError, ServerUnreachable
 from helpers.server import start_server
 from helpers.wire import send
@@ -93,7 +93,7 @@ def test_tracking_uri_is_honoured_and_never_stopped(own_home: Path, server_url: 
 
 def test_unreachable_tracking_uri_is_one_sentence(own_home: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(config.TRACKING_URI_ENV, f"http://127.0.0.1:{server.free_port()}")
+    monkeypatch.setenv(config.TRACKING_URI_ENV, f"http://127.0.0.1:{processes.free_port()}")
     with pytest.raises(ServerError, match="no MLflow server answers there") as caught:
         start_server()
     assert "\n" not in str(caught.value)
@@ -106,7 +106,7 @@ def test_startup_timeout_names_the_log_and_leaves_nothing(own_home: Path) -> Non
     assert not (own_home / "server.json").exists()
     mine = [p for p in psutil.process_iter(["cmdline", "environ"])
             if str(own_home) in " ".join(p.info["cmdline"] or [])
-            or str(own_home) in str((p.info["environ"] or {}).get(server.ENV_BACKEND, ""))]
+            or str(own_home) in str((p.info["environ"] or {}).get(server_launch.ENV_BACKEND, ""))]
     assert not mine, f"stray processes: {mine}"
 
 
@@ -130,15 +130,15 @@ def test_fast_launch_env_names_match_mlflow() -> None:
     from mlflow import environment_variables as ev
     from mlflow.server import constants
 
-    assert server.ENV_BACKEND == constants.BACKEND_STORE_URI_ENV_VAR
-    assert server.ENV_REGISTRY == constants.REGISTRY_STORE_URI_ENV_VAR
-    assert server.ENV_ARTIFACT_ROOT == constants.ARTIFACT_ROOT_ENV_VAR
-    assert server.ENV_ARTIFACT_DEST == constants.ARTIFACTS_DESTINATION_ENV_VAR
-    assert server.ENV_SERVE_ARTIFACTS == constants.SERVE_ARTIFACTS_ENV_VAR
-    assert server.ENV_SGI_NAME == ev._MLFLOW_SGI_NAME.name
-    assert server.ENV_IN_JOB_EXECUTOR == ev._MLFLOW_IN_JOB_EXECUTOR.name
-    assert server.ENV_BOOT_ID == ev._MLFLOW_SERVER_BOOT_ID.name
-    assert importlib.util.find_spec(server.FAST_APP.split(":")[0]) is not None
+    assert server_launch.ENV_BACKEND == constants.BACKEND_STORE_URI_ENV_VAR
+    assert server_launch.ENV_REGISTRY == constants.REGISTRY_STORE_URI_ENV_VAR
+    assert server_launch.ENV_ARTIFACT_ROOT == constants.ARTIFACT_ROOT_ENV_VAR
+    assert server_launch.ENV_ARTIFACT_DEST == constants.ARTIFACTS_DESTINATION_ENV_VAR
+    assert server_launch.ENV_SERVE_ARTIFACTS == constants.SERVE_ARTIFACTS_ENV_VAR
+    assert server_launch.ENV_SGI_NAME == ev._MLFLOW_SGI_NAME.name
+    assert server_launch.ENV_IN_JOB_EXECUTOR == ev._MLFLOW_IN_JOB_EXECUTOR.name
+    assert server_launch.ENV_BOOT_ID == ev._MLFLOW_SERVER_BOOT_ID.name
+    assert importlib.util.find_spec(server_launch.FAST_APP.split(":")[0]) is not None
     run_server = Path(importlib.util.find_spec("mlflow.server").origin).read_text()
     assert '"mlflow.server.fastapi_app:app" if using_uvicorn' in run_server
 

@@ -21,7 +21,7 @@ import psutil
 import pytest
 import requests
 
-from helpers import config, errors, server
+from helpers import config, errors, processes, server, server_launch, server_state
 from helpers.errors import ServerError
 from helpers.server import start_server
 
@@ -63,9 +63,9 @@ def _cleanup(home: Path) -> None:
         state = json.loads((home / "server.json").read_text())
     except (OSError, ValueError):
         state = None
-    for record in (server._running_record(home), state):
-        if isinstance(record, dict) and server.is_kit_process(record):
-            server.kill_tree(record["pid"])
+    for record in (server_state.running_record(home), state):
+        if isinstance(record, dict) and processes.is_kit_process(record):
+            processes.kill_tree(record["pid"])
 
 
 @pytest.fixture
@@ -158,9 +158,9 @@ def test_credentials_in_the_tracking_uri_are_never_printed(server_url: str, tmp_
 def test_launched_server_runs_without_pythonoptimize(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONOPTIMIZE", "2")
     for launcher in ("fast", "cli"):
-        _, env = server.launch_command(5400, launcher=launcher)
+        _, env = server_launch.launch_command(5400, launcher=launcher)
         assert "PYTHONOPTIMIZE" not in env
-    _, env = server.launch_command(5400, optimize=True)
+    _, env = server_launch.launch_command(5400, optimize=True)
     assert env["PYTHONOPTIMIZE"] == "1"
 
 
@@ -183,7 +183,7 @@ def _kit_servers(home: Path) -> list[psutil.Process]:
 def test_a_live_server_under_pythonoptimize_proxies_pauses_and_a_lost_state(
         own_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Started from a shell that has PYTHONOPTIMIZE=1 and a dead corporate proxy configured.
-    dead_proxy = f"http://127.0.0.1:{server.free_port()}"
+    dead_proxy = f"http://127.0.0.1:{processes.free_port()}"
     proxies = {name: dead_proxy for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
                                              "https_proxy")}
     served = _cli("serve", home=own_home, PYTHONOPTIMIZE="1", NO_PROXY=None, no_proxy=None,
@@ -209,7 +209,7 @@ def test_a_live_server_under_pythonoptimize_proxies_pauses_and_a_lost_state(
 
     # An explicit port other than the running server's is said, not ignored.
     with pytest.raises(ServerError, match=f"already running at {state['url']}, not on port"):
-        start_server(port=server.free_port(), progress=lambda _: None)
+        start_server(port=processes.free_port(), progress=lambda _: None)
 
     # Paused (SIGSTOP): alive, not dead. No second server, one sentence, and quickly.
     os.kill(state["pid"], signal.SIGSTOP)

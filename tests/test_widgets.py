@@ -17,7 +17,8 @@ import requests
 from helpers import errors, runs, widgets
 from helpers import request_parts as rp
 from helpers.exercises.request_lab import check_challenges, send_with_fields
-from helpers.server import ServerHandle, free_port
+from helpers.processes import free_port
+from helpers.server import ServerHandle
 from helpers.widgets import RequestLab
 from tests.solutions import load_solution
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers.errors import ServerUnreachable
-from helpers.server import free_port
+from helpers.processes import free_port
 from helpers.wire import send
 from tests.loopback import RecordingServer
 
