@@ -33,6 +33,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_CUSTOM_VIEW_TAG_PREFIX, MLFLOW_RUN_N
 from mlflow.utils.proto_json_utils import parse_dict
 from mlflow.utils.uri import validate_query_string
 
+from helpers import registry_checks, search_checks
 from helpers import server_model as model
 from helpers.server_model import HOST_ADDRESSED_ARTIFACT_SCHEMES, PREFIXES, Endpoint, Field
 
@@ -367,8 +368,9 @@ class _Simulation:
             self._reject_aliases(raw, ep.request_class.DESCRIPTOR)
             proto_ok = self._parse(ep)
         self._schema(ep, proto_ok)
-        steps = _STORE_STEPS.get(ep.name) if ep.service == "MlflowService" else None
-        if steps is None or ep.store is None:
+        steps = _STORE_STEPS.get(ep.name) if ep.service == "MlflowService" and ep.store else None
+        steps = steps or search_checks.STEPS.get(ep.name) or registry_checks.STEPS.get(ep.name)
+        if steps is None:
             raise self.not_modelled(f"what {ep.handler} does after its schema check passes "
                                     "(its store call)")
         steps(self)
