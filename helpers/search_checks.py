@@ -1,29 +1,28 @@
-"""What the server's SQL stores say to a search request, found by running the stores' own search
-methods, on an empty database, with the arguments the handlers pass them.
+"""What the server says to a search request: the SQL store's own search method, run as the
+handler calls it (helpers.store_run), on an empty database.
 
 handlers.py's search handlers (`_search_experiments`, `search_runs_impl`, ...) hand the parsed
-request to `SqlAlchemyStore.search_*` (mlflow/store/tracking/sqlalchemy_store.py and
-mlflow/store/model_registry/sqlalchemy_store.py), which check max_results, parse the filter,
-order_by and page token with mlflow/utils/search_utils.py, then query. Calling those methods
-on an in-memory SQLite database that has MLflow's tables and no rows runs every one of those
-checks in the server's order, without re-implementing MLflow's grammar; a search that passes
-them answers 200 whatever the data. `STEPS` (RPC name -> step) is what helpers.preflight runs
-after the handler's schema check.
+request to `SqlAlchemyStore.search_*`, which checks max_results, then parses the filter,
+order_by and page token with mlflow/utils/search_utils.py (in its own order), then queries. A
+search those checks pass answers 200, whatever the data; a refused one gets MLflow's own message,
+with a finding id saying which part failed and how to write it. `STEPS` (RPC name -> step) is
+what helpers.preflight runs after the handler's schema check.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 from mlflow.exceptions import MlflowException
 
+from helpers import store_run
+from helpers.store_run import REGISTRY as _R
+from helpers.store_run import TRACKING as _T
+
 #: handlers.py's argument plumbing, per RPC: (store, method, message -> keyword arguments).
-_T, _R = "tracking", "registry"
-_CALLS: dict[str, tuple[str, str, Callable[[Any], dict[str, Any]]]] = {
+_CALLS: dict[str, store_run.Call] = {
     # handlers.py::_search_experiments
     "searchExperiments": (_T, "search_experiments", lambda m: dict(
         view_type=m.view_type, max_results=m.max_results, order_by=m.order_by,
@@ -99,79 +98,27 @@ def _view_type(m: Any) -> int:
         else ViewType.ACTIVE_ONLY
 
 
-@functools.cache
-def _stores() -> dict[str, Any]:
-    """The server's SQL store classes, without running their constructors (no migrations, no
-    server database): bound to an in-memory SQLite database holding MLflow's tables, empty."""
-    import sqlalchemy
-    from mlflow.store.db.base_sql_model import Base
-    from mlflow.store.db.utils import _get_managed_session_maker
-    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as Registry
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as Tracking
-    from sqlalchemy.pool import StaticPool
-    from sqlalchemy.schema import CreateTable
-
-    engine = sqlalchemy.create_engine("sqlite://", poolclass=StaticPool,
-                                      connect_args={"check_same_thread": False})
-    with engine.begin() as conn:  # tables only: the searches read them, indexes do not matter
-        for table in Base.metadata.sorted_tables:
-            conn.execute(CreateTable(table))
-    out = {}
-    for name, cls in ((_T, Tracking), (_R, Registry)):
-        store = object.__new__(cls)
-        store.engine, store.db_type = engine, "sqlite"  # the kit's server stores in SQLite
-        store.ManagedSessionMaker = _get_managed_session_maker(
-            sqlalchemy.orm.sessionmaker(bind=engine), "sqlite")
-        out[name] = store
-    return out
-
-
 def search(sim: Any) -> None:
-    """Run the store's search method as the handler calls it; an MlflowException is the answer."""
-    from helpers.preflight import CRASH
-
-    store_name, method, args = _CALLS[sim.endpoint.name]
-    store = _stores()[store_name]
-    where = f"{type(store).__module__.replace('.', '/')}.py::SqlAlchemyStore.{method}"
-    try:
-        getattr(store, method)(**args(sim.message))
-    except MlflowException as exc:
-        raise _finding(sim, exc, where) from None
-    except Exception as exc:  # outside the store's session: Flask's 500 page
-        raise sim.fail(500, "server-error", where, f"{CRASH}: {type(exc).__name__}: {exc}.",
-                       "Check the search's arguments.") from None
-    sim.add("info", "search-ok", where, f"{where.rpartition('::')[2]} accepts the filter, "
+    """Run the store's search method as the handler calls it; it passing means 200."""
+    where = store_run.run(sim, _CALLS[sim.endpoint.name], _describe)
+    sim.add("info", "search-ok", where, f"{where.rpartition('.')[2]} accepts the filter, "
             "order_by, page token and max_results (run on an empty database): the server "
             "answers 200 with what matches.")
 
 
-def _finding(sim: Any, exc: MlflowException, where: str) -> Any:
-    crashed = exc.error_code == "INTERNAL_ERROR" and isinstance(exc.__cause__, Exception)
-    raised = exc.__cause__ if crashed else exc  # the store's session wraps what crashed
-    frames = [f for f in traceback.extract_tb(raised.__traceback__) if "/mlflow/" in f.filename
-              and not f.filename.endswith("db/utils.py")]
-    names = [f.name for f in frames[1:]]  # below the search method itself
+def _describe(sim: Any, exc: MlflowException, names: list[str]) -> tuple[str, str, str]:
     said = exc.message
     id_ = next((i for key, i in _IDS for n in names if key in n), None) or \
         next((i for key, i in _IDS if key in said), "search-filter")
-    if frames[1:]:
-        inner = frames[-1]
-        where += " -> mlflow/" + inner.filename.rpartition("/mlflow/")[2] + "::" + inner.name
-    fix = _fix(sim, id_, said)
-    message = said
     hyphen = _hyphenated(str(getattr(sim.message, "filter", "") or "")) \
         if id_ == "search-filter" else None
-    if hyphen is not None:
-        id_ = "search-filter-hyphen"
-        entity, key = hyphen
-        message = (f"The filter names {entity}.{key} without quotes: the parser reads '-' as "
-                   f"minus, so it sees no single identifier. MLflow says: {said}")
-        fix = f"Quote the key with backticks: {entity}.`{key}`."
-    elif crashed:
-        message = (f"The store crashes on this request ({type(raised).__name__}), and the "
-                   f"server answers 500 INTERNAL_ERROR: {said}")
-    return sim.fail(exc.get_http_status_code(), id_, where, message, fix, said=said,
-                    code=exc.error_code)
+    if hyphen is None:
+        return id_, said, _fix(sim, id_, said)
+    entity, key = hyphen
+    return ("search-filter-hyphen",
+            f"The filter names {entity}.{key} without quotes: the parser reads '-' as minus, "
+            f"so it sees no single identifier. MLflow says: {said}",
+            f"Quote the key with backticks: {entity}.`{key}`.")
 
 
 def _fix(sim: Any, id_: str, said: str) -> str:
