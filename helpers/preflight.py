@@ -242,13 +242,21 @@ class _Simulation:
         mark = len(self.findings)
         try:
             self.handler(ep)
-        except _Answer:
+        except _Answer as answer:
             if first is None:
-                raise
+                raise self._uncaught(ep, answer) from None
             self._relabel_after(mark)
         if first is not None:
             self.message = None  # the server never parsed this body
             raise first
+
+    def _uncaught(self, ep: Endpoint, answer: _Answer) -> _Answer:
+        """A handler without @catch_mlflow_exception lets MLflow's error escape: Flask's 500."""
+        if answer.error_code is None or "catch_mlflow_exception" in ep.decorators:
+            return answer
+        return self.fail(500, "server-error", H + str(ep.handler), f"{CRASH}: {ep.handler} "
+                         f"has no @catch_mlflow_exception, so this error escapes: "
+                         f"{answer.message}", "Fix what that message names.")
 
     def _relabel_after(self, mark: int) -> None:
         """Findings past a Content-Type failure describe the next answer once that is fixed."""
@@ -307,7 +315,7 @@ class _Simulation:
             raise self.fail(204, "options", SECURITY + "SecurityHeadersMiddleware",
                             "OPTIONS on an API path: Flask answers it, the middleware "
                             "turns the 200 into 204 No Content.", severity="info")
-        for ep in found:
+        for ep in sorted(found, key=lambda e: path not in e.paths):  # static routes first
             if req.method in _methods(ep):
                 return ep
         allowed = sorted({m for e in found for m in e.http_methods})
@@ -422,6 +430,8 @@ class _Simulation:
     def _body_json(self) -> Any:
         """Werkzeug's get_json(force=True, silent=True): json.loads on the raw bytes (UTF-8/16/32
         detected, BOM allowed, NaN/Infinity accepted), None on any ValueError."""
+        if self.req.method == "GET" and not self.req.body:
+            return None  # a GET without a query string: nothing to read, and nothing wrong
         try:
             raw = json.loads(self.req.body)
             limit = model.JSON_DEPTH_LIMIT
