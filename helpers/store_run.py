@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -30,12 +31,15 @@ def stores() -> dict[str, Any]:
     """The tracking and registry stores on an empty in-memory SQLite database (the kit's
     server stores in SQLite too); sessions roll back instead of committing."""
     import sqlalchemy
-    from mlflow.store.db.base_sql_model import Base
-    from mlflow.store.db.utils import _get_managed_session_maker
-    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as Registry
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as Tracking
     from sqlalchemy.pool import StaticPool
     from sqlalchemy.schema import CreateTable
+
+    with warnings.catch_warnings():  # the registry store's mappers use a deprecated loader
+        warnings.simplefilter("ignore", sqlalchemy.exc.SADeprecationWarning)
+        from mlflow.store.db.base_sql_model import Base
+        from mlflow.store.db.utils import _get_managed_session_maker
+        from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as Registry
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as Tracking
 
     class _NeverCommits(sqlalchemy.orm.Session):
         def commit(self) -> None:
