@@ -16,6 +16,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from mlflow.entities import LoggedModelParameter, LoggedModelTag
 from mlflow.entities.model_registry import RegisteredModelTag
 from mlflow.environment_variables import MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX
 from mlflow.exceptions import MlflowException
@@ -87,12 +88,27 @@ _CALLS: dict[str, store_run.Call] = {
         experiment_id=m.experiment_id, name=m.name)),
     "getLabelSchemaByName": (_T, "get_label_schema_by_name", lambda m: dict(
         experiment_id=m.experiment_id, name=m.name)),
+    "listLabelSchemas": (_T, "list_label_schemas", lambda m: dict(
+        experiment_id=m.experiment_id,
+        max_results=m.max_results if m.HasField("max_results") else 100,
+        page_token=m.page_token if m.HasField("page_token") else None)),
+    # _deprecated_start_trace_v2, _create_logged_model
+    "startTrace": (_T, "deprecated_start_trace_v2", lambda m: dict(
+        experiment_id=m.experiment_id, timestamp_ms=m.timestamp_ms,
+        request_metadata={e.key: e.value for e in m.request_metadata},
+        tags={e.key: e.value for e in m.tags})),
+    "createLoggedModel": (_T, "create_logged_model", lambda m: dict(
+        experiment_id=m.experiment_id, name=m.name or None, model_type=m.model_type,
+        source_run_id=m.source_run_id,
+        params=[LoggedModelParameter.from_proto(p) for p in m.params] or None,
+        tags=[LoggedModelTag(key=t.key, value=t.value) for t in m.tags] or None)),
 }
 
+_ID_FIX = ("Experiment ids are the whole numbers the server gave, sent as strings (e.g. "
+           "\"0\"); experiments/get-by-name looks one up by name.")
 _FIXES = (
-    ("Invalid experiment ID", "bad-experiment-id",
-     "Experiment ids are the whole numbers the server gave, sent as strings (e.g. \"0\"); "
-     "experiments/get-by-name looks one up by name."),
+    ("Invalid experiment ID", "bad-experiment-id", _ID_FIX),
+    ("invalid literal for int()", "bad-experiment-id", _ID_FIX),
     ("Names cannot contain", "invalid-name", "Leave '/' and ':' out of model names: they "
      "separate the parts of models:/<name>/<version> URIs."),
     ("alias", "invalid-alias", "Use letters, digits, '_' and '-' for aliases, not 'latest' or "

@@ -3,9 +3,10 @@ row matters is the server's answer; what it needs rows for is server state.
 
 The store classes (mlflow/store/tracking/sqlalchemy_store.py, mlflow/store/model_registry/
 sqlalchemy_store.py) are used without their constructors (no migrations, no server database),
-bound to an in-memory SQLite database holding MLflow's tables and no rows, whose sessions never
-commit. Their methods then run MLflow's own validators and parsers in the server's order;
-helpers.search_checks and helpers.registry_checks say which method each RPC's handler calls.
+bound to an in-memory SQLite database holding MLflow's tables and, as on every server, the
+Default experiment (id 0) alone; its sessions never commit. Their methods then run MLflow's own
+validators and parsers in the server's order; helpers.search_checks and helpers.registry_checks
+say which method each RPC's handler calls.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ Call = tuple[str, str, Callable[[Any], dict[str, Any]]]
 
 @functools.cache
 def stores() -> dict[str, Any]:
-    """The tracking and registry stores on an empty in-memory SQLite database (the kit's
-    server stores in SQLite too); sessions roll back instead of committing."""
+    """The tracking and registry stores on an in-memory SQLite database holding the Default
+    experiment only (the kit's server stores in SQLite too); sessions roll back, never commit."""
     import sqlalchemy
     from sqlalchemy.pool import StaticPool
     from sqlalchemy.schema import CreateTable
@@ -56,7 +57,11 @@ def stores() -> dict[str, Any]:
     for name, cls in ((TRACKING, Tracking), (REGISTRY, Registry)):
         store = object.__new__(cls)
         store.engine, store.db_type, store.ManagedSessionMaker = engine, "sqlite", maker
+        store.artifact_root_uri = "mlflow-artifacts:/"  # the kit server's --default-artifact-root
         out[name] = store
+    with sqlalchemy.orm.Session(engine) as session:  # every server has the Default experiment
+        out[TRACKING]._create_default_experiment(session)
+        session.commit()
     return out
 
 

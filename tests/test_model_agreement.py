@@ -50,7 +50,7 @@ ORDER_BY = (["name DESC"], ["bogus DESC"], ["name SIDEWAYS"], ["name", "name"],
 PAGE_TOKENS = ("garbage", "WzFd", "e30=", "eyJvZmZzZXQiOiAxfQ==")  # junk, [1], {}, offset 1
 MAX_RESULTS = (0, -1, 1, 100_000, 1_000_000)
 #: Expected figures (measured on MLflow 3.17.2, less a small margin): the floor of coverage.
-MIN_COVERED, MIN_COVERED_PER_SEARCH = 900, 25
+MIN_COVERED, MIN_COVERED_PER_SEARCH = 880, 25
 
 
 @dataclass

@@ -69,6 +69,8 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("POST", A2 + "experiments/update", {"experiment_id": "abc", "new_name": "n"},
      "bad-experiment-id"),
     ("POST", A2 + "logged-models/search", {"experiment_ids": ["abc"]}, "bad-experiment-id"),
+    ("POST", A2 + "traces", {}, "bad-experiment-id"),  # start trace: int('') crashes, 500
+    ("POST", A2 + "logged-models", {"experiment_id": "abc"}, "bad-experiment-id"),
     # registered model names, aliases, versions
     ("POST", A2 + "registered-models/create", {"name": "team/model"}, "invalid-name"),
     ("POST", A2 + "registered-models/create", {"name": "  "}, "missing-field"),
