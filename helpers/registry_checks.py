@@ -92,6 +92,19 @@ _CALLS: dict[str, store_run.Call] = {
         experiment_id=m.experiment_id,
         max_results=m.max_results if m.HasField("max_results") else 100,
         page_token=m.page_token if m.HasField("page_token") else None)),
+    # _calculate_trace_filter_correlation, _get_or_create_user_queue, review queues
+    "calculateTraceFilterCorrelation": (_T, "calculate_trace_filter_correlation", lambda m: dict(
+        experiment_ids=m.experiment_ids, filter_string1=m.filter_string1,
+        filter_string2=m.filter_string2,
+        base_filter=m.base_filter if m.HasField("base_filter") else None)),
+    "getOrCreateUserQueue": (_T, "get_or_create_user_queue", lambda m: dict(
+        experiment_id=m.experiment_id, user=m.user)),
+    "getReviewQueueByName": (_T, "get_review_queue_by_name", lambda m: dict(
+        experiment_id=m.experiment_id, name=m.name)),
+    "listReviewQueues": (_T, "list_review_queues", lambda m: dict(
+        experiment_id=m.experiment_id, **{k: getattr(m, k) if m.HasField(k) else None
+                                          for k in ("user", "item_id", "max_results",
+                                                    "page_token")})),
     # _deprecated_start_trace_v2, _create_logged_model
     "startTrace": (_T, "deprecated_start_trace_v2", lambda m: dict(
         experiment_id=m.experiment_id, timestamp_ms=m.timestamp_ms,
