@@ -12,6 +12,7 @@ say which method each RPC's handler calls.
 from __future__ import annotations
 
 import functools
+import threading
 import traceback
 import warnings
 from collections.abc import Callable
@@ -25,6 +26,7 @@ STATE_CODES = ("RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "NOT_FOUND"
                "ALREADY_EXISTS")
 #: What a handler passes its store, per RPC: (store, method, parsed message -> kwargs).
 Call = tuple[str, str, Callable[[Any], dict[str, Any]]]
+_LOCK = threading.Lock()
 
 
 @functools.cache
@@ -77,16 +79,21 @@ def run(sim: Any, call: Call, describe: Describe) -> str:
 
     store_name, method, args = call
     store = stores()[store_name]
+    try:
+        kwargs = args(sim.message)
+    except Exception as exc:  # noqa: BLE001 - a request field this MLflow's proto lacks
+        raise sim.not_modelled(f"what the handler passes {method} ({exc})") from None
     where = f"{type(store).__module__.replace('.', '/')}.py::SqlAlchemyStore.{method}"
     try:
-        getattr(store, method)(**args(sim.message))
+        with _LOCK:  # one in-memory database, one connection
+            getattr(store, method)(**kwargs)
         return where
     except MlflowException as exc:
         crashed = exc.__cause__ if isinstance(exc.__cause__, Exception) else None
         if exc.error_code in STATE_CODES or type(crashed).__module__.startswith("sqlalchemy"):
-            raise sim.fail(None, "state", where, "Valid as sent: the store's checks pass, then "
-                           "it looks rows up (on an empty database it says "
-                           f"{exc.message!r}); what this server holds decides the answer.",
+            raise sim.fail(None, "state", where, "Valid as far as the store checks before it "
+                           f"looks rows up (on an empty database it then says {exc.message!r}): "
+                           "what this server holds decides the answer.",
                            severity="info") from None
         raised = crashed if exc.error_code == "INTERNAL_ERROR" and crashed else exc
         frames = [f for f in traceback.extract_tb(raised.__traceback__)
@@ -101,5 +108,7 @@ def run(sim: Any, call: Call, describe: Describe) -> str:
         raise sim.fail(exc.get_http_status_code(), id_, where, message, fix, said=exc.message,
                        code=exc.error_code) from None
     except Exception as exc:  # outside the store's session: Flask's 500 page
+        if len(traceback.extract_tb(exc.__traceback__)) < 2:  # the call itself: not MLflow's
+            raise sim.not_modelled(f"{method} of this MLflow ({type(exc).__name__})") from None
         raise sim.fail(500, "server-error", where, f"{CRASH}: {type(exc).__name__}: {exc}.",
                        "Change the value the message names.") from None
