@@ -88,6 +88,10 @@ _FIXES = (
     ("multiple expression", "Send one expression: clauses joined with AND, no ';'."),
     ("Invalid attribute key", "Use one of the keys the message lists, or prefix the name with "
      "metrics., params. or tags."),
+    ("Invalid entity type", "Prefix each key with an entity this search takes (the message "
+     "lists them), e.g. metrics.acc or tags.team."),
+    ("Invalid identifier token", "This search takes no such prefix: write the key bare (e.g. "
+     "name) or with a prefix it supports."),
 )
 
 
@@ -110,10 +114,10 @@ def _describe(sim: Any, exc: MlflowException, names: list[str]) -> tuple[str, st
     said = exc.message
     id_ = next((i for key, i in _IDS for n in names if key in n), None) or \
         next((i for key, i in _IDS if key in said), "search-filter")
-    hyphen = _hyphenated(str(getattr(sim.message, "filter", "") or "")) \
-        if id_ == "search-filter" else None
-    if hyphen is None:
-        return id_, said, _fix(sim, id_, said)
+    field = "filter" if hasattr(sim.message, "filter") else "filter_string"
+    hyphen = _hyphenated(getattr(sim.message, field)) if id_ == "search-filter" else None
+    if hyphen is None or not _quoting_helps(sim, field, *hyphen):
+        return id_, said, _fix(sim, id_, said, names)
     entity, key = hyphen
     return ("search-filter-hyphen",
             f"The filter names {entity}.{key} without quotes: the parser reads '-' as minus, "
@@ -121,7 +125,7 @@ def _describe(sim: Any, exc: MlflowException, names: list[str]) -> tuple[str, st
             f"Quote the key with backticks: {entity}.`{key}`.")
 
 
-def _fix(sim: Any, id_: str, said: str) -> str:
+def _fix(sim: Any, id_: str, said: str, names: list[str]) -> str:
     if id_ == "search-max-results":
         from mlflow.store import model_registry as r
         from mlflow.store import tracking as t
@@ -146,9 +150,21 @@ def _fix(sim: Any, id_: str, said: str) -> str:
     if id_ == "bad-experiment-id":
         return ("Experiment ids are the whole numbers the server gave, sent as strings "
                 "(e.g. \"0\"); experiments/get-by-name looks one up by name.")
-    return next((fix for key, fix in _FIXES if key in said),
-                "Write the filter as <entity>.<key> <comparator> <value>, clauses joined "
+    return next((fix for key, fix in _FIXES if key in said), None) or \
+        next((fix for key, fix in _FIXES for n in names if key in n and n[0] != "<"),
+             "Write the filter as <entity>.<key> <comparator> <value>, clauses joined "
                 "with AND (e.g. metrics.acc > 0.9 AND params.lr = '0.01').")
+
+
+def _quoting_helps(sim: Any, field: str, entity: str, key: str) -> bool:
+    """Whether, with the key in backticks, the store accepts that clause (it may still refuse
+    another one, which the next attempt will show)."""
+    quoted = type(sim.message)()
+    quoted.CopyFrom(sim.message)
+    setattr(quoted, field, getattr(sim.message, field).replace(f"{entity}.{key}",
+                                                                f"{entity}.`{key}`", 1))
+    error = store_run.error_of(_CALLS[sim.endpoint.name], quoted)
+    return error is None or (f"'{entity}" not in error and key not in error)
 
 
 def _hyphenated(text: str) -> tuple[str, str] | None:

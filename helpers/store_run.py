@@ -112,3 +112,17 @@ def run(sim: Any, call: Call, describe: Describe) -> str:
             raise sim.not_modelled(f"{method} of this MLflow ({type(exc).__name__})") from None
         raise sim.fail(500, "server-error", where, f"{CRASH}: {type(exc).__name__}: {exc}.",
                        "Change the value the message names.") from None
+
+
+def error_of(call: Call, message: Any) -> str | None:
+    """The message of the MlflowException the store method raises for `message` (None: it
+    raises none): for trying a rewritten request, with no finding."""
+    store_name, method, args = call
+    try:
+        with _LOCK:
+            getattr(stores()[store_name], method)(**args(message))
+    except MlflowException as exc:
+        return exc.message
+    except Exception as exc:  # noqa: BLE001 - any other failure is an answer too
+        return repr(exc)
+    return None
