@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlflow.entities import LoggedModelParameter, LoggedModelTag
-from mlflow.entities.model_registry import RegisteredModelTag
+from mlflow.entities.model_registry import ModelVersionTag, RegisteredModelTag
 from mlflow.environment_variables import MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX
 from mlflow.exceptions import MlflowException
 
@@ -61,6 +61,8 @@ _CALLS: dict[str, store_run.Call] = {
     "getModelVersion": (_R, "get_model_version", lambda m: dict(name=m.name, version=m.version)),
     "setRegisteredModelTag": (_R, "set_registered_model_tag", lambda m: dict(
         name=m.name, tag=RegisteredModelTag(key=m.key, value=m.value))),
+    "setModelVersionTag": (_R, "set_model_version_tag", lambda m: dict(
+        name=m.name, version=m.version, tag=ModelVersionTag(key=m.key, value=m.value))),
     "deleteRegisteredModelTag": (_R, "delete_registered_model_tag", lambda m: dict(
         name=m.name, key=m.key)),
     "deleteModelVersionTag": (_R, "delete_model_version_tag", lambda m: dict(
@@ -131,6 +133,10 @@ _FIXES = (
     ("model version source", "invalid-source", "Register what a run or logged model holds: "
      "runs:/<run_id>/<path> with that run_id, or models:/<model_id> with that model_id."),
     ("Missing value", "missing-field", "Send a non-blank value."),
+    ("exceeds the maximum length", "too-long", "Shorten it to the length the message names."),
+    ("resolve to", "invalid-name", "Keep '..' and a leading '/' out of keys: names may be "
+     "used as file paths."),
+    ("Names may only contain", "invalid-name", "Use letters, digits, _ - . space : / only."),
 )
 
 

@@ -82,6 +82,10 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("POST", A2 + "registered-models/alias", {"name": "m", "alias": "champ", "version": "one"},
      "bad-version"),
     ("GET", A2 + "model-versions/get", {"name": "m", "version": "latest"}, "bad-version"),
+    ("POST", A2 + "model-versions/set-tag", {"name": "m", "version": "1", "key": "a/../b",
+                                             "value": "v"}, "invalid-name"),
+    ("POST", A2 + "registered-models/set-tag", {"name": "m", "key": "k" * 251, "value": "v"},
+     "too-long"),
     # model version sources
     ("POST", A2 + "model-versions/create", {"name": "m", "source": "/tmp/model"},
      "invalid-source"),
