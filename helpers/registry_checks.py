@@ -157,6 +157,7 @@ def _needs_state(*args: Any, **kwargs: Any) -> Any:
 
 @functools.cache
 def _source_checks() -> dict[str, Any]:
+    """handlers.py's source checks; where they would read a run, model or version: state."""
     return server_model.handler_functions(
         ("_is_prompt_request", "_validate_prompt_source", "_resolve_registered_model_source_lineage",
          "_validate_source_run", "_validate_source_model", "_raise_invalid_model_version_source",
@@ -194,10 +195,12 @@ def _source(sim: Any) -> None:
         id_, message, fix = _describe(sim, exc, [])
         raise sim.fail(exc.get_http_status_code(), id_, check, message, fix, said=exc.message,
                        code=exc.error_code) from None
-    except (_NeedsState, server_model.NotModelled):
+    except _NeedsState:
         raise sim.fail(None, "state", check, "The source names a run, logged model or model "
                        "version: whether it exists on this server, and holds the source, decides "
                        "the answer.", severity="info") from None
+    except server_model.NotModelled as exc:
+        raise sim.not_modelled(f"a source check of _create_model_version ({exc})") from None
 
 
 def registry(sim: Any) -> None:
