@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils import validation as uv
 from mlflow.utils.proto_json_utils import parse_dict
 
-from helpers import catalog, preflight_route, preflight_store, source
+from helpers import catalog, preflight_route, preflight_store, registry_checks, search_checks, source
 from helpers import preflight_advice as advice
 from helpers import server_model as model
 from helpers.errors import NotModelled
@@ -229,13 +229,21 @@ class Pipeline:
         mark = len(self.findings)
         try:
             self.handler(ep)
-        except _Answer:
+        except _Answer as answer:
             if first is None:
-                raise
+                raise self._uncaught(ep, answer) from None
             self._relabel_after(mark)
         if first is not None:
             self.message = None  # the server never parsed this body
             raise first
+
+    def _uncaught(self, ep: Endpoint, answer: _Answer) -> _Answer:
+        """A handler without @catch_mlflow_exception lets MLflow's error escape: Flask's 500."""
+        if answer.error_code is None or "catch_mlflow_exception" in ep.decorators:
+            return answer
+        return self.fail(500, "server-error", H + str(ep.handler), f"{CRASH}: {ep.handler} "
+                         f"has no @catch_mlflow_exception, so this error escapes: "
+                         f"{answer.message}", "Fix what that message names.")
 
     def _relabel_after(self, mark: int) -> None:
         """Findings past a Content-Type failure describe the next answer once that is fixed."""
@@ -283,9 +291,13 @@ class Pipeline:
             self._reject_aliases(raw, ep.request_class.DESCRIPTOR)
             proto_ok = self._parse(ep)
         self._schema(ep, proto_ok)
-        if ep.store is None:
+        steps = search_checks.STEPS.get(ep.name) or registry_checks.STEPS.get(ep.name)
+        if ep.store is None and steps is None:
             raise self.not_modelled(f"what {ep.handler} does after its schema check passes "
                                     "(its store call)")
+        if ep.store is None:
+            steps(self)
+            return
         before = preflight_store.BEFORE_STORE.get(ep.name)
         if before is not None:
             before(self)
@@ -337,6 +349,8 @@ class Pipeline:
     def _body_json(self) -> Any:
         """Werkzeug's get_json(force=True, silent=True): json.loads on the raw bytes (UTF-8/16/32
         detected, BOM allowed, NaN/Infinity accepted), None on any ValueError."""
+        if self.req.method == "GET" and not self.req.body:
+            return None  # a GET without a query string: nothing to read, and nothing wrong
         try:
             raw = json.loads(self.req.body)
             limit = JSON_DEPTH_LIMIT

@@ -68,7 +68,7 @@ def route(sim: Pipeline) -> Endpoint:
         raise sim.fail(204, "options", SECURITY + "SecurityHeadersMiddleware",
                         "OPTIONS on an API path: Flask answers it, the middleware "
                         "turns the 200 into 204 No Content.", severity="info")
-    for ep in found:
+    for ep in sorted(found, key=lambda e: path not in e.paths):  # static routes first
         if req.method in methods(ep):
             return ep
     allowed = sorted({m for e in found for m in e.http_methods})

@@ -176,6 +176,15 @@ def resolve(name: str) -> Any:
     return getattr(loaded, attr) if attr is not None else loaded
 
 
+def handler_functions(names: tuple[str, ...], **stand_ins: Any) -> dict[str, Any]:
+    """handlers.py's own top-level functions `names`, compiled without importing mlflow.server;
+    `stand_ins` replace the names that would reach the server's stores. Any other function of
+    handlers.py they call raises NotModelled."""
+    namespace: dict[str, Any] = dict(stand_ins)
+    _fill(namespace, [_top_defs()[n] for n in names])
+    return namespace
+
+
 @functools.cache
 def handler_lines() -> dict[str, int]:
     """The line of each top-level function of handlers.py (for links to the source)."""

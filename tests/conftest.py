@@ -96,3 +96,15 @@ def fresh_run(server_url: str) -> dict[str, str]:
     """A new experiment with one run: {"experiment_id": ..., "run_id": ...}."""
     run = runs.new_run("test", base_url=server_url)
     return {"experiment_id": run.experiment_id, "run_id": run.run_id}
+
+
+#: Figures tests measure (e.g. tests/test_model_agreement.py's agreement counts), repeated in
+#: the terminal summary so they are seen without -s.
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

@@ -157,9 +157,13 @@ CASES = [
          lambda c, x: (x.message or "").startswith("Changing param values is not allowed")),
     Case("already-exists", lambda c: c.post("experiments/create", json={"name": "Default"}), 400,
          lambda c, x: x.error_code == "RESOURCE_ALREADY_EXISTS"),
-    Case("mlflow-error",  # a real MLflow 400 no specific rule covers
+    Case("search-filter",  # the search store's own filter parser refuses it
          lambda c: c.post("runs/search", json={"experiment_ids": [c.experiment_id],
                                                "filter": "metrics.m >>> 1"}), 400,
+         lambda c, x: x.body_kind == "mlflow-json"),
+    Case("mlflow-error",  # a real MLflow 400 no specific rule covers
+         lambda c: send(f"{c.url}/api/3.0/mlflow/label-schemas/create",
+                        json={"experiment_id": c.experiment_id, "name": "x"}), 400,
          lambda c, x: x.body_kind == "mlflow-json"),
     Case("server-error",
          lambda c: c.metric({"run_id": c.run_id, "key": "m", "value": [1], "timestamp": _now()}),
