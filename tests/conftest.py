@@ -49,6 +49,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: hand the figures over
+        session.config.workeroutput["figures"] = list(FIGURES)
     handle: ServerHandle | None = _session.pop("server", None)
     if handle is not None:
         handle.stop()
@@ -101,6 +103,12 @@ def fresh_run(server_url: str) -> dict[str, str]:
 #: Figures tests measure (e.g. tests/test_model_agreement.py's agreement counts), repeated in
 #: the terminal summary so they are seen without -s.
 FIGURES: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """The xdist controller collects each worker's figures for its summary."""
+    FIGURES.extend(getattr(node, "workeroutput", {}).get("figures", []))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
