@@ -1,4 +1,4 @@
-"""Command line: `python -m helpers serve | status | stop | lab | doctor | openapi`."""
+"""Command line: `python -m helpers serve | status | stop | lab | doctor | openapi | check`."""
 
 from __future__ import annotations
 
@@ -119,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                          help="leave a local server the doctor started running")
     spec = sub.add_parser("openapi", help="write the REST API as an OpenAPI 3.1 document")
     spec.add_argument("--output", default=None, help="file to write (default: openapi/mlflow-VERSION.json)")
+    _add_check_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check(args)
     try:
         if args.command == "openapi":
             if args.output:
@@ -154,6 +157,85 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (_Stop, KeyboardInterrupt):
         return 130
+
+
+def _add_check_parser(sub: argparse._SubParsersAction) -> None:
+    check = sub.add_parser(
+        "check", help="check your own request: predicted answer, cause, fix, corrected request",
+        description="Check a request before (or after) it fails: a curl command (as an argument, "
+        "or - for stdin), a raw HTTP/1.1 request, or a HAR file (every MLflow request in it). "
+        "Exit status: 0 every request is predicted to succeed and store what was sent (or is "
+        "valid with only server state left to decide), 1 one is predicted to fail or to store "
+        "something else, 2 the input cannot be read.")
+    check.add_argument("input", nargs="?", default=None, metavar="INPUT",
+                       help="a curl command, a file (curl, raw HTTP or .har), or - for stdin")
+    check.add_argument("--method", default=None, help="the method, with --url")
+    check.add_argument("--url", default=None, help="the request's URL (instead of INPUT)")
+    check.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                       help="a header, with --url (repeatable)")
+    check.add_argument("--data", default=None, help="the body, with --url")
+    check.add_argument("--server", default=None, metavar="URL",
+                       help="settle server state (does the run exist?) with read-only lookups there")
+    check.add_argument("--replay", action="store_true",
+                       help="send the original and the corrected request to the kit's own local "
+                       "server and show both answers")
+    check.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _check(args: argparse.Namespace) -> int:
+    """`check`: 0 all predicted fine, 1 one predicted to fail or trap, 2 input unreadable."""
+    from helpers.check import check, exit_status
+    from helpers.request_input import InputError, from_flags, read_input
+
+    try:
+        if args.url:
+            if args.input:
+                raise InputError("Give either INPUT or --url, not both.")
+            requests_ = [from_flags(args.method, args.url, args.header, args.data)]
+        else:
+            requests_ = read_input(*_read_check_input(args.input))
+        replay_url = None
+        if args.replay:
+            note = config.resolve_home_env()
+            if note:
+                print(note, file=sys.stderr)
+            from helpers import server
+
+            handle = server.find_kit_server()
+            if handle is None:
+                raise KitError("No kit server is running to replay against: start it with "
+                               "`python -m helpers serve`, then try again.")
+            replay_url = handle.url
+        reports = check(requests_, server=args.server, replay_url=replay_url,
+                        progress=args.format == "text")
+    except KitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(reports.to_json() if args.format == "json" else reports.to_text())
+    return exit_status(reports)
+
+
+def _read_check_input(given: str | None) -> tuple[bytes, Path | None, bytes | None, str]:
+    """(the input's bytes, cwd for @file bodies, stdin for @-, name) from INPUT."""
+    from helpers.request_input import InputError
+
+    if given is None and sys.stdin.isatty():
+        raise InputError("Nothing to check: paste a curl command as an argument (in quotes), "
+                         "give a file, or pipe it in with -.")
+    if given in (None, "-"):
+        return sys.stdin.buffer.read(), Path.cwd(), None, ""
+    path = Path(given)
+    looks_like_file = "\n" not in given and not given.lstrip().lower().startswith("curl") \
+        and len(given) < 4096
+    if looks_like_file:
+        try:
+            return path.read_bytes(), path.resolve().parent, None, path.name
+        except OSError as exc:
+            raise InputError(f"Cannot read {given!r} ({exc.strerror or exc}): give a curl "
+                             "command, a raw HTTP request or a HAR file.") from None
+    return given.encode("utf-8"), Path.cwd(), None, ""
 
 
 def _serve(port: int | None, foreground: bool) -> int:

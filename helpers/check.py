@@ -262,6 +262,9 @@ def _explained(verdict: Any, f: Any) -> tuple[str, str, str]:
     if f is None:
         return ("Nothing wrong: every check passes and the server stores what was sent.",
                 "Nothing to fix.", "every check passed")
+    if f.id == "state":
+        return (_first_sentence(f.message), "Nothing to fix in the request itself: --server URL "
+                "(or --replay) tells whether what it names exists and is active.", f.check)
     if f.severity == "info" and f.id not in ("state", "not-modelled"):
         return (f"Accepted: {_first_sentence(f.message)}", f.fix or "Nothing to fix.", f.check)
     return _first_sentence(f.message), f.fix, f.check

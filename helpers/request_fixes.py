@@ -275,6 +275,11 @@ def _missing_field(req: HttpRequest, msg: str, fix: str) -> Fixed | None:
     return None
 
 
+def _empty_run_id(req: HttpRequest, msg: str, fix: str) -> Fixed | None:
+    """log-batch has no run_uuid field: the parser drops it and the store sees run_id ""."""
+    return _run_uuid(req, msg, fix) if "'run_id'" in msg else None
+
+
 #: Finding id -> its mechanical fix. Ids not listed need a choice, or no fix at all.
 FIXES: dict[str, Callable[[HttpRequest, str, str], Fixed | None]] = {
     "content-type-missing": _content_type,
@@ -284,6 +289,7 @@ FIXES: dict[str, Callable[[HttpRequest, str, str], Fixed | None]] = {
     "trap-seconds-timestamp": _seconds,
     "trap-fractional-timestamp": _seconds,
     "deprecated-run-uuid": _run_uuid,
+    "store-check": _empty_run_id,
     "batch-limit": _split_batch,
     "search-max-results": _max_results,
     "search-filter-hyphen": _filter_hyphen,

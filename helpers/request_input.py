@@ -142,8 +142,8 @@ def words(text: str) -> list[Word]:
         if c in " \t\r":
             i += 1
             continue
-        if c == "\\" and text[i + 1:i + 2] == "\n" or c == "^" and text[i + 1:i + 3] in ("\n", "\r\n"):
-            i += 2 if text[i + 1] == "\n" else 3
+        if c in "\\^" and text[i + 1:i + 2] == "\n":  # \ (POSIX) or ^ (Windows cmd) line end
+            i += 2
             continue
         if c == "#":  # a comment runs to the end of the line
             while i < n and text[i] != "\n":
@@ -621,7 +621,7 @@ def from_flags(method: str | None, url: str, headers: Iterable[str] = (),
                        tuple(pairs), body, "flags")
 
 
-def read_input(data: bytes | str, *, cwd: str | Path | None = None, stdin: bytes | None = None,
+def read_input(data: bytes | str, cwd: str | Path | None = None, stdin: bytes | None = None,
                name: str = "") -> list[HttpRequest]:
     """Every request in `data`, whichever form it is: HAR (JSON), raw HTTP, or curl."""
     raw = data.encode("utf-8") if isinstance(data, str) else data

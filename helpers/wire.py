@@ -270,7 +270,9 @@ def to_curl(request: SentRequest, *, show_secrets: bool = False) -> str:
             name.lower() == "host" and value != redact.host_of(request.url)
         ):
             continue
-        parts += ["-H", _quote(f"{name}: {value}")]
+        # curl reads "Name:" with nothing after the colon as "remove this header"; "Name;" is
+        # its spelling for a header sent with an empty value.
+        parts += ["-H", _quote(f"{name}: {value}" if value.strip() else f"{name};")]
     if not (request.body or request.method in ("POST", "PUT", "PATCH")):
         return " ".join(parts)
     if "content-type" not in names:
