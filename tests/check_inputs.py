@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (exporter strings are kept byte for byte, long lines included)
 """curl commands exactly as the tools people copy them from write them, for tests/test_check.py.
 
 Each string keeps its exporter's layout: option spellings, quoting ($'...' from Chromium),
