@@ -96,7 +96,12 @@ def _compile(route: str) -> re.Pattern[str]:
 
 def match_path(path: str) -> list[Endpoint]:
     """Endpoints served at exactly this URL path (a route parameter matches one segment)."""
-    return [e for pattern, e in _routes() if pattern.fullmatch(path)]
+    return list(_match_path(path))
+
+
+@functools.lru_cache(maxsize=4096)  # a HAR file asks for the same few paths thousands of times
+def _match_path(path: str) -> tuple[Endpoint, ...]:
+    return tuple(e for pattern, e in _routes() if pattern.fullmatch(path))
 
 
 def path_params(ep: Endpoint, path: str) -> dict[str, str]:
@@ -147,6 +152,7 @@ def _other_routes() -> tuple[re.Pattern[str], ...]:
     return tuple(_compile(p) for p in dict.fromkeys(found))
 
 
+@functools.lru_cache(maxsize=4096)
 def other_route(path: str) -> bool:
     """True when a route outside the model (health, static files, FastAPI routers) serves it."""
     return any(p.fullmatch(path) for p in _other_routes())
