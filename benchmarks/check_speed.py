@@ -98,7 +98,7 @@ def main() -> None:
         path = Path(tmp) / "big.har"
         path.write_text(json.dumps(har(args.entries)))
         import helpers.preflight  # noqa: F401
-        from helpers.check import check  # start-up: the imports check() needs
+        from helpers.request_check import check  # start-up: the imports check() needs
 
         text = path.read_text()
         start = time.perf_counter()

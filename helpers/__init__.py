@@ -35,6 +35,7 @@ _LAZY = {
     "get_run": "helpers.runs",
     "metric_history": "helpers.runs",
     "now_ms": "helpers.runs",
+    "check": "helpers.request_check",
 }
 
 # Submodules notebooks use as namespaces (`runs.new_run(...)`, `source.show(...)`).
@@ -43,7 +44,7 @@ _SUBMODULES = ("doctor", "openapi", "runs", "server", "source", "verdicts", "ver
 __all__ = [
     "OMIT", "PINNED_MLFLOW", "Exchange", "KitError", "Recorder", "RequestLab", "ServerHandle", "Table",
     "Verdict",
-    "doctor", "explain", "field_guide", "free_port", "get_run", "metric_history", "new_experiment",
+    "check", "doctor", "explain", "field_guide", "free_port", "get_run", "metric_history", "new_experiment",
     "new_run", "now_ms", "openapi", "preflight", "runs", "send", "server", "source", "start_server",
     "verdicts", "version_notes",
 ]

@@ -184,7 +184,7 @@ def _add_check_parser(sub: argparse._SubParsersAction) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     """`check`: 0 all predicted fine, 1 one predicted to fail or trap, 2 input unreadable."""
-    from helpers.check import check, exit_status
+    from helpers.request_check import check, exit_status
     from helpers.request_input import InputError, from_flags, read_input
 
     try:

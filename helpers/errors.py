@@ -43,6 +43,11 @@ class ClassroomError(KitError):
     """Classroom mode cannot start as asked; the message says what to change."""
 
 
+class InputError(KitError):
+    """A pasted request (curl, raw HTTP, HAR) cannot be read; the message names the token and
+    its place."""
+
+
 def install_notebook_handler() -> None:
     """In an IPython kernel, show `KitError`s as one line instead of a traceback."""
     ipython = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()

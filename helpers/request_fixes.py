@@ -4,7 +4,7 @@ the corrected request(s), or None when the fix needs a choice only the user can 
 Why keyed on finding ids: preflight's ids are stable (helpers/preflight.py::Finding), so a fix
 is chosen by what the server model found, never by guessing from the bytes. The fixes only
 rewrite the request; whether the result is right is decided by running preflight on it again
-(helpers/check.py), never assumed here.
+(helpers/request_check.py), never assumed here.
 """
 
 from __future__ import annotations

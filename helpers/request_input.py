@@ -20,14 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from helpers.errors import KitError
+from helpers.errors import InputError
 
 #: Paths the kit checks in a HAR file: MLflow's REST API and the UI's ajax copy of it.
 MLFLOW_PREFIXES = ("/api/", "/ajax-api/")
-
-
-class InputError(KitError):
-    """The input cannot be read as a request; the message names the token and its place."""
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from helpers.__main__ import main
-from helpers.check import check, check_request, retarget
 from helpers.errors import KitError
 from helpers.preflight import Finding, preflight
+from helpers.request_check import check, check_request, retarget
 from helpers.request_fixes import apply_one, literal_body, quote_filter
 from helpers.request_input import HttpRequest, InputError, parse_curl, parse_raw_http, read_input
 from helpers.wire import SentRequest, send, to_curl
