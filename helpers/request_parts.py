@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -293,3 +294,71 @@ def _same_value(name: str, text: str, before: str) -> bool:
 
 def _clip(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def choices_from(request: Any, ctx: LabContext) -> tuple[Choices, list[str]]:
+    """The lab's choices for a request someone pasted (an `HttpRequest` from
+    helpers.request_input), and what the lab cannot show of it, in words.
+
+    Every field row of the endpoint is there, ticked when the body sends it; a field the lab
+    has no row for keeps a row of its own. Raises LabError when the lab has no such endpoint
+    or cannot read the body as fields.
+    """
+    from helpers.errors import LabError
+
+    path = urlsplit(request.url).path
+    endpoint = next((name for name, p in ENDPOINTS.items() if p == path), None)
+    if endpoint is None:
+        raise LabError(f"The lab has no controls for {path}: it covers "
+                       f"{', '.join(ENDPOINTS)}. Check the request with helpers.check instead.")
+    notes: list[str] = []
+    content_type = request.header("Content-Type")
+    content_type = NO_CONTENT_TYPE if content_type is None else content_type
+    text = request.body.decode("utf-8", errors="replace").strip()
+    style, payload = _read_body(text)
+    if payload is None:
+        raise LabError("The lab cannot show this body as fields (it is neither JSON nor a "
+                       "Python or JavaScript literal): check it with helpers.check instead.")
+    if not isinstance(payload, dict):
+        raise LabError("The body is not a JSON object, so the lab has no fields to show: "
+                       "check it with helpers.check instead.")
+    rows = {s.name: FieldChoice(s.name in payload, value_text(payload.get(s.name, empty_value(s))))
+            for s in fields_for(endpoint)}
+    for name, value in payload.items():
+        if name not in rows:
+            rows[name] = FieldChoice(True, value_text(value))
+    method = request.method.upper()
+    if method not in METHODS:
+        notes.append(f"the method {method} has no button: shown as POST")
+        method = "POST"
+    extra = [k for k, _ in request.headers if k.lower() not in ("content-type", "host",
+                                                                "content-length")]
+    if extra:
+        notes.append(f"headers the lab does not send: {', '.join(dict.fromkeys(extra))}")
+    return Choices(endpoint=endpoint, method=method, content_type=content_type,
+                   body_style=style, fields=rows), notes
+
+
+def _read_body(text: str) -> tuple[str, Any]:
+    """(body style, payload) for a body's text: which of BODY_STYLES writes it, and its fields."""
+    from helpers.request_fixes import literal_body
+
+    if not text:
+        return "empty", {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = literal_body(text)
+        if value is None:
+            return "valid JSON", None
+        if re.search(r"[{,]\s*[A-Za-z_]\w*\s*:", text):
+            return "unquoted keys", value
+        if re.search(r",\s*}\s*$", text) and '"' in text and "'" not in text:
+            return "trailing comma", value
+        return "single quotes", value
+    if isinstance(value, str):
+        try:
+            return "double-encoded", json.loads(value)
+        except ValueError:
+            return "valid JSON", None
+    return "valid JSON", value

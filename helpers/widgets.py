@@ -167,8 +167,19 @@ class RequestLab:
         def half() -> widgets.Layout:
             return widgets.Layout(flex="1 1 0", min_width="0", padding="0 6px 0 0")
 
+        # Import: paste a curl command (or raw HTTP); `load()` sets every control from it.
+        self.import_text = widgets.Textarea(
+            placeholder="Paste your own request here (a curl command, e.g. from Copy as cURL), "
+                        "then press Import", layout=widgets.Layout(width="100%", height="60px"))
+        self.import_button = widgets.Button(description="Import", icon="download",
+                                            tooltip="Load the pasted request into the controls")
+        self.import_note = widgets.HTML()
+        for control, name in ((self.import_text, "import-text"), (self.import_button, "import"),
+                              (self.import_note, "import-note")):
+            control.add_class(f"lab400-{name}")
         self.widget = widgets.VBox([
-            self.title, self.endpoint, self.method, self.content_type, self.body_style,
+            self.title, self.import_text, widgets.HBox([self.import_button, self.import_note]),
+            self.endpoint, self.method, self.content_type, self.body_style,
             self.fields_label, self.fields_box,
             widgets.HBox([self.send_button, self.reset_button, self.clear_button]),
             # The request (left) next to the server's answer (right), as on the wire.
@@ -183,6 +194,7 @@ class RequestLab:
         for control in (self.method, self.content_type, self.body_style):
             control.observe(self._on_change, names="value")
         self.send_button.on_click(lambda _b: self.send())
+        self.import_button.on_click(lambda _b: self._on_import())
         self.reset_button.on_click(lambda _b: self.reset())
         self.clear_button.on_click(lambda _b: self.clear_history())
 
@@ -265,6 +277,46 @@ class RequestLab:
             self._show_problem(self.problem)
         else:
             self._render_answer()
+
+    def load(self, text: str) -> list[str]:
+        """Set the controls from a pasted request (curl command or raw HTTP), so its parts can be
+        toggled one by one; returns what the lab cannot show of it (extra headers ...).
+
+        The request is read by helpers.request_input and mapped by request_parts.choices_from;
+        a run id it names is kept as pasted (the lab's run is one quick choice away)."""
+        from helpers.request_input import read_input
+
+        found = read_input(text)
+        choices, notes = rp.choices_from(found[0], self.ctx)
+        if len(found) > 1:
+            notes.append(f"the input holds {len(found)} requests: the first is loaded")
+        self._quiet = True
+        try:
+            self.endpoint.value = choices.endpoint
+            self.method.value = choices.method
+            if choices.content_type not in self.content_type.options:
+                self.content_type.options = [*self.content_type.options, choices.content_type]
+            self.content_type.value = choices.content_type
+            self.body_style.value = choices.body_style
+            rows = self._rows_for(choices.endpoint)
+            for name, choice in choices.fields.items():
+                if name not in rows:
+                    row = FieldRow(rp.FieldSpec(name, "string"), choice, lambda: self.ctx)
+                    row.observe(self._on_change)
+                    rows[name] = row
+                rows[name].include.value = choice.include
+                rows[name].value.value = choice.text
+        finally:
+            self._quiet = False
+        self._show_rows()
+        self.import_note.value = html.escape("Loaded. " + "; ".join(notes) if notes else "Loaded.")
+        return notes
+
+    def _on_import(self) -> None:
+        try:
+            self.load(self.import_text.value)
+        except KitError as exc:  # InputError, LabError: one plain sentence under the box
+            self.import_note.value = f"<pre style='{_PRE}'>{html.escape(str(exc))}</pre>"
 
     def clear_history(self) -> None:
         """Empty the history of attempts (the Clear history button); the controls stay as they are."""

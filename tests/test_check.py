@@ -361,3 +361,24 @@ def test_a_batch_over_the_limit_is_split_and_each_part_is_accepted(server_url, f
     assert report.predicted_status == 400 and len(report.corrected) >= 2
     assert report.curl().count("curl ") == len(report.corrected)
     assert [_live(r, server_url).status for r in report.corrected] == [200] * len(report.corrected)
+
+
+def test_request_lab_imports_a_pasted_curl_command(server_url, fresh_run) -> None:
+    from helpers.widgets import RequestLab
+
+    lab = RequestLab(base_url=server_url)
+    command = _fill(EXPORTS["python-dict"], server_url, {**fresh_run, "run_id": lab.ctx.run_id})
+    lab.import_text.value = command
+    lab.import_button.click()
+    assert "Loaded" in lab.import_note.value
+    assert (lab.endpoint.value, lab.content_type.value, lab.body_style.value) == \
+        ("log-metric", "application/json", "single quotes")
+    assert lab.field("timestamp").value.value == "1700000000000"
+    assert lab.request_parts().body == parse_curl(command)[0].body  # the same bytes as pasted
+    first = lab.send()
+    assert first is not None and first.status == check(command)[0].predicted_status == 400
+    lab.body_style.value = "valid JSON"  # toggle one part of the learner's own request
+    assert lab.send().status == 200
+    lab.import_text.value = "curl http://h/api/2.0/mlflow/runs/search -d '{}'"
+    lab.import_button.click()
+    assert "no controls for /api/2.0/mlflow/runs/search" in lab.import_note.value
