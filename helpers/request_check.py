@@ -135,6 +135,8 @@ class Report:
     def __str__(self) -> str:
         return self.to_text()
 
+    __repr__ = __str__
+
     def _repr_html_(self) -> str:
         import html
 
@@ -152,6 +154,8 @@ class Reports(list):
 
     def __str__(self) -> str:
         return self.to_text()
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         import html

@@ -382,3 +382,13 @@ def test_request_lab_imports_a_pasted_curl_command(server_url, fresh_run) -> Non
     lab.import_text.value = "curl http://h/api/2.0/mlflow/runs/search -d '{}'"
     lab.import_button.click()
     assert "no controls for /api/2.0/mlflow/runs/search" in lab.import_note.value
+
+
+def test_the_readme_example_is_real_output(capsys) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Check your own request", 1)[1].split("```text\n", 1)[1].split("\n```", 1)[0]
+    command_line, shown = block.split("\n", 1)
+    argv = __import__("shlex").split(command_line.removeprefix("$ "))
+    assert argv[:3] == ["python", "-m", "helpers"]
+    assert main(argv[3:]) == 1
+    assert capsys.readouterr().out.rstrip() == shown
