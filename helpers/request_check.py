@@ -172,7 +172,8 @@ def check(source: str | bytes | HttpRequest | Sequence[HttpRequest], *, server: 
 
     `server`: settle server state with preflight's read-only lookups there. `replay_url`: also
     send the original and the corrected request to the kit's local server at that URL (loopback
-    only) and keep both answers. `progress`: a progress bar on stderr for long inputs.
+    only) and keep both answers; state is then settled there too unless `server` says else.
+    `progress`: a progress bar on stderr for long inputs.
     """
     if isinstance(source, HttpRequest):
         requests_ = [source]
@@ -182,6 +183,7 @@ def check(source: str | bytes | HttpRequest | Sequence[HttpRequest], *, server: 
         requests_ = list(source)
     if replay_url is not None:
         _refuse_remote(replay_url)
+        server = server or replay_url  # the requests go there: settle their state there too
     out = Reports()
     cache: dict[tuple, Report] = {}
     bar = _Progress(len(requests_)) if progress else None

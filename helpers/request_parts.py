@@ -331,12 +331,16 @@ def choices_from(request: Any, ctx: LabContext) -> tuple[Choices, list[str]]:
     if method not in METHODS:
         notes.append(f"the method {method} has no button: shown as POST")
         method = "POST"
-    extra = [k for k, _ in request.headers if k.lower() not in ("content-type", "host",
-                                                                "content-length")]
+    extra = [k for k, _ in request.headers if k.lower() not in _CLIENT_HEADERS]
     if extra:
         notes.append(f"headers the lab does not send: {', '.join(dict.fromkeys(extra))}")
     return Choices(endpoint=endpoint, method=method, content_type=content_type,
                    body_style=style, fields=rows), notes
+
+
+#: Headers every client adds by itself (curl's Accept, a browser's User-Agent): not the lab's business.
+_CLIENT_HEADERS = frozenset({"content-type", "host", "content-length", "accept", "user-agent",
+                             "accept-encoding", "accept-language", "connection"})
 
 
 def _read_body(text: str) -> tuple[str, Any]:
