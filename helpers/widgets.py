@@ -263,7 +263,9 @@ class RequestLab:
             self._drop_rows()
             self.endpoint.value = "log-metric"
             self.method.value = "POST"
+            self.content_type.options = list(rp.CONTENT_TYPES)  # drop one an import added
             self.content_type.value = "application/json"
+            self.import_note.value = ""
             self.body_style.value = "valid JSON"
         finally:
             self._quiet = False
