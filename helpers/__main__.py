@@ -173,7 +173,8 @@ def _add_check_parser(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--url", default=None, help="the request's URL (instead of INPUT)")
     check.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
                        help="a header, with --url (repeatable)")
-    check.add_argument("--data", default=None, help="the body, with --url")
+    check.add_argument("--data", default=None,
+                       help="the body, with --url (sent as is: no Content-Type is added)")
     check.add_argument("--server", default=None, metavar="URL",
                        help="settle server state (does the run exist?) with read-only lookups there")
     check.add_argument("--replay", action="store_true",

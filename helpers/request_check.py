@@ -419,12 +419,22 @@ def _requests_call(req: HttpRequest) -> str:
         f"requests.request({req.method!r}, "
     args = [repr(redact.mask_url(req.url))]
     if is_json:
-        args.append("json=" + _mask(repr(payload)))
+        args.append("json=" + repr(_masked(payload)))
     elif req.body:
         args.append("data=" + _mask(repr(req.body)))
     if headers:
         args.append("headers=" + repr(dict(headers)))
     return call + ", ".join(args) + ")"
+
+
+def _masked(value: Any) -> Any:
+    """A JSON value with the values of secret-like keys (password, token ...) masked."""
+    if isinstance(value, dict):
+        return {k: redact.MASK if redact.is_secret_name(str(k)) else _masked(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 def _answer_dict(label: str, ex: Any) -> dict[str, Any]:

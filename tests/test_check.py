@@ -392,3 +392,15 @@ def test_the_readme_example_is_real_output(capsys) -> None:
     assert argv[:3] == ["python", "-m", "helpers"]
     assert main(argv[3:]) == 1
     assert capsys.readouterr().out.rstrip() == shown
+
+
+def test_secrets_are_masked_in_every_output() -> None:
+    command = ("curl -X POST 'http://127.0.0.1:5000/api/2.0/mlflow/runs/log-metric?api_token=qs-secret-1' "
+               "-u alice:pw-secret-2 -b 'session=cookie-secret-3' -H 'X-Auth-Token: hdr-secret-4' "
+               "-d '{\"run_id\": \"0123456789abcdef0123456789abcdef\", \"key\": \"k\", \"value\": 1, "
+               "\"timestamp\": 1700000000000, \"password\": \"body-secret-5\"}'")
+    reports = check(command)
+    assert reports[0].corrected  # the corrected request repeats every part of the original
+    shown = reports.to_text() + reports.to_json() + (reports[0].requests_code() or "")
+    for n in range(1, 6):
+        assert f"secret-{n}" not in shown, n
