@@ -319,8 +319,6 @@ def _curl_request(text: str, args: list[Word], cwd: Path, stdin: bytes | None) -
                 value = args[i].text
             if option in _VALUE_OPTIONS:
                 _apply(st, _VALUE_OPTIONS[option], value, text, args[i], cwd, stdin)
-            else:
-                st.notes.append(f"{option}: does not change the request")
         elif option in _IGNORED_FLAGS or option in _SELF_FLAGS:
             _flag(st, option)
         elif arg.startswith("-") and arg != "-":
@@ -339,9 +337,7 @@ def _flag(st: _Curl, option: str) -> None:
     if kind == "get":
         st.get = True
     elif kind == "head":
-        st.head = True
-    elif option not in ("-s", "--silent", "-S", "--show-error"):
-        st.notes.append(f"{option}: does not change the request")
+        st.head = True  # every other flag here changes nothing the server sees
 
 
 def _read_at(value: str, cwd: Path, stdin: bytes | None, word: Word, text: str) -> bytes:
