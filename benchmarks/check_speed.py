@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,11 +34,15 @@ CURL = (f"curl -X POST {API}/runs/log-metric -d '{{\"run_id\": \"{RUN}\", \"key\
         "\"value\": 0.5, \"timestamp\": 1700000000}'")
 
 
-def wall(argv: list[str]) -> float:
+def timed(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one command: CPU time is steadier on a shared machine."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def har(entries: int) -> dict:
@@ -88,11 +93,12 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f}")
 
     base, ours = [], []
-    wall([py, "-c", "import mlflow"])  # warm the file cache once for both
+    timed([py, "-c", "import mlflow"])  # warm the file cache once for both
     for _ in range(args.runs):
-        base.append(wall([py, "-c", "import mlflow"]))
-        ours.append(wall([py, "-m", "helpers", "check", CURL]))
-    b, o = statistics.median(base), statistics.median(ours)
+        base.append(timed([py, "-c", "import mlflow"]))
+        ours.append(timed([py, "-m", "helpers", "check", CURL]))
+    b, o = (statistics.median(t[0] for t in base), statistics.median(t[1] for t in base)), \
+        (statistics.median(t[0] for t in ours), statistics.median(t[1] for t in ours))
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.har"
@@ -100,23 +106,25 @@ def main() -> None:
         import helpers.preflight  # noqa: F401
         from helpers.request_check import check  # start-up: the imports check() needs
 
+        check(CURL)  # and the server model, built once per process
         text = path.read_text()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         reports = check(text)
-        after_startup = time.perf_counter() - start
-        command = wall([py, "-m", "helpers", "check", str(path)])
+        after_startup = (time.perf_counter() - start, time.process_time() - cpu)
+        command = timed([py, "-m", "helpers", "check", str(path)])
     failing = sum(r.fails for r in reports)
 
     print()
-    print("| what | time | goal |")
-    print("|---|---|---|")
-    print(f"| `python -c \"import mlflow\"` (median of {args.runs}) | {b:.2f} s | – |")
-    print(f"| `python -m helpers check '<curl>'`, offline (median of {args.runs}) | {o:.2f} s "
-          f"({o / b:.2f}x) | <= 1.3x |")
+    print("| what | wall | CPU | goal |")
+    print("|---|---|---|---|")
+    print(f"| `python -c \"import mlflow\"` (median of {args.runs}) | {b[0]:.2f} s | {b[1]:.2f} s | – |")
+    print(f"| `python -m helpers check '<curl>'`, offline (median of {args.runs}) | {o[0]:.2f} s "
+          f"({o[0] / b[0]:.2f}x) | {o[1]:.2f} s ({o[1] / b[1]:.2f}x) | <= 1.3x |")
     print(f"| {args.entries:,}-entry HAR: `check()` after start-up ({len(reports):,} MLflow "
-          f"requests, {failing:,} flagged) | {after_startup:.2f} s | <= 5 s |")
-    print(f"| {args.entries:,}-entry HAR: the whole command, start-up included | {command:.2f} s | – |")
-
+          f"requests, {failing:,} flagged) | {after_startup[0]:.2f} s | {after_startup[1]:.2f} s "
+          "| <= 5 s |")
+    print(f"| {args.entries:,}-entry HAR: the whole command, start-up included | {command[0]:.2f} s "
+          f"| {command[1]:.2f} s | – |")
 
 if __name__ == "__main__":
     main()
