@@ -220,8 +220,11 @@ def _split_batch(req: HttpRequest, _msg: str, _fix: str) -> Fixed | None:
 
 
 def _max_results(req: HttpRequest, _msg: str, fix: str) -> Fixed | None:
-    wanted = re.search(r"\b(\d+)\b", fix)
-    value = int(wanted.group(1)) if wanted else 1000
+    # The finding's fix names the value MLflow's own client sends ("... client sends 1000"),
+    # else a max_results=N example; else the largest number it names (a limit).
+    wanted = re.search(r"sends (\d+)", fix) or re.search(r"max_results=(\d+)", fix)
+    numbers = [int(n) for n in re.findall(r"\b\d+\b", fix)]
+    value = int(wanted.group(1)) if wanted else max(numbers, default=1000)
     parts = urlsplit(req.url)
     if req.method == "GET":
         query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
