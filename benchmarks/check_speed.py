@@ -103,7 +103,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.har"
         path.write_text(json.dumps(har(args.entries)))
-        import helpers.preflight  # noqa: F401
+        import helpers.preflight_pipeline  # noqa: F401
         from helpers.request_check import check  # start-up: the imports check() needs
 
         check(CURL)  # and the server model, built once per process

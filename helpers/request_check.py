@@ -36,7 +36,7 @@ class Report:
     """One request checked: prediction, cause, fix, and the corrected request when there is one."""
 
     request: HttpRequest
-    verdict: Any  # helpers.preflight.Verdict
+    verdict: Any  # helpers.preflight_pipeline.Verdict
     cause: str
     fix: str
     check: str
@@ -244,7 +244,7 @@ def check_request(req: HttpRequest, *, server: str | None = None) -> Report:
 
 
 def _preflight(req: HttpRequest, server: str | None) -> Any:
-    from helpers.preflight import preflight
+    from helpers.preflight_pipeline import preflight
 
     merged: dict[str, str] = {}
     for name, value in req.headers:  # repeated headers reach the server joined by ", "

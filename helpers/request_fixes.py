@@ -1,7 +1,7 @@
 """Mechanical fixes for what preflight finds: each takes a request and the finding, and returns
 the corrected request(s), or None when the fix needs a choice only the user can make.
 
-Why keyed on finding ids: preflight's ids are stable (helpers/preflight.py::Finding), so a fix
+Why keyed on finding ids: preflight's ids are stable (helpers/preflight_pipeline.py::Finding), so a fix
 is chosen by what the server model found, never by guessing from the bytes. The fixes only
 rewrite the request; whether the result is right is decided by running preflight on it again
 (helpers/request_check.py), never assumed here.

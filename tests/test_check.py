@@ -23,7 +23,7 @@ import pytest
 
 from helpers.__main__ import main
 from helpers.errors import KitError
-from helpers.preflight import Finding, preflight
+from helpers.preflight_pipeline import Finding, preflight
 from helpers.request_check import check, check_request, retarget
 from helpers.request_fixes import apply_one, literal_body, quote_filter
 from helpers.request_input import HttpRequest, InputError, parse_curl, parse_raw_http, read_input
@@ -404,3 +404,19 @@ def test_secrets_are_masked_in_every_output() -> None:
     shown = reports.to_text() + reports.to_json() + (reports[0].requests_code() or "")
     for n in range(1, 6):
         assert f"secret-{n}" not in shown, n
+
+
+def test_search_fixes_on_real_findings_get_200_from_the_live_server(server_url, fresh_run) -> None:
+    api = server_url + "/api/2.0/mlflow"
+    commands = [
+        f"curl {api}/experiments/search -H 'Content-Type: application/json' -d '{{}}'",
+        f"curl {api}/runs/search -H 'Content-Type: application/json' -d '{{\"experiment_ids\": "
+        f"[\"{fresh_run['experiment_id']}\"], \"filter\": \"metrics.val-loss < 1\", "
+        "\"max_results\": 10}'",
+    ]
+    for command in commands:
+        (report,) = check(command)
+        (req,) = parse_curl(command)
+        assert report.predicted_status == _live(req, server_url).status == 400, report.to_text()
+        assert report.corrected, report.to_text()
+        assert [_live(r, server_url).status for r in report.corrected] == [200]
