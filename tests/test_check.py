@@ -420,3 +420,36 @@ def test_search_fixes_on_real_findings_get_200_from_the_live_server(server_url, 
         assert report.predicted_status == _live(req, server_url).status == 400, report.to_text()
         assert report.corrected, report.to_text()
         assert [_live(r, server_url).status for r in report.corrected] == [200]
+
+
+def test_a_har_from_the_kits_recorder_and_the_server_flag(server_url, fresh_run, capsys) -> None:
+    from helpers.har import to_har
+
+    good = {"run_id": fresh_run["run_id"], "key": "k", "value": 1, "timestamp": 1700000000000}
+    sent = [send("/api/2.0/mlflow/runs/log-metric", json=good, base_url=server_url),
+            send("/api/2.0/mlflow/runs/log-metric", data=json.dumps(good), base_url=server_url)]
+    reports = check(json.dumps(to_har(sent)), server=server_url)
+    assert [r.predicted_status for r in reports] == [ex.status for ex in sent] == [200, 400]
+    missing = {**good, "run_id": "0" * 32}
+    command = (f"curl {server_url}/api/2.0/mlflow/runs/log-metric -H 'Content-Type: "
+               f"application/json' -d '{json.dumps(missing)}'")
+    assert main(["check", command, "--server", server_url, "--format", "json"]) == 1
+    (obj,) = json.loads(capsys.readouterr().out)
+    assert obj["predicted_status"] == 404 and obj["corrected"] is None
+
+
+def test_a_progress_bar_on_a_terminal_only_after_a_second(monkeypatch, capsys) -> None:
+    from helpers import request_check
+
+    clock = iter(range(10_000))
+    monkeypatch.setattr(request_check.time, "perf_counter", lambda: next(clock) * 0.5)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    many = [HttpRequest("GET", f"http://127.0.0.1:5000/api/2.0/mlflow/runs/get?run_id={i:032x}")
+            for i in range(120)]
+    check(many, progress=True)
+    err = capsys.readouterr().err
+    assert "checking [" in err and "120/120" in err and err.endswith("\n")
+    assert "50/120" not in err  # the first half second shows nothing
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    check(many, progress=True)
+    assert capsys.readouterr().err == ""
