@@ -27,8 +27,8 @@ from helpers.request_input import HttpRequest, InputError, read_input
 MAX_ROUNDS = 6
 #: Text output shows commands up to this many characters (the JSON output has all of them).
 SHOWN_LIMIT = 1500
-#: Findings that describe a 2xx answer without a trap (the request stores what was sent).
-_HARMLESS = ("state", "double-encoded", "deprecated-run-uuid", "coerced-string", "not-modelled")
+#: Replay sends at most this many originals (each with its corrected request) to the server.
+REPLAY_LIMIT = 50
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,9 @@ def check(source: str | bytes | HttpRequest | Sequence[HttpRequest], *, server: 
         requests_ = list(source)
     if replay_url is not None:
         _refuse_remote(replay_url)
+        if len(requests_) > REPLAY_LIMIT:
+            raise KitError(f"Replay sends at most {REPLAY_LIMIT} requests and the input holds "
+                           f"{len(requests_)}: check it without replay, or cut it down.")
         server = server or replay_url  # the requests go there: settle their state there too
     out = Reports()
     cache: dict[tuple, Report] = {}
