@@ -1,9 +1,10 @@
 """House style of every notebook (the time formula is the one docs/instructor.md states): the parts
-a learner relies on are there, and the stated time agrees with the formula words/150 + 0.5 min per
-code cell (markdown words)."""
+a learner relies on are there, and the stated time agrees with the formula
+(prose words + visible output words) / 150 + 0.5 min per code cell + 3 min per exercise."""
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -20,9 +21,33 @@ def _read(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
 
 
+def output_words(output: nbformat.NotebookNode) -> int:
+    """Words a reader sees in one output: rendered HTML's text where there is HTML (as JupyterLab
+    shows it), else the plain text; a widget's view has no stored words."""
+    data = output.get("data", {})
+    if output.output_type == "stream":
+        text = output.text
+    elif "text/html" in data:
+        text = html.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"<(style|script).*?</\1>", "",
+                                                           data["text/html"], flags=re.S)))
+    elif "application/vnd.jupyter.widget-view+json" in data:
+        text = ""
+    else:
+        text = data.get("text/plain", "") or "\n".join(output.get("traceback", []))
+    return len(text.split())
+
+
+def cell_minutes(cell: nbformat.NotebookNode) -> float:
+    if cell.cell_type == "markdown":
+        exercise = 3 if re.search(r"^#+ (Exercise|Challenges)", cell.source, re.M) else 0
+        return len(cell.source.split()) / 150 + exercise
+    if cell.cell_type == "code":
+        return 0.5 + sum(output_words(o) for o in cell.get("outputs", [])) / 150
+    return 0.0
+
+
 def formula_minutes(nb: nbformat.NotebookNode) -> float:
-    words = sum(len(c.source.split()) for c in nb.cells if c.cell_type == "markdown")
-    return words / 150 + 0.5 * sum(c.cell_type == "code" for c in nb.cells)
+    return sum(cell_minutes(c) for c in nb.cells)
 
 
 def stated_minutes(nb: nbformat.NotebookNode) -> int:
@@ -73,6 +98,19 @@ def test_deep_dives_say_so_first(path: Path) -> None:
 def test_the_core_path_fits_in_an_hour() -> None:
     total = sum(formula_minutes(_read(p)) for p in CORE)
     assert total <= 60, f"core path: {total:.1f} minutes by the formula"
+
+
+def test_the_first_live_400_comes_in_the_first_five_minutes() -> None:
+    minutes = 0.0
+    for cell in _read(CORE[0]).cells:
+        minutes += cell_minutes(cell)
+        shown = " ".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                         for o in cell.get("outputs", []))
+        if re.search(r"\b400\b", shown):
+            break
+    else:
+        pytest.fail("the first notebook shows no live 400")
+    assert minutes <= 5, f"the first live 400 comes after {minutes:.1f} minutes"
 
 
 @pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)
