@@ -117,6 +117,9 @@ class Report:
             lines.append(f"  also:  {f.severity} {f.id}: {_first_sentence(_mask(f.message))}")
         for note in req.notes:
             lines.append(f"  note:  {note}")
+        for f in v.findings:
+            if f.id == "server-config":
+                lines.append(f"  note:  {_mask(f.message)}")
         if self.decide:
             lines.append(f"  you decide: {_mask(self.decide)}")
         if self.corrected:
@@ -253,7 +256,26 @@ def _preflight(req: HttpRequest, server: str | None) -> Any:
     for name, value in req.headers:  # repeated headers reach the server joined by ", "
         key = name.lower()
         merged[key] = f"{merged[key]}, {value}" if key in merged else value
-    return preflight(req.method, req.url, merged, req.body, server=server)
+    verdict = preflight(req.method, req.url, merged, req.body, server=server)
+    blocked = verdict.errors[0] if verdict.errors else None
+    if verdict.predicted_status != 403 or blocked is None or \
+            blocked.id not in ("forbidden-host", "forbidden-origin"):
+        return verdict
+    # A server reachable by that name is started with --allowed-hosts (--cors-allowed-origins),
+    # which the model cannot see: predict the rest as such a server answers, and say so.
+    from dataclasses import replace
+    from urllib.parse import urlsplit
+
+    from helpers.preflight_pipeline import Finding
+
+    parts = urlsplit(req.url)
+    local = parts._replace(netloc="localhost" + (f":{parts.port}" if parts.port else "")).geturl()
+    trusted = {k: v for k, v in merged.items() if k not in ("host", "origin")}
+    note = Finding("info", blocked.check, f"{blocked.message} Predicted below as a server "
+                   "started with that host (origin) allowed answers; with MLflow's defaults "
+                   "the answer is 403.", blocked.fix, "server-config")
+    verdict = preflight(req.method, local, trusted, req.body, server=server)
+    return replace(verdict, findings=(note, *verdict.findings))
 
 
 def _deciding(verdict: Any) -> Any:

@@ -453,3 +453,22 @@ def test_a_progress_bar_on_a_terminal_only_after_a_second(monkeypatch, capsys) -
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     check(many, progress=True)
     assert capsys.readouterr().err == ""
+
+
+def test_a_named_host_is_predicted_as_a_server_that_allows_it(server_url, fresh_run) -> None:
+    """A request to a server by name: MLflow's defaults refuse that Host (403, live), a server
+    reachable by name allows it, and the rest of the prediction is what such a server answers
+    (live: the same bytes to the loopback address)."""
+    body = json.dumps({"run_id": fresh_run["run_id"], "key": "k", "value": 1,
+                       "timestamp": 1700000000000})
+    path = "/api/2.0/mlflow/runs/log-metric"
+    report = check(f"curl -X POST 'http://mlflow.example.com{path}' -d '{body}'")[0]
+    assert "server-config" in [f.id for f in report.verdict.findings]
+    assert "403" in report.to_text()
+    named = send(path, data=body, base_url=server_url,
+                 headers={"Host": "mlflow.example.com", "Content-Type": None})
+    assert named.status == 403
+    local = send(path, data=body, base_url=server_url, headers={
+        "Content-Type": "application/x-www-form-urlencoded"})  # what curl -d sends
+    assert (report.predicted_status, report.verdict.expected_message) == (local.status,
+                                                                         local.message)
