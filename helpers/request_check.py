@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from helpers import redact
+from helpers import config, redact
 from helpers.errors import KitError
 from helpers.request_input import HttpRequest, InputError, read_input
 
@@ -258,17 +258,17 @@ def _preflight(req: HttpRequest, server: str | None) -> Any:
         merged[key] = f"{merged[key]}, {value}" if key in merged else value
     verdict = preflight(req.method, req.url, merged, req.body, server=server)
     blocked = verdict.errors[0] if verdict.errors else None
-    if verdict.predicted_status != 403 or blocked is None or \
-            blocked.id not in ("forbidden-host", "forbidden-origin"):
+    parts = urlsplit(req.url)
+    if verdict.predicted_status != 403 or blocked is None or parts.hostname is None or \
+            blocked.id not in ("forbidden-host", "forbidden-origin") or \
+            config.is_loopback(req.url):
         return verdict
     # A server reachable by that name is started with --allowed-hosts (--cors-allowed-origins),
     # which the model cannot see: predict the rest as such a server answers, and say so.
     from dataclasses import replace
-    from urllib.parse import urlsplit
 
     from helpers.preflight_pipeline import Finding
 
-    parts = urlsplit(req.url)
     local = parts._replace(netloc="localhost" + (f":{parts.port}" if parts.port else "")).geturl()
     trusted = {k: v for k, v in merged.items() if k not in ("host", "origin")}
     note = Finding("info", blocked.check, f"{blocked.message} Predicted below as a server "
@@ -305,7 +305,6 @@ def _explained(verdict: Any, f: Any) -> tuple[str, str, str]:
 
 
 def _refuse_remote(url: str) -> None:
-    from helpers import config
 
     if not config.is_loopback(url):
         raise KitError(f"Replay sends requests only to the kit's own local server, not to "
