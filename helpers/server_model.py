@@ -250,11 +250,14 @@ class _Unresolved:
 
 def _check(expr: ast.expr, namespace: dict[str, Any]) -> Check:
     name = expr.id if isinstance(expr, ast.Name) else ast.unparse(expr)
-    try:
-        fn = eval(compile(ast.Expression(expr), str(mlflow_file(HANDLERS)), "eval",  # noqa: S307
-                          optimize=0), namespace)
-    except (NameError, SyntaxError):
-        fn = None
+    if isinstance(expr, ast.Name):  # most checks name a validator: no compile needed
+        fn = namespace.get(name)
+    else:
+        try:
+            fn = eval(compile(ast.Expression(expr), str(mlflow_file(HANDLERS)),  # noqa: S307
+                              "eval", optimize=0), namespace)
+        except (NameError, SyntaxError):
+            fn = None
     body = _top_defs().get(name) if isinstance(expr, ast.Name) else expr
     return Check(name=name.removeprefix("_assert_"), fn=fn,
                  type_check=fn in namespace.get("_TYPE_VALIDATORS", ()),
