@@ -19,6 +19,8 @@ import ast
 import difflib
 import functools
 import re
+from collections.abc import Iterable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from helpers import source
@@ -76,10 +78,20 @@ def _match_loose(query: str) -> list[Endpoint]:
 
 
 @functools.cache
-def _routes() -> tuple[tuple[re.Pattern[str], Endpoint], ...]:
-    return tuple((_compile(p), e) for e in _model_endpoints() for p in e.paths)
+def _routes() -> tuple[tuple[str, Endpoint], ...]:
+    return tuple((p, e) for e in _model_endpoints() for p in e.paths)
 
 
+def _candidates(path: str, routes: Iterable[tuple[str, Any]]
+                ) -> Iterator[tuple[re.Pattern[str], Any]]:
+    """The routes whose literal start fits `path`, compiled (on first use: a check of one
+    request compiles a handful of the 445 routes, not all)."""
+    for route, value in routes:
+        if path.startswith(re.split(r"[<{]", route, maxsplit=1)[0]):
+            yield _compile(route), value
+
+
+@functools.cache
 def _compile(route: str) -> re.Pattern[str]:
     """A Flask (`<x>`, `<path:x>`) or FastAPI (`{x}`, `{x:path}`) route as a regex with one
     named group per parameter."""
@@ -101,18 +113,19 @@ def match_path(path: str) -> list[Endpoint]:
 
 @functools.lru_cache(maxsize=4096)  # a HAR file asks for the same few paths thousands of times
 def _match_path(path: str) -> tuple[Endpoint, ...]:
-    return tuple(e for pattern, e in _routes() if pattern.fullmatch(path))
+    return tuple(e for pattern, e in _candidates(path, _routes()) if pattern.fullmatch(path))
 
 
 def path_params(ep: Endpoint, path: str) -> dict[str, str]:
     """The route parameters Flask passes the handler (`artifact_path`, `trace_id` ...)."""
-    found = next((m for p, e in _routes() if e is ep and (m := p.fullmatch(path))), None)
+    found = next((m for p, e in _candidates(path, _routes()) if e is ep
+                  and (m := p.fullmatch(path))), None)
     return found.groupdict() if found else {}
 
 
 
 @functools.cache
-def _other_routes() -> tuple[re.Pattern[str], ...]:
+def _other_routes() -> tuple[tuple[str, None], ...]:
     """Routes served outside get_endpoints: mlflow/server/__init__.py's `@app.route`s and the
     FastAPI routers (path literals, with their router's prefix), read with `ast`."""
     found: list[str] = []
@@ -149,10 +162,10 @@ def _other_routes() -> tuple[re.Pattern[str], ...]:
                     found += [p + text for p in prefixes]
                 elif isinstance(text, str) and text == "":
                     found += [p for p in prefixes if p]
-    return tuple(_compile(p) for p in dict.fromkeys(found))
+    return tuple((p, None) for p in dict.fromkeys(found))
 
 
 @functools.lru_cache(maxsize=4096)
 def other_route(path: str) -> bool:
     """True when a route outside the model (health, static files, FastAPI routers) serves it."""
-    return any(p.fullmatch(path) for p in _other_routes())
+    return any(p.fullmatch(path) for p, _ in _candidates(path, _other_routes()))
