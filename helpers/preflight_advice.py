@@ -265,7 +265,7 @@ def _number_warnings(sim: Pipeline, ep: Endpoint, body: dict) -> None:
                     f"'{f.name}' was sent as {json.dumps(value)}: protobuf reads a JSON boolean "
                     f"as a number, so {int(value)} is stored.", "Send the number you mean.")
         elif f.type in ("double", "float", "int64", "int32") and isinstance(value, str) and \
-                sim.message is not None and parses(ep, f.name, value):
+                sim.req.method != "GET" and sim.message is not None and parses(ep, f.name, value):
             sim.add("info", "coerced-string", PARSE,
                     f"'{f.name}' is the string {json.dumps(value)}: protobuf's JSON parser "
                     f"converts numeric strings, so {getattr(sim.message, f.name)!r} is stored.",

@@ -155,3 +155,12 @@ def test_what_state_decides_is_not_guessed(server_url: str, session: requests.Se
         verdict
     assert verdict.valid, verdict
     assert live.status_code in (200, 400, 404), live.text[:300]  # decided by the server's rows
+
+
+def test_a_query_string_number_is_not_called_a_coerced_string(server_url: str) -> None:
+    """Query strings only carry text: a GET's max_results=5 is how every client sends it."""
+    url = server_url + "/api/2.0/mlflow/experiments/search?max_results=5"
+    verdict = preflight("GET", url)
+    live = requests.get(url, timeout=30)
+    assert (verdict.predicted_status, live.status_code) == (200, 200)
+    assert "coerced-string" not in [f.id for f in verdict.findings]
