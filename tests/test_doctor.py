@@ -265,6 +265,21 @@ def test_not_enough_free_disk(tmp_path: Path) -> None:
     assert done.stdout.startswith(f"✗ disk: only {free_gb:.1f} GB free where the kit keeps its data")
 
 
+def test_brief_keeps_a_pass_to_one_line_and_a_failure_in_full(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`doctor.run(brief=True)` (00_start_here.ipynb): one line naming the checks, or the failed lines."""
+    monkeypatch.setenv(config.HOME_ENV, str(tmp_path))
+    wanted = shutil.disk_usage(tmp_path).free / 1e9 * 10 + 1
+    full: list[str] = []
+    assert doctor.run(full.append, checks=["data-dir", "disk"]) is True
+    brief: list[str] = []
+    assert doctor.run(brief.append, checks=["data-dir", "disk"], brief=True) is True
+    assert len(full) == 2 and brief == ["✓ all 2 checks passed: data-dir, disk"]
+    failed: list[str] = []
+    assert doctor.run(failed.append, checks=["data-dir", "disk"], min_free_gb=wanted, brief=True) is False
+    assert len(failed) == 1 and failed[0].startswith("✗ disk: only ")
+
+
 # -- other Pythons (needs `python -m helpers` to start without third-party packages) ---------------
 
 
