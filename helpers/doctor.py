@@ -1,7 +1,7 @@
 """Is this machine ready for the kit? One line per check: ✓, or ✗ with the fix.
 
 Run it from a terminal (`python -m helpers doctor`: exit status 0 only when every check passes)
-or from 00_start_here.ipynb (`doctor.run()`). Each check looks at the real thing: the versions
+or from 00_start_here.ipynb (`doctor.run(brief=True)`). Each check looks at the real thing: the versions
 importlib sees, the extension folders of the JupyterLab that will show the widgets, the kernel
 spec Jupyter will pick, a live server, a file written in the data folder. When every check passes
 the lines are the same on every machine (no paths, sizes, timings), so a notebook's saved output

@@ -72,12 +72,12 @@ def test_all_checks_pass_here_and_print_the_same_lines_every_time(
     port = server_url.rsplit(":", 1)[1]
     assert port not in first.stdout and str(config.data_dir()) not in first.stdout
     printed: list[str] = []
-    assert doctor.run(printed.append) is True  # what 00_start_here.ipynb calls
+    assert doctor.run(printed.append) is True  # what 00_start_here.ipynb calls (there brief=True)
     assert printed == lines
 
 
 def test_inside_a_kernel_it_prints_the_same_lines(doctor_here: subprocess.CompletedProcess) -> None:
-    """00_start_here.ipynb calls `doctor.run()` in its kernel (the kernel check then looks at the
+    """00_start_here.ipynb calls `doctor.run(brief=True)` in its kernel (the kernel check then looks at the
     kernel itself): a real kernel, started by nbclient as nbval does."""
     import nbformat
     from nbclient import NotebookClient
