@@ -1,7 +1,7 @@
 """Is this machine ready for the kit? One line per check: ✓, or ✗ with the fix.
 
 Run it from a terminal (`python -m helpers doctor`: exit status 0 only when every check passes)
-or from 00_start_here.ipynb (`doctor.run()`). Each check looks at the real thing: the versions
+or from 00_start_here.ipynb (`doctor.run(brief=True)`). Each check looks at the real thing: the versions
 importlib sees, the extension folders of the JupyterLab that will show the widgets, the kernel
 spec Jupyter will pick, a live server, a file written in the data folder. When every check passes
 the lines are the same on every machine (no paths, sizes, timings), so a notebook's saved output
@@ -49,13 +49,16 @@ class Result:
 
 
 def run(print_fn: Callable[[str], None] = print, *, checks: tuple[str, ...] | list[str] | None = None,
-        keep_server: bool = True, min_free_gb: float = DEFAULT_MIN_FREE_GB) -> bool:
+        keep_server: bool = True, min_free_gb: float = DEFAULT_MIN_FREE_GB, brief: bool = False) -> bool:
     """Run the checks in order, print one line each, return True when all passed.
 
     `keep_server=True` (the notebook's case) leaves a local server the doctor started running,
     so the next cell's `start_server()` reuses it; the command line stops it again.
+    `brief=True` (00_start_here.ipynb) keeps a ready machine to one line: it prints only the failed
+    checks' lines, or one line naming every check when all passed.
     """
     results = []
+    say = (lambda _line: None) if brief else print_fn
     for name in checks or CHECKS:
         if name not in CHECKS:
             raise ValueError(f"unknown check {name!r}; the checks are: {', '.join(CHECKS)}")
@@ -64,9 +67,16 @@ def run(print_fn: Callable[[str], None] = print, *, checks: tuple[str, ...] | li
         except Exception as exc:  # a check that breaks is a failed check, not a traceback wall
             result = Result(name, False, f"the check itself failed ({type(exc).__name__}: {exc})",
                             "report this to the instructor with the line above")
-        print_fn(result.line())
+        say(result.line())
         results.append(result)
-    return all(r.passed for r in results)
+    passed = all(r.passed for r in results)
+    if brief and passed:
+        print_fn(f"✓ all {len(results)} checks passed: {', '.join(r.check for r in results)}")
+    elif brief:
+        for result in results:
+            if not result.passed:
+                print_fn(result.line())
+    return passed
 
 
 # -- the checks ------------------------------------------------------------------------------

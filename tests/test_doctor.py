@@ -72,12 +72,12 @@ def test_all_checks_pass_here_and_print_the_same_lines_every_time(
     port = server_url.rsplit(":", 1)[1]
     assert port not in first.stdout and str(config.data_dir()) not in first.stdout
     printed: list[str] = []
-    assert doctor.run(printed.append) is True  # what 00_start_here.ipynb calls
+    assert doctor.run(printed.append) is True  # what 00_start_here.ipynb calls (there brief=True)
     assert printed == lines
 
 
 def test_inside_a_kernel_it_prints_the_same_lines(doctor_here: subprocess.CompletedProcess) -> None:
-    """00_start_here.ipynb calls `doctor.run()` in its kernel (the kernel check then looks at the
+    """00_start_here.ipynb calls `doctor.run(brief=True)` in its kernel (the kernel check then looks at the
     kernel itself): a real kernel, started by nbclient as nbval does."""
     import nbformat
     from nbclient import NotebookClient
@@ -263,6 +263,21 @@ def test_not_enough_free_disk(tmp_path: Path) -> None:
                    env=_env(**{config.HOME_ENV: str(tmp_path)}))
     assert done.returncode == 1
     assert done.stdout.startswith(f"✗ disk: only {free_gb:.1f} GB free where the kit keeps its data")
+
+
+def test_brief_keeps_a_pass_to_one_line_and_a_failure_in_full(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`doctor.run(brief=True)` (00_start_here.ipynb): one line naming the checks, or the failed lines."""
+    monkeypatch.setenv(config.HOME_ENV, str(tmp_path))
+    wanted = shutil.disk_usage(tmp_path).free / 1e9 * 10 + 1
+    full: list[str] = []
+    assert doctor.run(full.append, checks=["data-dir", "disk"]) is True
+    brief: list[str] = []
+    assert doctor.run(brief.append, checks=["data-dir", "disk"], brief=True) is True
+    assert len(full) == 2 and brief == ["✓ all 2 checks passed: data-dir, disk"]
+    failed: list[str] = []
+    assert doctor.run(failed.append, checks=["data-dir", "disk"], min_free_gb=wanted, brief=True) is False
+    assert len(failed) == 1 and failed[0].startswith("✗ disk: only ")
 
 
 # -- other Pythons (needs `python -m helpers` to start without third-party packages) ---------------
