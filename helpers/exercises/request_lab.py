@@ -48,15 +48,14 @@ def check_challenges(lab: RequestLab) -> Feedback:
         lines.append(f"challenge 1 (a 404): solved by attempt #{found_404.number}, "
                      f"{found_404.error_code or 'no error_code'}: {found_404.message or ''}")
     else:
-        lines.append("challenge 1 (a 404): no attempt was answered 404 yet. A 404 means the "
-                     "request was valid but names something the server does not have.")
+        lines.append("challenge 1 (a 404): not yet.")
     wrong = next(((a, why) for a in lab.history if (why := stored_wrong_timestamp(a))), None)
     if wrong is not None:
         lines.append(f"challenge 2 (a 200 storing a wrong timestamp): solved by attempt "
                      f"#{wrong[0].number}: {wrong[1]}")
     else:
-        lines.append("challenge 2 (a 200 storing a wrong timestamp): no attempt yet got a 200 "
-                     "whose stored timestamp is far from the moment it was sent.")
+        lines.append("challenge 2 (a 200 storing a wrong timestamp): not yet (a stored timestamp "
+                     "a day or more from the moment of sending).")
     solved = (found_404 is not None) + (wrong is not None)
     lines.insert(0, "both challenges solved." if solved == 2 else
                  f"{solved} of 2 challenges solved (history since it was last cleared).")
