@@ -378,6 +378,14 @@ def test_body_null_is_400_not_500(post) -> None:
     _assert_400(post(LOG_METRIC, raw="null"), MISSING.format("run_id"))
 
 
+@pytest.mark.parametrize("raw", ['{"run_id": "x", "key": "k", "value": 1, "timestamp": 1,}',
+                                 "{'run_id': 'x', 'key': 'k', 'value': 1}",
+                                 '{"run_id": "x", "ke', "", "{}"])
+def test_a_log_metric_body_that_is_not_json_reads_as_empty(post, raw) -> None:
+    """Notebooks 02 and 13: whatever the syntax error, the answer is the one `{}` gets."""
+    _assert_400(post(LOG_METRIC, raw=raw), MISSING.format("run_id"))
+
+
 def test_list_in_a_string_field_is_400_not_500(post, fresh_run) -> None:
     _assert_400(post(LOG_METRIC, _metric([fresh_run["run_id"]], "k")),
                 "Hint: Value was of type 'list'")

@@ -41,18 +41,19 @@ def test_03_solution_matches_each_live_answer(server, fresh_run) -> None:
     predictions = load_solution("03_invalid_run_id").PREDICTIONS
     live = {name: send_mystery(name, fresh_run["run_id"]) for name in MYSTERIES}
     assert {name: first_check(answer) for name, answer in live.items()} == predictions
-    assert live["E"].error_code == "RESOURCE_DOES_NOT_EXIST"
-    assert live["B"].message == "Bad Request. Content-Type header is missing."
+    assert live["A"].message == "Bad Request. Content-Type header is missing."
+    assert live["C"].status == 400 and "for parameter 'name'" in (live["C"].message or "")
+    assert live["D"].status == 200
 
 
 def test_03_a_wrong_prediction_names_the_live_answer(server, fresh_run) -> None:
-    predictions = dict(load_solution("03_invalid_run_id").PREDICTIONS, A="timestamp")
+    predictions = dict(load_solution("03_invalid_run_id").PREDICTIONS, C="404")
     feedback = check_predictions(predictions, fresh_run["run_id"])
     assert not feedback.passed
     text = str(feedback)
-    assert "5 of 6" in text
-    assert "A ✗ you said 'timestamp'" in text
-    assert "for parameter 'value'" in text  # the server's own message, quoted
+    assert "3 of 4" in text
+    assert "C ✗ you said '404'" in text
+    assert "for parameter 'name'" in text  # the server's own message, quoted
 
 
 def test_03_unknown_answer_and_missing_prediction_are_explained(server, fresh_run) -> None:

@@ -41,25 +41,18 @@ class Mystery:
 
 
 MYSTERIES: dict[str, Mystery] = {
-    "A": Mystery(JSON, '{"run_id": "this_is_not_a_real_uuid", "key": "accuracy", "value": "high"}',
-                 "the schema is checked field by field in order — run_id, key, value, timestamp "
-                 "— so the wrong type of 'value' is found before the missing timestamp."),
-    "B": Mystery({}, '{"run_id": "this_is_not_a_real_uuid", "key": "accuracy", "value": 0.95, '
+    "A": Mystery({}, '{"run_id": "this_is_not_a_real_uuid", "key": "accuracy", "value": 0.95, '
                      '"timestamp": {timestamp}}',
                  "the Content-Type check runs before the body is even read."),
-    "C": Mystery(JSON, '{"run_id": "{run_id}", "key": "accuracy", "value": 0.95, '
+    "B": Mystery(JSON, '{"run_id": "{run_id}", "key": "accuracy", "value": 0.95, '
                        '"timestamp": {timestamp},}',
                  "the trailing comma makes the body unparseable; the parse is silent, the body "
                  "becomes {}, and the first required field of the schema is reported missing."),
-    "D": Mystery(JSON, '{"run_id": "this_is_not_a_real_uuid", "key": "val/acc%", "value": 0.95, '
+    "C": Mystery(JSON, '{"run_id": "this_is_not_a_real_uuid", "key": "val/acc%", "value": 0.95, '
                        '"timestamp": {timestamp}}',
                  "the store validates the metric (name characters, timestamp, length) before it "
                  "looks the run up, so the '%' in the key is reported, not the missing run."),
-    "E": Mystery(JSON, '{"run_id": "this_is_not_a_real_uuid", "key": "accuracy", "value": 0.95, '
-                       '"timestamp": {timestamp}}',
-                 "every field is present and valid, so the store looks the run up: it does not "
-                 "exist, and that is a 404 RESOURCE_DOES_NOT_EXIST, not a 400."),
-    "F": Mystery(JSON, '{"run_uuid": "{run_id}", "key": "accuracy", "value": "0.95", '
+    "D": Mystery(JSON, '{"run_uuid": "{run_id}", "key": "accuracy", "value": "0.95", '
                        '"timestamp": "{timestamp}"}',
                  "run_uuid is still accepted as the old name of run_id, and numeric strings are "
                  "converted by protobuf's JSON parser."),

@@ -5,10 +5,8 @@ the handler's schema in field order, the store's metric rules, the run lookup.
 """
 
 PREDICTIONS = {
-    "A": "value",  # "high" is not a number; value comes before timestamp in the schema
-    "B": "Content-Type",  # no header: refused before the body is read
-    "C": "run_id",  # trailing comma: the silent parse gives {}, the first required field is run_id
-    "D": "name",  # '%' in the key: the store checks the name before it looks the run up
-    "E": "404",  # all valid, the run does not exist: RESOURCE_DOES_NOT_EXIST
-    "F": "200",  # run_uuid is the old name of run_id; numeric strings are converted
+    "A": "Content-Type",  # no header: refused before the body is read
+    "B": "run_id",  # trailing comma: the silent parse gives {}, the first required field is run_id
+    "C": "name",  # '%' in the key: the store checks the name before it looks the run up
+    "D": "200",  # run_uuid is the old name of run_id; numeric strings are converted
 }
