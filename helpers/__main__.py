@@ -213,6 +213,9 @@ def _check(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("\nStopped (Ctrl-C) before the report was printed; " + (
+            "the requests replayed so far went to the kit's local server only." if args.replay
+            else "nothing was sent anywhere."), file=sys.stderr)
         return 130
     print(reports.to_json() if args.format == "json" else reports.to_text())
     return exit_status(reports)

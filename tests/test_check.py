@@ -472,3 +472,41 @@ def test_a_named_host_is_predicted_as_a_server_that_allows_it(server_url, fresh_
         "Content-Type": "application/x-www-form-urlencoded"})  # what curl -d sends
     assert (report.predicted_status, report.verdict.expected_message) == (local.status,
                                                                          local.message)
+
+
+def test_ctrl_c_in_a_terminal_stops_a_long_check_with_one_sentence(tmp_path) -> None:
+    """The README's command in a pseudo-terminal, on a HAR large enough to still be running:
+    Ctrl-C ends it with status 130 and one plain sentence, no traceback, nothing left running."""
+    import pty
+    import select
+    import time
+
+    entry = {"request": {"method": "POST", "url": "http://127.0.0.1:5000/api/2.0/mlflow/runs/"
+                         "log-metric", "headers": [], "postData": {"mimeType": "application/json",
+                                                                   "text": "{}"}},
+             "response": {"status": 400}}
+    har = tmp_path / "big.har"
+    har.write_text(json.dumps({"log": {"version": "1.2", "entries": [entry] * 60_000}}))
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the README's command, as a learner types it
+        os.chdir(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "helpers", "check", str(har)])
+    out, sent, started = b"", False, time.monotonic()
+    while time.monotonic() - started < 60:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+        if not sent and b"checking [" in out:  # the progress bar: the work is under way
+            os.write(fd, b"\x03")
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert sent, text[-500:]
+    assert os.waitstatus_to_exitcode(status) == 130
+    assert "Stopped (Ctrl-C) before the report was printed; nothing was sent anywhere." in text
+    assert "Traceback" not in text
