@@ -114,6 +114,28 @@ def is_loopback(url: str) -> bool:
             or host.startswith("127."))
 
 
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def bypass_proxy_for_loopback() -> str | None:
+    """Let this process's own `requests` calls (a learner's plain code, MLflow's client) reach the
+    local server directly when a proxy is set, as the kit's do: a corporate proxy cannot reach
+    this machine's 127.0.0.1. Adds the loopback names to NO_PROXY / no_proxy; returns a note
+    when it changed them (None when no proxy is set or they were there already)."""
+    if not any(os.environ.get(n) for n in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                                           "http_proxy", "https_proxy", "all_proxy")):
+        return None
+    changed = False
+    for name in ("NO_PROXY", "no_proxy"):
+        have = [h.strip() for h in os.environ.get(name, "").split(",") if h.strip()]
+        missing = [h for h in _LOOPBACK_NAMES if h not in have]
+        if missing:
+            os.environ[name] = ",".join(have + missing)
+            changed = True
+    return ("A proxy is set: 127.0.0.1 and localhost are now in NO_PROXY for this Python, so "
+            "requests to the local server go direct.") if changed else None
+
+
 def base_url() -> str | None:
     """The server the kit should talk to: `MLFLOW_TRACKING_URI` (http) first, else the kit's own."""
     external = external_tracking_uri()

@@ -123,9 +123,9 @@ def start_server(
                 "start its own."
             )
         return ServerHandle(url=external, source="MLFLOW_TRACKING_URI", mlflow_version=version_seen)
-    note = config.ignored_tracking_uri_note()
-    if note:
-        say(note)
+    for note in (config.ignored_tracking_uri_note(), config.bypass_proxy_for_loopback()):
+        if note:
+            say(note)
     running = find_kit_server()
     if running:
         return _checked_port(running, port)

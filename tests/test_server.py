@@ -200,3 +200,27 @@ def test_a_port_taken_while_the_server_starts_is_left_to_its_owner(
                             params={"max_results": 1}, timeout=10).status_code == 200
     finally:
         handle.stop()
+
+
+def test_a_proxy_setting_does_not_stand_between_a_learner_and_the_local_server(
+        server_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Behind a corporate proxy (HTTP_PROXY set), a notebook's plain `requests.post` to the
+    kit's server must go direct: start_server() adds the loopback names to NO_PROXY, once."""
+    import requests
+
+    from helpers.server import start_server
+
+    dead_proxy = "http://127.0.0.1:9"  # nothing listens there
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, dead_proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "intranet.example")
+    with pytest.raises(requests.exceptions.ProxyError):
+        requests.get(server_url + "/health", timeout=10)
+    handle = start_server()
+    assert "NO_PROXY" in capsys.readouterr().err
+    assert requests.get(handle.url + "/health", timeout=10).status_code == 200
+    assert os.environ["NO_PROXY"].startswith("intranet.example,127.0.0.1")
+    start_server()
+    assert "NO_PROXY" not in capsys.readouterr().err  # said once
