@@ -40,6 +40,8 @@ NOTEBOOK = "04_request_lab.ipynb"
 #: REFRESH_ENV and this test refreshes it. A normal test run leaves the committed picture alone.
 NOTEBOOK_IMAGE = ROOT / "notebooks" / "images" / "request_lab.png"
 REFRESH_ENV = "MLFLOW_400_LAB_REFRESH_SCREENSHOT"
+#: The curl command typed into the Import box names the local server as the README shows it.
+SERVER_PLACEHOLDER = "http://127.0.0.1:5400"
 SLOW = 180_000  # ms: a cold kernel plus the whole notebook on a 2-core machine
 ANSWER = 30_000  # ms: one request to the local server, answered through the kernel
 
@@ -189,6 +191,31 @@ def test_request_lab_with_mouse_clicks(jupyter_lab: str) -> None:
             expect(badge).to_have_text("200 OK", timeout=ANSWER)
             expect(lab.locator(".lab400-history")).to_contain_text("Content-Type: (none)")
             lab.screenshot(path=str(ARTIFACTS / "request_lab_200.png"))
+
+            # Keyboard only: paste your own curl command into the Import box, Tab to Import,
+            # press Enter; the lab loads it; Enter on Send sends it.
+            lab.locator(".lab400-import-text textarea").focus()
+            page.keyboard.insert_text(
+                f"curl -X POST {SERVER_PLACEHOLDER}/api/2.0/mlflow/runs/log-metric "
+                "-H 'Content-Type: text/plain' -d '{\"key\": \"k\", \"value\": 1}'")
+            page.keyboard.press("Tab")
+            expect(lab.locator("button.lab400-import")).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(lab.locator(".lab400-import-note")).to_contain_text("Loaded", timeout=ANSWER)
+            expect(preview).to_contain_text("Content-Type: text/plain", timeout=ANSWER)
+            lab.locator(".lab400-send").focus()
+            page.keyboard.press("Enter")
+            expect(badge).to_have_text("400 Bad Request", timeout=ANSWER)
+            expect(lab.locator(".lab400-answer .lab400-message")).to_contain_text(
+                "Content-Type must be one of")
+            lab.screenshot(path=str(ARTIFACTS / "request_lab_import.png"))
+
+            # axe-core on the lab (the Request Lab's own markup, not JupyterLab's chrome).
+            from axe_playwright_python.sync_playwright import Axe
+
+            results = Axe().run(page, context=".lab400-lab")
+            (ARTIFACTS / "request_lab_axe.txt").write_text(results.generate_report())
+            assert results.violations_count == 0, results.generate_report()
         finally:
             page.screenshot(path=str(ARTIFACTS / "request_lab_page.png"), full_page=False)
             browser.close()
