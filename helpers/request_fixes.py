@@ -19,10 +19,9 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from helpers.model_table import SECONDS_THRESHOLD
 from helpers.request_input import HttpRequest
 
-#: Timestamps below this are seconds, not milliseconds (the same line preflight draws).
-SECONDS_THRESHOLD = 1e11
 #: Metric, param and tag names a filter may hyphenate: `metrics.val-loss` needs backticks.
 _FILTER_NAME = re.compile(
     r"(?<![\w`.])((?:metrics?|params?|tags?|attributes?|attr|run|dataset|datasets)\.)"

@@ -56,3 +56,13 @@ def test_every_notebook_has_the_house_sections() -> None:
         assert "## Summary" in text, path.name
         if not path.name.startswith("00_"):
             assert "## Exercise" in text or "## Challenges" in text, path.name
+
+
+def test_one_seconds_threshold() -> None:
+    """"Looks like seconds" is decided in one place (helpers/model_table.py::SECONDS_THRESHOLD):
+    no other module writes its own bound for milliseconds."""
+    bound = re.compile(r"\b(1e1[0-3]|10\s*\*\*\s*1[0-3]|1_?000_?000_?000_?000)\b")
+    found = [f"{p.relative_to(ROOT)}:{n}" for p in sorted((ROOT / "helpers").rglob("*.py"))
+             if p.name != "model_table.py"
+             for n, line in enumerate(p.read_text().splitlines(), 1) if bound.search(line)]
+    assert found == []
