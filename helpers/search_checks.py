@@ -6,7 +6,7 @@ request to `SqlAlchemyStore.search_*`, which checks max_results, then parses the
 order_by and page token with mlflow/utils/search_utils.py (in its own order), then queries. A
 search those checks pass answers 200, whatever the data; a refused one gets MLflow's own message,
 with a finding id saying which part failed and how to write it. `STEPS` (RPC name -> step) is
-what helpers.preflight runs after the handler's schema check.
+what helpers/preflight_pipeline.py runs after the handler's schema check.
 """
 
 from __future__ import annotations
