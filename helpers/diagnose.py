@@ -81,21 +81,28 @@ class Diagnosis:
 
 
 def verdict_for(exchange: Exchange, *, trusted: bool = False) -> Verdict:
-    """Offline preflight on the request exactly as recorded (repeated headers merged).
+    """Offline preflight on the request exactly as recorded (see `verdict_of`)."""
+    req = exchange.request
+    return verdict_of(req.method, req.url, req.headers, req.body, trusted=trusted)
 
-    `trusted`: as if the server allowed its Host and Origin (it runs with --allowed-hosts or
-    --cors-allowed-origins, which the model cannot see)."""
+
+def verdict_of(method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes, *,
+               trusted: bool = False, server: str | None = None) -> Verdict:
+    """Preflight on a request given as header pairs: repeated headers merged as the server sees
+    them (joined by ", "). `trusted`: as if the server allowed its Host and Origin (it runs with
+    --allowed-hosts or --cors-allowed-origins, which the model cannot see)."""
     merged: dict[str, str] = {}
-    for name, value in exchange.request.headers:
+    for name, value in headers:
         key = name.lower()
         merged[key] = f"{merged[key]}, {value}" if key in merged else value
-    url = exchange.request.url
     if trusted:
         merged.pop("origin", None)
         merged.pop("host", None)
         parts = urlsplit(url)
-        url = parts._replace(netloc="localhost").geturl() if parts.netloc else url
-    return preflight(exchange.request.method, url, merged, exchange.request.body)
+        if parts.netloc:
+            url = parts._replace(netloc="localhost" + (f":{parts.port}" if parts.port
+                                                       else "")).geturl()
+    return preflight(method, url, merged, body, server=server)
 
 
 def explain(exchange: Exchange) -> Diagnosis:

@@ -250,31 +250,21 @@ def check_request(req: HttpRequest, *, server: str | None = None) -> Report:
 
 
 def _preflight(req: HttpRequest, server: str | None) -> Any:
-    from helpers.preflight_pipeline import preflight
+    from helpers.diagnose import verdict_of
+    from helpers.preflight_pipeline import Finding
 
-    merged: dict[str, str] = {}
-    for name, value in req.headers:  # repeated headers reach the server joined by ", "
-        key = name.lower()
-        merged[key] = f"{merged[key]}, {value}" if key in merged else value
-    verdict = preflight(req.method, req.url, merged, req.body, server=server)
+    verdict = verdict_of(req.method, req.url, req.headers, req.body, server=server)
     blocked = verdict.errors[0] if verdict.errors else None
-    parts = urlsplit(req.url)
-    if verdict.predicted_status != 403 or blocked is None or parts.hostname is None or \
+    if verdict.predicted_status != 403 or blocked is None or \
             blocked.id not in ("forbidden-host", "forbidden-origin") or \
             config.is_loopback(req.url):
         return verdict
     # A server reachable by that name is started with --allowed-hosts (--cors-allowed-origins),
     # which the model cannot see: predict the rest as such a server answers, and say so.
-    from dataclasses import replace
-
-    from helpers.preflight_pipeline import Finding
-
-    local = parts._replace(netloc="localhost" + (f":{parts.port}" if parts.port else "")).geturl()
-    trusted = {k: v for k, v in merged.items() if k not in ("host", "origin")}
     note = Finding("info", blocked.check, f"{blocked.message} Predicted below as a server "
                    "started with that host (origin) allowed answers; with MLflow's defaults "
                    "the answer is 403.", blocked.fix, "server-config")
-    verdict = preflight(req.method, local, trusted, req.body, server=server)
+    verdict = verdict_of(req.method, req.url, req.headers, req.body, trusted=True, server=server)
     return replace(verdict, findings=(note, *verdict.findings))
 
 
@@ -305,7 +295,6 @@ def _explained(verdict: Any, f: Any) -> tuple[str, str, str]:
 
 
 def _refuse_remote(url: str) -> None:
-
     if not config.is_loopback(url):
         raise KitError(f"Replay sends requests only to the kit's own local server, not to "
                        f"{redact.mask_url(url)}: start it with `python -m helpers serve`.")
