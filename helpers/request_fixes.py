@@ -22,11 +22,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from helpers.model_table import SECONDS_THRESHOLD
 from helpers.request_input import HttpRequest
 
-#: Metric, param and tag names a filter may hyphenate: `metrics.val-loss` needs backticks.
-_FILTER_NAME = re.compile(
-    r"(?<![\w`.])((?:metrics?|params?|tags?|attributes?|attr|run|dataset|datasets)\.)"
-    r"(?!`)([\w.]*-[\w.\-]*)")
-
 
 def body_json(req: HttpRequest) -> Any:
     """The body as JSON, or None when it is not JSON."""
@@ -237,19 +232,9 @@ def _max_results(req: HttpRequest, _msg: str, fix: str) -> Fixed | None:
     return [with_json(req, body)], f"set max_results to {value}"
 
 
-def quote_filter(text: str) -> str:
-    """A search filter with hyphenated names in backticks: metrics.val-loss -> metrics.`val-loss`."""
-    def name(match: re.Match) -> str:
-        return f"{match.group(1)}`{match.group(2)}`"
-
-    out, quoted = [], False
-    for part in re.split(r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")", text):  # not inside strings
-        out.append(part if quoted else _FILTER_NAME.sub(name, part))
-        quoted = not quoted
-    return "".join(out)
-
-
 def _filter_hyphen(req: HttpRequest, _msg: str, _fix: str) -> Fixed | None:
+    from helpers.search_checks import quote_hyphenated as quote_filter
+
     parts = urlsplit(req.url)
     if req.method == "GET" and parts.query:
         query = parse_qsl(parts.query, keep_blank_values=True)
@@ -328,5 +313,5 @@ def apply_one(req: HttpRequest, findings: Any) -> Fixed | None:
     return None
 
 
-__all__ = ["CHOICES", "FIXES", "apply_one", "body_json", "literal_body", "quote_filter",
+__all__ = ["CHOICES", "FIXES", "apply_one", "body_json", "literal_body",
            "with_header", "with_json"]

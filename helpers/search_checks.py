@@ -167,11 +167,29 @@ def _quoting_helps(sim: Any, field: str, entity: str, key: str) -> bool:
     return error is None or (f"'{entity}" not in error and key not in error)
 
 
+#: `entity.key-with-hyphen`: MLflow's filter parser reads the '-' as minus.
+_HYPHENATED = re.compile(r"(?<![\w.`])([A-Za-z_]+)\.([\w.]*-[\w.\-]*\w)")
+
+
+def _unquoted(text: str) -> str:
+    """The filter with its quoted strings and backticked names blanked, positions kept."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", lambda m: " " * len(m.group()), text)
+
+
 def _hyphenated(text: str) -> tuple[str, str] | None:
     """The first `entity.key-with-hyphen` outside quotes and backticks, if any."""
-    bare = re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", " ", text)
-    found = re.search(r"(?<![\w.])([A-Za-z_]+)\.([\w.]*-[\w.\-]*\w)", bare)
+    found = _HYPHENATED.search(_unquoted(text))
     return (found.group(1), found.group(2)) if found else None
+
+
+def quote_hyphenated(text: str) -> str:
+    """The filter with every hyphenated key in backticks: metrics.val-loss -> metrics.`val-loss`
+    (what the "search-filter-hyphen" finding's fix says, for a corrected request)."""
+    out, last = [], 0
+    for found in _HYPHENATED.finditer(_unquoted(text)):
+        out += [text[last:found.start(2)], f"`{found.group(2)}`"]
+        last = found.end(2)
+    return "".join(out) + text[last:]
 
 
 STEPS: dict[str, Callable[[Any], None]] = {name: search for name in _CALLS}

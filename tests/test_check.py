@@ -25,8 +25,9 @@ from helpers.__main__ import main
 from helpers.errors import KitError
 from helpers.preflight_pipeline import Finding, preflight
 from helpers.request_check import check, check_request, retarget
-from helpers.request_fixes import apply_one, literal_body, quote_filter
+from helpers.request_fixes import apply_one, literal_body
 from helpers.request_input import HttpRequest, InputError, parse_curl, parse_raw_http, read_input
+from helpers.search_checks import quote_hyphenated
 from helpers.wire import SentRequest, send, to_curl
 from tests.check_inputs import EXPORTS
 from tests.preflight_cases import CASES
@@ -340,7 +341,7 @@ def test_fixers_for_search_requests_and_literals() -> None:
                       b'{"filter": "metrics.val-loss < 1 and params.lr = \'a-b\'"}')
     fixed, _ = apply_one(req, [_finding("search-filter-hyphen")])
     assert json.loads(fixed[0].body)["filter"] == "metrics.`val-loss` < 1 and params.lr = 'a-b'"
-    assert quote_filter("metrics.`val-loss` < 1") == "metrics.`val-loss` < 1"
+    assert quote_hyphenated("metrics.`val-loss` < 1") == "metrics.`val-loss` < 1"
     fixed, _ = apply_one(req, [_finding("search-max-results", "Send max_results (at most 1000).")])
     assert json.loads(fixed[0].body)["max_results"] == 1000
     get = HttpRequest("GET", "http://h/api/2.0/mlflow/experiments/search?filter=x")
