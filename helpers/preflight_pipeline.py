@@ -298,9 +298,6 @@ class Pipeline:
         if ep.store is None:
             steps(self)
             return
-        before = preflight_store.BEFORE_STORE.get(ep.name)
-        if before is not None:
-            before(self)
         preflight_store.run(self, ep.store)
 
     # -- handler steps

@@ -35,6 +35,9 @@ _ENTITIES = {"metrics": Metric, "params": Param, "tags": RunTag}
 def run(sim: Pipeline, rule: StoreRule) -> None:
     """The store's checks in its order, then the server state (raises the deciding answer)."""
     msg, entities = sim.message, {}
+    name = sim.endpoint.name if sim.endpoint else ""
+    if name in _BEFORE_STORE:
+        _BEFORE_STORE[name](sim)
     for path, limit in rule.truncates:
         _truncate(sim, msg, path, limit)
     for v in rule.validators:
@@ -43,9 +46,8 @@ def run(sim: Pipeline, rule: StoreRule) -> None:
         fn, check = _function(v)
         for args in _arguments(msg, v.args, entities):
             sim.store_check(check, fn, *args, id_=v.id)
-    step = _KIT_STEPS.get(sim.endpoint.name if sim.endpoint else "")
-    if step is not None:
-        step(sim)
+    if name in _KIT_STEPS:
+        _KIT_STEPS[name](sim)
     state(sim, rule.state)
 
 
@@ -271,9 +273,9 @@ def _create_experiment(sim: Pipeline) -> None:
                                "MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES)")
 
 
-#: Steps that run before the rule's validators would be wrong for createExperiment: its
-#: handler checks run first, so preflight calls that one before `run` (see preflight.py).
+#: The kit's steps per RPC: after the rule's validators, and before them where the handler
+#: checks first (createExperiment's own checks run before the store's).
 _KIT_STEPS: dict[str, Callable[[Pipeline], None]] = {
     "logMetric": _log_metric, "logBatch": _log_batch, "createRun": _create_run,
 }
-BEFORE_STORE: dict[str, Callable[[Pipeline], None]] = {"createExperiment": _create_experiment}
+_BEFORE_STORE: dict[str, Callable[[Pipeline], None]] = {"createExperiment": _create_experiment}
