@@ -318,8 +318,8 @@ def _message(live: requests.Response) -> str | None:
 
 def test_state_aware_mode_predicts_what_state_decides(server_url: str,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    """Each state kind of server_model.STORE, on a live server: offline says None and names the
-    state; with server= the prediction is the live status."""
+    """Each kind of state rule of helpers/model_table.py, on a live server: offline says None
+    and names the state; with server= the prediction is the live status."""
     from helpers import runs
 
     api = server_url + "/api/2.0/mlflow/"

@@ -1,5 +1,5 @@
 """Hold the server model against the installed MLflow source and against the live server, for
-every RPC of helpers.server_model.STORE (the one hand-written table: what the store does).
+every RPC of helpers/model_table.py::STORE (the one hand-written table: what the store does).
 
 Offline: each such RPC's derived `schema`, nested requirements, run_uuid fall-back, and the
 table's limits and store checks are compared with mlflow/server/handlers.py and
