@@ -9,6 +9,7 @@ imported on first use, since they load MLflow's protobuf definitions).
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,32 @@ PREDICTION_MISSING = "(prediction not available)"
 HISTORY_HEADERS = ("#", "endpoint", "changed from the known-good request", "answer",
                    "preflight predicted")
 _PRE = "white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0"
+#: The lab's own CSS, scoped to `.lab400-lab`. Every colour is a JupyterLab theme variable, so the
+#: Light and Dark themes both hold their contrast; focus is a 2px ring in the brand colour, drawn
+#: outside the control (on the page background, not on the control's own colour); the picked
+#: option of a picker is bold and marked, not only shaded. docs/development.md says why the kit
+#: does this in CSS (ipywidgets has no traits for ARIA attributes or focus styles).
+STYLE = """<style>
+.lab400-lab { border: 1px solid var(--jp-border-color1); color: var(--jp-ui-font-color1); }
+.lab400-lab :is(button, input, textarea, select, summary):focus-visible,
+.lab400-lab :is(input, textarea, select):focus {
+  outline: 2px solid var(--jp-brand-color1) !important; outline-offset: 2px; }
+.lab400-lab .lab400-h { font-size: var(--jp-content-font-size2); font-weight: bold;
+  margin: 6px 0 2px; color: var(--jp-ui-font-color0); }
+.lab400-lab .lab400-muted { color: var(--jp-ui-font-color1); }
+.lab400-lab .lab400-sr, .lab400-lab .lab400-value .widget-label {
+  position: absolute !important; width: 1px !important; height: 1px !important;
+  overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+.lab400-lab .lab400-picker { flex-direction: column; align-items: flex-start; width: auto;
+  margin-right: 12px; }
+.lab400-lab .lab400-picker .widget-label { font-weight: bold; }
+.lab400-lab .lab400-picker select { height: auto; overflow-y: auto; }
+.lab400-lab .lab400-picker option:checked { font-weight: bold;
+  background: var(--jp-brand-color1) linear-gradient(var(--jp-brand-color1), var(--jp-brand-color1));
+  color: var(--jp-ui-inverse-font-color0); }
+.lab400-lab .lab400-picker option:checked::before { content: "\\2713\\00a0" / ""; }
+.lab400-lab .lab400-status { font-weight: bold; }
+</style>"""
 
 
 @dataclass
@@ -69,16 +96,20 @@ class FieldRow:
         self._ctx = ctx_getter
         label = spec.name + (" *" if spec.required else "")
         self.include = widgets.Checkbox(value=choice.include, description=label, indent=False,
-                                        layout=widgets.Layout(width="150px"))
+                                        layout=widgets.Layout(width="150px"), tooltip="")
         self.include.add_class(f"lab400-include-{spec.name}")
         box_type = widgets.Textarea if spec.repeated else widgets.Text
+        # The description is the box's accessible name ("key value"); the lab's CSS hides it
+        # from view, since the checkbox beside it already shows the field's name.
         self.value = box_type(value=choice.text, layout=widgets.Layout(flex="1 1 auto", width="auto"),
+                              description=f"{spec.name} value", tooltip="",
                               placeholder='JSON: "text", 0.95, null (unquoted text is sent as a string)')
         self.value.add_class(f"lab400-value-{spec.name}")
+        self.value.add_class("lab400-value")
         self.choice_buttons: dict[str, widgets.Button] = {}
         for label_text in rp.QUICK_CHOICES.get(spec.name, {}):
             button = widgets.Button(description=label_text, layout=widgets.Layout(width="auto"),
-                                    tooltip=f"{spec.name}: {label_text}")
+                                    tooltip=f"Set {spec.name} to: {label_text}")
             button.on_click(lambda _b, chosen=label_text: self.choose(chosen))
             self.choice_buttons[label_text] = button
         self.box = widgets.HBox([self.include, self.value, *self.choice_buttons.values()],
@@ -133,21 +164,19 @@ class RequestLab:
         self._baselines: dict[str, rp.Choices] = {}
         self._quiet = False
 
-        style = {"description_width": "110px", "button_width": "auto"}
-        self.endpoint = widgets.ToggleButtons(options=list(rp.ENDPOINTS), description="Endpoint",
-                                              style=style)
-        self.method = widgets.ToggleButtons(options=list(rp.METHODS), description="Method",
-                                            style=style)
-        self.content_type = widgets.ToggleButtons(options=list(rp.CONTENT_TYPES),
-                                                  description="Content-Type", style=style)
-        self.body_style = widgets.ToggleButtons(options=list(rp.BODY_STYLES), description="Body",
-                                                style=style)
+        # Pickers are list boxes (a <select> showing every option): one click picks, one Tab stop
+        # each, arrow keys move, and a screen reader hears the group's name and the picked option.
+        self.endpoint = _picker(rp.ENDPOINTS, "Endpoint")
+        self.method = _picker(rp.METHODS, "Method")
+        self.content_type = _picker(rp.CONTENT_TYPES, "Content-Type")
+        self.body_style = _picker(rp.BODY_STYLES, "Body")
+        # No icons: Font Awesome's glyph would become part of each button's accessible name.
         self.send_button = widgets.Button(description="Send", button_style="primary",
-                                          icon="paper-plane")
-        self.reset_button = widgets.Button(description="Reset", icon="undo",
+                                          tooltip="Send the request to the MLflow server")
+        self.reset_button = widgets.Button(description="Reset",
                                            tooltip="Back to the known-good request; your history "
                                                    "is kept")
-        self.clear_button = widgets.Button(description="Clear history", icon="trash",
+        self.clear_button = widgets.Button(description="Clear history",
                                            tooltip="Empty the history of attempts")
         for control, name in ((self.endpoint, "endpoint"), (self.method, "method"),
                               (self.content_type, "content-type"), (self.body_style, "body-style"),
@@ -155,6 +184,9 @@ class RequestLab:
                               (self.clear_button, "clear-history")):
             control.add_class(f"lab400-{name}")
         self.title = widgets.HTML()
+        #: The live region: "Answer 3: 400 Bad Request. <message>" after each Send, next to Send.
+        self.status = widgets.HTML()
+        self.status.add_class("lab400-status")
         self.fields_label = widgets.HTML()
         self.fields_box = widgets.VBox()
         self.preview = widgets.HTML()
@@ -169,25 +201,29 @@ class RequestLab:
 
         # Import: paste a curl command (or raw HTTP); `load()` sets every control from it.
         self.import_text = widgets.Textarea(
+            description="Your own request", style={"description_width": "initial"}, tooltip="",
             placeholder="Paste your own request here (a curl command, e.g. from Copy as cURL), "
                         "then press Import", layout=widgets.Layout(width="100%", height="60px"))
-        self.import_button = widgets.Button(description="Import", icon="download",
+        self.import_button = widgets.Button(description="Import",
                                             tooltip="Load the pasted request into the controls")
         self.import_note = widgets.HTML()
         for control, name in ((self.import_text, "import-text"), (self.import_button, "import"),
                               (self.import_note, "import-note")):
             control.add_class(f"lab400-{name}")
         self.widget = widgets.VBox([
-            self.title, self.import_text, widgets.HBox([self.import_button, self.import_note]),
-            self.endpoint, self.method, self.content_type, self.body_style,
+            widgets.HTML(STYLE), self.title, self.import_text,
+            widgets.HBox([self.import_button, self.import_note]),
+            widgets.HBox([self.endpoint, self.method, self.content_type, self.body_style],
+                         layout=widgets.Layout(flex_flow="row wrap")),
             self.fields_label, self.fields_box,
-            widgets.HBox([self.send_button, self.reset_button, self.clear_button]),
+            widgets.HBox([self.send_button, self.reset_button, self.clear_button, self.status],
+                         layout=widgets.Layout(align_items="center")),
             # The request (left) next to the server's answer (right), as on the wire.
             widgets.HBox([widgets.VBox([self.preview, self.prediction], layout=half()),
                           widgets.VBox([self.answer], layout=half())],
                          layout=widgets.Layout(width="100%")),
             self.history_view,
-        ], layout=widgets.Layout(border="1px solid #d0d7de", padding="8px"))
+        ], layout=widgets.Layout(padding="8px"))
         self.widget.add_class("lab400-lab")
 
         self.endpoint.observe(self._on_endpoint, names="value")
@@ -412,6 +448,7 @@ class RequestLab:
     def _show_rows(self) -> None:
         rows = self._rows_for(self.endpoint.value)
         self.fields_box.children = [row.box for row in rows.values()]
+        _no_null_titles(self.widget)
         self.fields_label.value = (f"<b>Fields</b> of {html.escape(self.endpoint.value)} "
                                    "(from MLflow's protobuf descriptors (helpers.catalog); "
                                    "* = the server requires it). Untick a field to "
@@ -421,8 +458,8 @@ class RequestLab:
     def _render_title(self) -> None:
         where = (f"run <code>{html.escape(self.ctx.run_id)}</code> in experiment "
                  f"{html.escape(self.ctx.experiment_id)}" if self.ctx.run_id else "no run yet")
-        self.title.value = (f"<b>Request Lab</b> · MLflow at <code>{html.escape(self.base_url)}"
-                            f"</code> · {where}")
+        self.title.value = (f'<h2 class="lab400-h">Request Lab</h2>MLflow at '
+                            f"<code>{html.escape(self.base_url)}</code> · {where}")
 
     def _render_preview(self) -> None:
         try:
@@ -433,7 +470,7 @@ class RequestLab:
         self.preview.value = (
             "<details open><summary><b>The request, exactly as Send sends it</b></summary>"
             f'<pre style="{_PRE}">{html.escape(text)}</pre>'
-            f'<pre style="{_PRE};color:#57606a">{html.escape(curl)}</pre></details>')
+            f'<pre class="lab400-muted" style="{_PRE}">{html.escape(curl)}</pre></details>')
         verdict = self._predict(self.request_parts())
         findings = "".join(
             f"<li>{html.escape(f.severity)}: {html.escape(f.message)}"
@@ -443,8 +480,31 @@ class RequestLab:
                                  f"{html.escape(self._verdict_line(verdict))}"
                                  + (f'<ul style="margin:2px 0">{findings}</ul>' if findings else ""))
 
+    def announcement(self) -> str:
+        """What the live region next to Send says now (a screen reader reads it out after each
+        Send): numbered, so that the same answer twice is still news."""
+        return html.unescape(re.sub(r"<[^>]+>", "", self.status.value))
+
+    def _announce(self, text: str) -> None:
+        self.status.value = (f'<div role="status" aria-live="polite" aria-atomic="true">'
+                             f"{html.escape(text)}</div>")
+
+    def _answer_sentence(self, exchange: Exchange) -> str:
+        line = status_line(exchange)
+        first, _, detail = response_summary(exchange).partition("\n")
+        detail = (detail or first[len(line):].lstrip(" ·")).strip()
+        if exchange.reason and detail.startswith(f"{exchange.reason}. "):  # "Bad Request. Bad ..."
+            detail = detail[len(exchange.reason) + 2:]
+        if len(detail) > 300:
+            detail = detail[:299] + "…"
+        if detail and detail[-1] not in ".!?…":
+            detail += "."
+        return f"Answer {len(self.history)}: {line}. {detail}".strip()
+
     def _render_answer(self) -> None:
         exchange = self.last_exchange
+        self._announce("Not sent yet: press Send." if exchange is None
+                       else self._answer_sentence(exchange))
         if exchange is None:
             self.answer.value = _answer_box(_badge(NOT_SENT, "#57606a")
                                             + "<div>Press Send: the server's answer shows here.</div>")
@@ -469,11 +529,16 @@ class RequestLab:
                            f"{key}</th><td style='text-align:left'>"
                            f"{html.escape(str(getattr(diagnosis, key, '')))}</td></tr>"
                            for key in ("cause", "check", "fix"))
-            parts.append(f'<div class="lab400-diagnosis"><b>Diagnosis</b><table>{rows}</table></div>')
+            parts.append(f'<div class="lab400-diagnosis">{_heading("Diagnosis")}<table>{rows}</table>'
+                         "</div>")
         parts.append(f'<div class="lab400-match">{html.escape(self._prediction_summary())}</div>')
         self.answer.value = _answer_box("".join(parts))
 
     def _show_problem(self, sentence: str) -> None:
+        last = self.history[-1] if self.history else None
+        sent = last is not None and last.status is None and last.message == sentence
+        self._announce(f"Answer {last.number}: no answer. {sentence}" if sent
+                       else f"No answer: {sentence}")
         self.answer.value = _answer_box(_badge(NO_ANSWER, "#57606a")
                                         + f'<div class="lab400-message">{html.escape(sentence)}</div>')
 
@@ -486,9 +551,9 @@ class RequestLab:
 
     def _render_history(self) -> None:
         if not self.history:
-            self.history_view.value = "<i>History: no attempts yet.</i>"
+            self.history_view.value = _heading("History") + "<i>no attempts yet.</i>"
             return
-        self.history_view.value = "<b>History</b>" + self.history_table()._repr_html_()
+        self.history_view.value = _heading("History") + self.history_table()._repr_html_()
 
     # ------------------------------------------------------------------ optional helpers
 
@@ -551,9 +616,32 @@ class _Unavailable:
     check = fix = cause
 
 
+def _picker(options: Any, name: str) -> widgets.Select:
+    """A list box showing all `options`, labelled `name` (the label is linked to the <select>)."""
+    options = list(options)
+    picker = widgets.Select(options=options, rows=len(options), description=name, tooltip="",
+                            style={"description_width": "initial"},
+                            layout=widgets.Layout(width="auto"))
+    picker.add_class("lab400-picker")
+    return picker
+
+
+def _no_null_titles(widget: widgets.Widget) -> None:
+    """ipywidgets 8 writes a tooltip of None as title="null" (read out by screen readers, shown on
+    hover): give every widget in the tree an empty tooltip instead."""
+    if getattr(widget, "tooltip", "") is None:
+        widget.tooltip = ""
+    for child in getattr(widget, "children", ()):
+        _no_null_titles(child)
+
+
+def _heading(text: str) -> str:
+    return f'<h3 class="lab400-h">{html.escape(text)}</h3>'
+
+
 def _answer_box(inner: str) -> str:
-    return ('<div style="overflow-wrap:anywhere"><b>The answer</b><div style="margin:4px 0">'
-            f"{inner}</div></div>")
+    return (f'<div style="overflow-wrap:anywhere">{_heading("The answer")}'
+            f'<div style="margin:4px 0">{inner}</div></div>')
 
 
 def _badge(text: str, colour: str) -> str:

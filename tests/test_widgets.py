@@ -11,6 +11,7 @@ import html
 import importlib
 import json
 
+import ipywidgets
 import pytest
 import requests
 
@@ -219,6 +220,39 @@ def test_the_answer_shows_status_message_diagnosis_and_prediction(lab: RequestLa
     assert lab.history[-1].predicted_status == predicted
     verdict = "matched" if predicted == 400 else "did not match"
     assert verdict in lab.answer_text() and verdict in shown
+
+
+def test_each_send_is_announced_in_words_even_when_the_answer_repeats(lab: RequestLab) -> None:
+    assert lab.announcement() == "Not sent yet: press Send."
+    lab.content_type.value = rp.NO_CONTENT_TYPE
+    said = []
+    for _ in range(2):
+        lab.send_button.click()
+        said.append(lab.announcement())
+    message = lab.last_exchange.message  # the live server's words
+    assert message.startswith("Bad Request. ")
+    assert said == [f"Answer {n}: 400 Bad Request. {message.removeprefix('Bad Request. ')}"
+                    for n in (1, 2)]
+    assert lab.status.value.startswith('<div role="status" aria-live="polite"')
+
+
+def test_every_control_has_a_name_and_pickers_expose_their_choice(lab: RequestLab) -> None:
+    """Screen readers name a control from its description (a <label for=...>); pickers are
+    <select> list boxes; Font Awesome icons would put a glyph into a button's name; a tooltip of
+    None becomes title="null"."""
+    pickers = (lab.endpoint, lab.method, lab.content_type, lab.body_style)
+    assert all(isinstance(p, ipywidgets.Select) and p.description for p in pickers)
+    assert [p.rows for p in pickers] == [len(p.options) for p in pickers]
+    for name in lab.choices().fields:
+        assert lab.field(name).value.description == f"{name} value"
+    controls = _descendants(lab.widget)
+    assert len(controls) > 20
+    assert [w for w in controls if getattr(w, "icon", "")] == []
+    assert [w for w in controls if getattr(w, "tooltip", "") is None] == []
+
+
+def _descendants(box: ipywidgets.Widget) -> list[ipywidgets.Widget]:
+    return [box, *(w for child in getattr(box, "children", ()) for w in _descendants(child))]
 
 
 def test_a_failing_diagnosis_or_prediction_is_one_line_not_a_traceback(
