@@ -42,14 +42,14 @@ STYLE = """<style>
   outline: 2px solid var(--jp-brand-color1) !important; outline-offset: 2px; }
 .lab400-lab .lab400-h { font-size: var(--jp-content-font-size2); font-weight: bold;
   margin: 6px 0 2px; color: var(--jp-ui-font-color0); }
-.lab400-lab .lab400-muted { color: var(--jp-ui-font-color1); }
+.lab400-lab .lab400-muted { color: var(--jp-ui-font-color2); }
 .lab400-lab .lab400-sr, .lab400-lab .lab400-value .widget-label {
   position: absolute !important; width: 1px !important; height: 1px !important;
   overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .lab400-lab .lab400-picker { flex-direction: column; align-items: flex-start; width: auto;
   margin-right: 12px; }
 .lab400-lab .lab400-picker .widget-label { font-weight: bold; }
-.lab400-lab .lab400-picker select { height: auto; overflow-y: auto; }
+.lab400-lab .lab400-picker select { flex: 0 0 auto; height: auto; overflow-y: auto; }
 .lab400-lab .lab400-picker option:checked { font-weight: bold;
   background: var(--jp-brand-color1) linear-gradient(var(--jp-brand-color1), var(--jp-brand-color1));
   color: var(--jp-ui-inverse-font-color0); }
@@ -214,7 +214,7 @@ class RequestLab:
             widgets.HTML(STYLE), self.title, self.import_text,
             widgets.HBox([self.import_button, self.import_note]),
             widgets.HBox([self.endpoint, self.method, self.content_type, self.body_style],
-                         layout=widgets.Layout(flex_flow="row wrap")),
+                         layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")),
             self.fields_label, self.fields_box,
             widgets.HBox([self.send_button, self.reset_button, self.clear_button, self.status],
                          layout=widgets.Layout(align_items="center")),
