@@ -9,13 +9,13 @@ imported on first use, since they load MLflow's protobuf definitions).
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import ipywidgets as widgets
 
+from helpers import lab_access as access
 from helpers import request_parts as rp
 from helpers import runs
 from helpers.display import Table, badge_colour, response_summary, status_line
@@ -30,32 +30,6 @@ PREDICTION_MISSING = "(prediction not available)"
 HISTORY_HEADERS = ("#", "endpoint", "changed from the known-good request", "answer",
                    "preflight predicted")
 _PRE = "white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0"
-#: The lab's own CSS, scoped to `.lab400-lab`. Every colour is a JupyterLab theme variable, so the
-#: Light and Dark themes both hold their contrast; focus is a 2px ring in the brand colour, drawn
-#: outside the control (on the page background, not on the control's own colour); the picked
-#: option of a picker is bold and marked, not only shaded. docs/development.md says why the kit
-#: does this in CSS (ipywidgets has no traits for ARIA attributes or focus styles).
-STYLE = """<style>
-.lab400-lab { border: 1px solid var(--jp-border-color1); color: var(--jp-ui-font-color1); }
-.lab400-lab :is(button, input, textarea, select, summary):focus-visible,
-.lab400-lab :is(input, textarea, select):focus {
-  outline: 2px solid var(--jp-brand-color1) !important; outline-offset: 2px; }
-.lab400-lab .lab400-h { font-size: var(--jp-content-font-size2); font-weight: bold;
-  margin: 6px 0 2px; color: var(--jp-ui-font-color0); }
-.lab400-lab .lab400-muted { color: var(--jp-ui-font-color2); }
-.lab400-lab .lab400-sr, .lab400-lab .lab400-value .widget-label {
-  position: absolute !important; width: 1px !important; height: 1px !important;
-  overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
-.lab400-lab .lab400-picker { flex-direction: column; align-items: flex-start; width: auto;
-  margin-right: 12px; }
-.lab400-lab .lab400-picker .widget-label { font-weight: bold; }
-.lab400-lab .lab400-picker select { flex: 0 0 auto; height: auto; overflow-y: auto; }
-.lab400-lab .lab400-picker option:checked { font-weight: bold;
-  background: var(--jp-brand-color1) linear-gradient(var(--jp-brand-color1), var(--jp-brand-color1));
-  color: var(--jp-ui-inverse-font-color0); }
-.lab400-lab .lab400-picker option:checked::before { content: "\\2713\\00a0" / ""; }
-.lab400-lab .lab400-status { font-weight: bold; }
-</style>"""
 
 
 @dataclass
@@ -147,7 +121,8 @@ class RequestLab:
     `RequestLab()` uses `start_server()` (the running kit server) and creates its own experiment
     and run. Controls for code and tests: `endpoint`, `method`, `content_type`, `body_style`,
     `field(name).include`, `field(name).value`, `send_button`, `reset_button`, `clear_button`; results:
-    `last_exchange`, `history` (a list of `Attempt`).
+    `last_exchange`, `history` (a list of `Attempt`), `announcement()` (the line read out after
+    each Send). The pickers are list boxes (helpers.lab_access explains the accessibility choices).
     """
 
     def __init__(self, server: ServerHandle | None = None, *, base_url: str | None = None):
@@ -163,13 +138,14 @@ class RequestLab:
         self._rows: dict[str, dict[str, FieldRow]] = {}
         self._baselines: dict[str, rp.Choices] = {}
         self._quiet = False
+        self._announcement = ""
 
         # Pickers are list boxes (a <select> showing every option): one click picks, one Tab stop
         # each, arrow keys move, and a screen reader hears the group's name and the picked option.
-        self.endpoint = _picker(rp.ENDPOINTS, "Endpoint")
-        self.method = _picker(rp.METHODS, "Method")
-        self.content_type = _picker(rp.CONTENT_TYPES, "Content-Type")
-        self.body_style = _picker(rp.BODY_STYLES, "Body")
+        self.endpoint = access.picker(rp.ENDPOINTS, "Endpoint")
+        self.method = access.picker(rp.METHODS, "Method")
+        self.content_type = access.picker(rp.CONTENT_TYPES, "Content-Type")
+        self.body_style = access.picker(rp.BODY_STYLES, "Body")
         # No icons: Font Awesome's glyph would become part of each button's accessible name.
         self.send_button = widgets.Button(description="Send", button_style="primary",
                                           tooltip="Send the request to the MLflow server")
@@ -211,7 +187,7 @@ class RequestLab:
                               (self.import_note, "import-note")):
             control.add_class(f"lab400-{name}")
         self.widget = widgets.VBox([
-            widgets.HTML(STYLE), self.title, self.import_text,
+            widgets.HTML(access.STYLE), self.title, self.import_text,
             widgets.HBox([self.import_button, self.import_note]),
             widgets.HBox([self.endpoint, self.method, self.content_type, self.body_style],
                          layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")),
@@ -375,6 +351,11 @@ class RequestLab:
         lines.append(self._prediction_summary())
         return "\n".join(lines)
 
+    def announcement(self) -> str:
+        """What the live region next to Send says now (a screen reader reads it out after each
+        Send): numbered, so that the same answer twice is still news."""
+        return self._announcement
+
     def preview_text(self) -> str:
         """The request exactly as Send will put it on the wire (headers and body)."""
         sent = rp.preview(self.request_parts(), self.base_url)
@@ -448,7 +429,7 @@ class RequestLab:
     def _show_rows(self) -> None:
         rows = self._rows_for(self.endpoint.value)
         self.fields_box.children = [row.box for row in rows.values()]
-        _no_null_titles(self.widget)
+        access.no_null_titles(self.widget)
         self.fields_label.value = (f"<b>Fields</b> of {html.escape(self.endpoint.value)} "
                                    "(from MLflow's protobuf descriptors (helpers.catalog); "
                                    "* = the server requires it). Untick a field to "
@@ -480,31 +461,14 @@ class RequestLab:
                                  f"{html.escape(self._verdict_line(verdict))}"
                                  + (f'<ul style="margin:2px 0">{findings}</ul>' if findings else ""))
 
-    def announcement(self) -> str:
-        """What the live region next to Send says now (a screen reader reads it out after each
-        Send): numbered, so that the same answer twice is still news."""
-        return html.unescape(re.sub(r"<[^>]+>", "", self.status.value))
-
     def _announce(self, text: str) -> None:
-        self.status.value = (f'<div role="status" aria-live="polite" aria-atomic="true">'
-                             f"{html.escape(text)}</div>")
-
-    def _answer_sentence(self, exchange: Exchange) -> str:
-        line = status_line(exchange)
-        first, _, detail = response_summary(exchange).partition("\n")
-        detail = (detail or first[len(line):].lstrip(" ·")).strip()
-        if exchange.reason and detail.startswith(f"{exchange.reason}. "):  # "Bad Request. Bad ..."
-            detail = detail[len(exchange.reason) + 2:]
-        if len(detail) > 300:
-            detail = detail[:299] + "…"
-        if detail and detail[-1] not in ".!?…":
-            detail += "."
-        return f"Answer {len(self.history)}: {line}. {detail}".strip()
+        self._announcement = text
+        self.status.value = access.live_region(text)
 
     def _render_answer(self) -> None:
         exchange = self.last_exchange
         self._announce("Not sent yet: press Send." if exchange is None
-                       else self._answer_sentence(exchange))
+                       else access.answer_sentence(len(self.history), exchange))
         if exchange is None:
             self.answer.value = _answer_box(_badge(NOT_SENT, "#57606a")
                                             + "<div>Press Send: the server's answer shows here.</div>")
@@ -529,7 +493,7 @@ class RequestLab:
                            f"{key}</th><td style='text-align:left'>"
                            f"{html.escape(str(getattr(diagnosis, key, '')))}</td></tr>"
                            for key in ("cause", "check", "fix"))
-            parts.append(f'<div class="lab400-diagnosis">{_heading("Diagnosis")}<table>{rows}</table>'
+            parts.append(f'<div class="lab400-diagnosis">{access.heading("Diagnosis")}<table>{rows}</table>'
                          "</div>")
         parts.append(f'<div class="lab400-match">{html.escape(self._prediction_summary())}</div>')
         self.answer.value = _answer_box("".join(parts))
@@ -551,9 +515,9 @@ class RequestLab:
 
     def _render_history(self) -> None:
         if not self.history:
-            self.history_view.value = _heading("History") + "<i>no attempts yet.</i>"
+            self.history_view.value = access.heading("History") + "<i>no attempts yet.</i>"
             return
-        self.history_view.value = _heading("History") + self.history_table()._repr_html_()
+        self.history_view.value = access.heading("History") + self.history_table()._repr_html_()
 
     # ------------------------------------------------------------------ optional helpers
 
@@ -616,31 +580,8 @@ class _Unavailable:
     check = fix = cause
 
 
-def _picker(options: Any, name: str) -> widgets.Select:
-    """A list box showing all `options`, labelled `name` (the label is linked to the <select>)."""
-    options = list(options)
-    picker = widgets.Select(options=options, rows=len(options), description=name, tooltip="",
-                            style={"description_width": "initial"},
-                            layout=widgets.Layout(width="auto"))
-    picker.add_class("lab400-picker")
-    return picker
-
-
-def _no_null_titles(widget: widgets.Widget) -> None:
-    """ipywidgets 8 writes a tooltip of None as title="null" (read out by screen readers, shown on
-    hover): give every widget in the tree an empty tooltip instead."""
-    if getattr(widget, "tooltip", "") is None:
-        widget.tooltip = ""
-    for child in getattr(widget, "children", ()):
-        _no_null_titles(child)
-
-
-def _heading(text: str) -> str:
-    return f'<h3 class="lab400-h">{html.escape(text)}</h3>'
-
-
 def _answer_box(inner: str) -> str:
-    return (f'<div style="overflow-wrap:anywhere">{_heading("The answer")}'
+    return (f'<div style="overflow-wrap:anywhere">{access.heading("The answer")}'
             f'<div style="margin:4px 0">{inner}</div></div>')
 
 

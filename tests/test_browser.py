@@ -213,7 +213,7 @@ def test_request_lab_with_mouse_clicks(jupyter_lab: str) -> None:
             # Accessibility, in the Light theme and then the Dark one: axe-core on the lab,
             # a keyboard-only walk from the Import box to Send with the focus ring measured on
             # every stop, and Enter on Send heard through the live region.
-            report = []
+            report, started = [], time.monotonic()
             for theme in THEMES:
                 _theme(page, theme)
                 lab.scroll_into_view_if_needed()
@@ -221,6 +221,7 @@ def test_request_lab_with_mouse_clicks(jupyter_lab: str) -> None:
                 report += _keyboard_walk(page, lab, theme)
                 report.append(_contrast_of_text(lab, theme))
                 lab.screenshot(path=str(ARTIFACTS / f"request_lab_{theme.split()[-1].lower()}.png"))
+            report.append(f"accessibility checks: {time.monotonic() - started:.1f} s")
             (ARTIFACTS / "request_lab_a11y.txt").write_text("\n".join(report) + "\n")
             print(*report, sep="\n")
         finally:

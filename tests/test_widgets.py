@@ -243,6 +243,9 @@ def test_every_control_has_a_name_and_pickers_expose_their_choice(lab: RequestLa
     pickers = (lab.endpoint, lab.method, lab.content_type, lab.body_style)
     assert all(isinstance(p, ipywidgets.Select) and p.description for p in pickers)
     assert [p.rows for p in pickers] == [len(p.options) for p in pickers]
+    lab.load("curl -X POST http://h/api/2.0/mlflow/runs/log-metric -H 'Content-Type: text/csv'")
+    assert "text/csv" in lab.content_type.options
+    assert lab.content_type.rows == len(rp.CONTENT_TYPES) + 1  # an imported type shows too
     for name in lab.choices().fields:
         assert lab.field(name).value.description == f"{name} value"
     controls = _descendants(lab.widget)
@@ -287,6 +290,7 @@ def test_a_down_server_shows_one_plain_sentence_when_the_lab_starts() -> None:
     lab = RequestLab(base_url=dead)  # must not raise
     _one_plain_sentence(lab.problem)
     assert f"Could not connect to {dead}" in lab.problem
+    assert lab.announcement() == f"No answer: {lab.problem}"
     assert ">no answer</span>" in lab.answer.value and html.escape(lab.problem) in lab.answer.value
     assert lab.send() is None and lab.last_exchange is None
     assert lab.answer_text() == f"no answer: {lab.problem}"
@@ -312,6 +316,7 @@ def test_a_server_that_goes_down_shows_one_plain_sentence_on_send(lab: RequestLa
     assert "no server is answering there" in attempt.message
     assert ">no answer</span>" in lab.answer.value
     assert html.escape(attempt.message) in lab.answer.value
+    assert lab.announcement() == f"Answer {attempt.number}: no answer. {attempt.message}"
 
 
 # ------------------------------------------------------------------ Reset, display
