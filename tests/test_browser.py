@@ -3,6 +3,9 @@
 Starts `jupyter lab` on 127.0.0.1 (token, free port) over a copy of the notebooks, with the
 session's MLflow server (MLFLOW_400_LAB_HOME is exported by conftest.py and passed on to the
 kernel), runs 04_request_lab.ipynb, then breaks and fixes a request with mouse clicks only.
+Then, in the Light and the Dark theme: axe-core on the lab's area (0 critical or serious
+violations), and a keyboard-only walk to Send that measures every focus ring and finds the
+announced answer in the accessibility tree (docs/development.md: what the kit cannot fix).
 Screenshots are saved to test-artifacts/ (gitignored). Playwright cannot download browsers here, so it
 launches /usr/bin/chromium; outside CI the test is skipped when that is not installed.
 """
@@ -174,7 +177,7 @@ def test_request_lab_with_mouse_clicks(jupyter_lab: str) -> None:
             lab.locator(".lab400-clear-history").click()
             expect(lab.locator(".lab400-history")).to_contain_text("no attempts yet", timeout=ANSWER)
 
-            _toggle(lab, "content-type", "(none)")
+            _pick(lab, "content-type", "(none)")
             expect(preview).to_contain_text("(no Content-Type header)", timeout=ANSWER)
             lab.locator(".lab400-send").click()
             expect(badge).to_have_text("400 Bad Request", timeout=ANSWER)
@@ -184,8 +187,8 @@ def test_request_lab_with_mouse_clicks(jupyter_lab: str) -> None:
             if os.environ.get(REFRESH_ENV):  # `make notebooks`: the picture notebook 04 shows
                 shutil.copyfile(ARTIFACTS / "request_lab_400.png", NOTEBOOK_IMAGE)
 
-            _toggle(lab, "content-type", "application/json")
-            _toggle(lab, "body-style", "valid JSON")
+            _pick(lab, "content-type", "application/json")
+            _pick(lab, "body-style", "valid JSON")
             expect(preview).to_contain_text("Content-Type: application/json", timeout=ANSWER)
             lab.locator(".lab400-send").click()
             expect(badge).to_have_text("200 OK", timeout=ANSWER)
@@ -235,7 +238,7 @@ def _menu(page, top: str, item: str) -> None:
     page.locator(".lm-Menu-item:visible", has_text=item).first.click()
 
 
-def _toggle(lab, picker: str, label: str) -> None:
+def _pick(lab, picker: str, label: str) -> None:
     """Pick an option with one click, as in a list box."""
     lab.locator(f".lab400-{picker} select").get_by_role("option", name=label, exact=True).click()
 
