@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     hub.add_argument("--port", type=_port, default=8000, help="the Hub's port (default 8000)")
     hub.add_argument("--workers", type=int, default=None,
                      help="MLflow server worker processes (default: MLflow's own default)")
+    hub.add_argument("--credentials-only", action="store_true",
+                     help="only write the room's credentials file (for the Kubernetes room), start nothing")
     _add_check_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "check":
@@ -152,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "hub":
             from helpers import classroom, hub
 
+            if args.credentials_only:
+                print(hub.write_room_credentials(classroom.read_roster(args.roster)))
+                return 0
             return hub.serve(classroom.read_roster(args.roster),
                              backend_store_uri=classroom.uri_from_args(args.backend_store_uri),
                              host=args.host, port=args.port, workers=args.workers)

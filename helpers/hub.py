@@ -320,6 +320,22 @@ def serve(roster: Sequence[str], *, backend_store_uri: str = "", host: str = "12
     return code
 
 
+def write_room_credentials(roster: Sequence[str]) -> str:
+    """The room's credentials file (0600) for a room run elsewhere (classroom/z2jh-values.yaml):
+    the admin's and one password per learner, kept from an earlier file; says where it is."""
+    import secrets
+
+    from helpers import classroom
+
+    home = config.data_dir() / "classroom"
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / classroom.CREDENTIALS
+    admin = classroom.read_credentials(path).get("admin") or secrets.token_urlsafe(18)
+    classroom.write_credentials(path, roster, admin=("admin", admin))
+    return (f"Wrote {path} (readable by you only): the admin and {len(roster)} learners. Make it "
+            "the Secret mlflow-400-lab-credentials (docs/instructor.md).")
+
+
 def mask(uri: str) -> str:
     from helpers.classroom import mask_uri
 
