@@ -137,6 +137,7 @@ def ensure_learner(name: str, password: str) -> Learner:
     subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True,
                    capture_output=True)
     learner = Learner(name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
+    os.chmod(learner.home, 0o700)  # Debian's useradd makes homes everyone may read
     copy_lessons(learner)
     return learner
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -105,8 +106,19 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     finally:
         if proc.poll() is None:
             processes.kill_tree(proc.pid)
+        uids = [pwd.getpwnam(n).pw_uid for n in names if _exists(n)]
+        for left in hub.learner_processes(uids):
+            processes.kill_tree(left.pid, grace=2)
         for name in names:
             subprocess.run(["userdel", "--remove", name], capture_output=True)
+
+
+def _exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _read_until(proc: subprocess.Popen, out: list[str], marker: str) -> bool:
@@ -312,17 +324,29 @@ def _browser_session(room: Room, name: str, result: dict) -> None:
                               timeout=START_TIMEOUT * 1000)
             tab = page.locator(".lm-TabBar-tab.jp-mod-current")
             expect(tab).to_contain_text("00_start_here.ipynb", timeout=60_000)
-            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(
-                1, timeout=120_000)
+            # as tests/test_browser.py: idle alone is not enough, the kernel must be attached
+            kernel = page.locator(".jp-NotebookPanel .jp-Toolbar-kernelName")
+            expect(kernel).not_to_have_text(re.compile(r"^\s*(No Kernel)?\s*$"), timeout=120_000)
+            expect(page.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
+                "data-status", "idle", timeout=120_000)
             # the committed outputs first out of the way, so that what shows is this run's
             page.get_by_role("menuitem", name="Edit").click()
             page.get_by_role("menuitem", name="Clear Outputs of All Cells").click()
             first = page.locator(".jp-Notebook .jp-CodeCell").first
-            expect(first.locator(".jp-InputArea-prompt")).to_have_text("[ ]:")
-            first.locator(".jp-InputArea-prompt").click()
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_role("menuitem", name="Run Selected Cell").first.click()
-            expect(first.locator(".jp-InputArea-prompt")).to_have_text("[1]:", timeout=120_000)
+            prompt = first.locator(".jp-InputArea-prompt")
+            expect(prompt).to_have_text("[ ]:")
+            for attempt in (1, 2):  # a cell run while a busy machine still wires the kernel up
+                prompt.click()      # can come back unrun ("[ ]:"): a learner presses Run again
+                page.get_by_role("menuitem", name="Run", exact=True).click()
+                page.get_by_role("menuitem", name="Run Selected Cell").first.click()
+                try:
+                    expect(prompt).to_have_text(re.compile(r"\[[*1]\]:"), timeout=30_000)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
+            result["attempts"] = attempt
+            expect(prompt).to_have_text("[1]:", timeout=120_000)
             result["text"] = "\n".join(first.locator(".jp-OutputArea-output").all_inner_texts())
         finally:
             page.screenshot(path=str(shot))
@@ -376,8 +400,11 @@ def test_a_learner_logs_in_with_chromium_and_runs_notebook_00(room: Room, browse
 
 def test_ctrl_c_stops_the_hub_every_learner_server_and_mlflow(room: Room) -> None:
     users = [psutil.Process(room.proc.pid), *psutil.Process(room.proc.pid).children(recursive=True)]
-    uids = [int(subprocess.run(["id", "-u", n], capture_output=True, text=True).stdout)
-            for n in room.names]
+    uids = [pwd.getpwnam(n).pw_uid for n in room.names]
+    for name in room.names:  # one learner's lessons and ~/.netrc are theirs only
+        home = Path(pwd.getpwnam(name).pw_dir)
+        assert home.stat().st_mode & 0o777 == 0o700
+        assert (home / ".netrc").stat().st_mode & 0o777 == 0o600
     assert len(hub.learner_processes(uids)) >= 3  # their servers and kernels run
     begun = time.monotonic()
     room.proc.send_signal(signal.SIGINT)
