@@ -270,6 +270,9 @@ def serve(roster: Sequence[str], *, backend_store_uri: str = "", host: str = "12
     started = time.monotonic()
     check_machine()
     proxy = ensure_proxy(say)
+    if processes.port_in_use(port, processes.LOCALHOST if host in ("0.0.0.0", "") else host):
+        raise ClassroomError(f"Port {port} is already in use: stop what uses it, or choose "
+                             "another with --port.")
     home = config.data_dir() / "hub"
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)  # the Hub's database and cookie secret
