@@ -1,4 +1,4 @@
-"""Command line: `python -m helpers serve | status | stop | lab | doctor | openapi | check`."""
+"""Command line: `python -m helpers serve | status | stop | lab | hub | doctor | openapi | check`."""
 
 from __future__ import annotations
 
@@ -119,6 +119,19 @@ def main(argv: list[str] | None = None) -> int:
                          help="leave a local server the doctor started running")
     spec = sub.add_parser("openapi", help="write the REST API as an OpenAPI 3.1 document")
     spec.add_argument("--output", default=None, help="file to write (default: openapi/mlflow-VERSION.json)")
+    hub = sub.add_parser("hub", help="a workshop room: JupyterHub + the room's MLflow server, "
+                         "one account per learner; Ctrl-C stops both (docs/instructor.md)")
+    hub.add_argument("--roster", required=True, metavar="FILE",
+                     help="learner names, one per line: one system user and MLflow account each")
+    hub.add_argument("--backend-store-uri", default=None,
+                     help="the MLflow server's database (default: SQLite in the kit's data folder)")
+    hub.add_argument("--host", default="127.0.0.1",
+                     help="where the Hub listens (default 127.0.0.1; 0.0.0.0 for a room's network)")
+    hub.add_argument("--port", type=_port, default=8000, help="the Hub's port (default 8000)")
+    hub.add_argument("--workers", type=int, default=None,
+                     help="MLflow server worker processes (default: MLflow's own default)")
+    hub.add_argument("--credentials-only", action="store_true",
+                     help="only write the room's credentials file (for the Kubernetes room), start nothing")
     _add_check_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "check":
@@ -138,6 +151,15 @@ def main(argv: list[str] | None = None) -> int:
             return _doctor(args.check, args.keep_server, args.min_free_gb)
         if args.command == "serve" and args.classroom:
             return _classroom(args)
+        if args.command == "hub":
+            from helpers import classroom, hub
+
+            if args.credentials_only:
+                print(hub.write_room_credentials(classroom.read_roster(args.roster)))
+                return 0
+            return hub.serve(classroom.read_roster(args.roster),
+                             backend_store_uri=classroom.uri_from_args(args.backend_store_uri),
+                             host=args.host, port=args.port, workers=args.workers)
         if args.command == "serve":
             _refuse_room_options(args)
             return _serve(args.port, args.foreground)
