@@ -420,7 +420,7 @@ def _check_shared(external: str, wire) -> Result:
         version = wire.send("/version", method="GET", base_url=external)
     except ServerUnreachable:
         return Result("server", False, f"MLFLOW_TRACKING_URI is {shown}, but no server answers "
-                      f"there{_proxy_note(external)}",
+                      f"there{config.userinfo_note(external)}{_proxy_note(external)}",
                       "check the address with the instructor, or `unset MLFLOW_TRACKING_URI` to "
                       "use the kit's own local server")
     if answer.status == 401:

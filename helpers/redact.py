@@ -91,6 +91,13 @@ _URL_USERINFO = re.compile(
     r"(?=(?:[\w.~%-]+|\[[0-9A-Za-z:.%]+\])(?::\d*)?(?:[/?#\s'\"<>)\],;]|$))")
 
 
+def userinfo_has_delimiters(url: str) -> bool:
+    """True when the `user:password@` part of `url` holds a raw "/", "?" or "#": HTTP clients end
+    the host part there, so the URL reaches another host (or none); percent-encode them."""
+    match = _URL_USERINFO.match(url.strip())
+    return bool(match) and any(c in match.group(0)[len(match.group(1)):] for c in "/?#")
+
+
 def _masked_userinfo(match: re.Match) -> str:
     return f"{match.group(1)}{MASK}@"
 
@@ -164,4 +171,4 @@ def mask_argv(argv: Iterable[str], secrets: Iterable[str | None] = ()) -> list[s
 
 
 __all__ = ["MASK", "host_of", "is_secret_name", "mask_argv", "mask_body", "mask_headers",
-           "mask_text", "mask_url"]
+           "mask_text", "mask_url", "userinfo_has_delimiters"]

@@ -119,8 +119,8 @@ def start_server(
         if version_seen is None:
             raise ServerError(
                 f"MLFLOW_TRACKING_URI is {redact.mask_url(external)}, but no MLflow server "
-                "answers there: start that server, or unset MLFLOW_TRACKING_URI to let the kit "
-                "start its own."
+                f"answers there{config.userinfo_note(external)}: start that server, or unset "
+                "MLFLOW_TRACKING_URI to let the kit start its own."
             )
         return ServerHandle(url=external, source="MLFLOW_TRACKING_URI", mlflow_version=version_seen)
     for note in (config.ignored_tracking_uri_note(), config.bypass_proxy_for_loopback()):
@@ -201,7 +201,8 @@ def status() -> str:
     external = config.external_tracking_uri()
     if external:
         seen = health_version(external, wait=2.0)
-        answer = f"answers (MLflow {seen})" if seen else "does not answer"
+        answer = (f"answers (MLflow {seen})" if seen
+                  else "does not answer" + config.userinfo_note(external))
         return f"MLFLOW_TRACKING_URI is {redact.mask_url(external)} and it {answer}."
     note = config.ignored_tracking_uri_note()
     prefix = f"{note}\n" if note else ""
@@ -275,7 +276,7 @@ def _spawn(port: int, *, home: Path, timeout: float, launcher: str, say: Callabl
     say(f"Starting MLflow {mlflow_version} at {url} (data in {home}) ...")
     started = time.monotonic()
     try:
-        with open(log_path, "wb") as log:
+        with config.open_private(log_path) as log:
             proc = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 pass_fds=(running.fileno(),) if running else (), **new_group_kwargs(),

@@ -99,6 +99,23 @@ def test_unreachable_tracking_uri_is_one_sentence(own_home: Path,
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize("password", ["S3/cr3t99", "S3#cr3t99", "S3?c/r#3t99"])
+def test_a_tracking_uri_password_with_delimiters_is_never_printed(
+        own_home: Path, server_url: str, password: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22 (5): `status`, `doctor --check server` and the start-up error print the URI
+    masked whole, and say why it reaches no server (requests ends the host at "/" or "#")."""
+    from helpers import doctor
+
+    port = server_url.rsplit(":", 1)[1]
+    monkeypatch.setenv(config.TRACKING_URI_ENV, f"http://ana:{password}@127.0.0.1:{port}")
+    with pytest.raises(ServerError) as caught:
+        start_server()
+    shown = [server.status(), str(caught.value), doctor.check_server().line()]
+    for line in shown:
+        assert "S3" not in line and "cr3t" not in line, line
+        assert f"http://****@127.0.0.1:{port}" in line and "%2F" in line, line
+
+
 def test_startup_timeout_names_the_log_and_leaves_nothing(own_home: Path) -> None:
     with pytest.raises(ServerError, match="did not answer .* in time") as caught:
         start_server(timeout=0.3, progress=lambda _: None)
