@@ -225,6 +225,8 @@ def serve(room: Classroom, out: Callable[[str], None] | None = None) -> int:
     try:
         say(room.describe())
         say(f"MLflow {handle.mlflow_version or '?'} answers at {room.url}.")
+        if server_launch.shadowing_note(handle.mlflow_version):
+            say(server_launch.shadowing_note(handle.mlflow_version))
         posix, powershell = learner_lines(room)
         say("Each learner pastes this line in the terminal where they then start `make lab` "
             "(it asks for their name" + (" and password):" if room.basic_auth else "):"))

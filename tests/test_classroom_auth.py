@@ -8,6 +8,7 @@ MLflow's own permission answers. Each room is stopped with a different signal.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import requests
 
 from benchmarks.classroom_load import TempPostgres
 from helpers import classroom, config, errors, runs
+from helpers.preflight_pipeline import preflight
 from helpers.wire import send
 from tests.rooms import ROOT, Room, postgres_cluster, start_cli_room, stop_room
 
@@ -144,6 +146,11 @@ def _kit_as_a_learner(room: Room, creds: dict[str, str], monkeypatch: pytest.Mon
     for shown in (answer.to_curl(), answer.to_text(), answer._repr_html_(), repr(answer),
                   repr(answer.request)):
         assert creds["ana"] not in shown and token not in shown
+    # Issue 22 (4b): preflight's state lookups carry the learner's credentials as send() does
+    body = json.dumps({"run_id": made.run_id, "key": "loss", "value": 0.5, "timestamp": 1})
+    verdict = preflight("POST", f"{room.url}{API}/runs/log-metric",
+                        {"Content-Type": "application/json"}, body, server=room.url)
+    assert verdict.predicted_status == 200 and verdict.state_checked, verdict.findings
     # The lesson's "nonexistent run" is answered by the auth layer first: 403, not 404.
     ghost = send(f"{API}/runs/get", method="GET", params={"run_id": "0" * 32})
     assert (ghost.status, ghost.text) == (403, "Permission denied")
