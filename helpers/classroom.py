@@ -49,6 +49,8 @@ MASK = "****"
 CREDENTIALS = "credentials.csv"  # in <data dir>/classroom: name,password per learner (and admin)
 AUTH_DB = "basic_auth.db"  # in <data dir>/classroom: MLflow's auth database (basic_auth.ini)
 #: A learner name: it becomes a user name and part of experiment names (config.learner_name).
+#: ASCII only: MLflow's client (through `requests`) sends the user name in a Basic auth header
+#: encoded as latin-1, so a name outside ASCII would not reach the server as written.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 #: Interface names of containers, VMs and bridges: learners' laptops cannot reach those addresses.
 VIRTUAL_IFACE = re.compile(r"^(docker|br-|veth|virbr|vboxnet|vmnet|lxc|lxd|cni|flannel|podman|tun|tap|"
@@ -273,7 +275,8 @@ def read_roster(path: str | Path) -> list[str]:
             continue
         if not NAME.fullmatch(name):
             raise ClassroomError(f"{path}, line {number}: {name!r} is not a usable learner name "
-                                 "(letters, digits, '.', '_', '-'; up to 40; no spaces).")
+                                 "(ASCII letters A-Z and a-z, digits, '.', '_', '-'; up to 40; "
+                                 "no spaces, no accents: write José as Jose).")
         if name.lower() in seen:
             raise ClassroomError(f"{path}, line {number}: {name!r} is already on line "
                                  f"{seen[name.lower()]}; each learner needs their own name.")
