@@ -48,16 +48,30 @@ def _ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+#: Room the document needs, checked before generating it (openapi/ holds ~0.6 MB per version).
+_OPENAPI_ROOM = 2 * 1024 * 1024
+
+
 def _check_writable(target: Path) -> None:
-    """Refuse an output file whose folder cannot be made or written, in one sentence."""
+    """Refuse, in one sentence and before seconds of generating, an output that is a symbolic link
+    or a folder, or whose folder cannot be made, written or hold the document (full disk)."""
+    if target.is_symlink():
+        raise KitError(f"Cannot write {target}: it is a symbolic link (to {os.readlink(target)}), "
+                       "and the kit does not write through links; remove the link or choose "
+                       "another --output.")
+    if target.is_dir():
+        raise KitError(f"Cannot write {target}: it is a folder; give a file name, e.g. "
+                       f"{target / 'openapi.json'}.")
     blocker = next((p for p in target.parents if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
         raise KitError(f"Cannot write {target} ({blocker} is a file, not a folder): choose "
                        "another --output.")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=target.parent):
-            pass
+        with tempfile.TemporaryFile(dir=target.parent) as probe:  # the room, really written
+            probe.write(b"\0" * _OPENAPI_ROOM)
+            probe.flush()
+            os.fsync(probe.fileno())
     except OSError as exc:
         raise KitError(f"Cannot write {target} ({exc.strerror or exc}): choose another "
                        "--output.") from None
