@@ -13,8 +13,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers import config, doctor
-from helpers.errors import KitError
+_EARLY_SIGINT: list[int] = []
+
+
+def _early_sigint(signum: int, _frame: object) -> None:
+    """Ctrl-C before `main()` runs (while the modules import): remembered, and acted on as soon
+    as main starts; a second press stops the process at once (nothing is started yet)."""
+    if _EARLY_SIGINT:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    _EARLY_SIGINT.append(signum)
+
+
+if __name__ == "__main__":
+    # As early as this command can: a parent may have left SIGINT ignored (`nohup`, `cmd &`),
+    # and Python keeps an inherited ignore, so a Ctrl-C during start-up would be lost.
+    signal.signal(signal.SIGINT, _early_sigint)
+
+from helpers import config, doctor  # noqa: E402
+from helpers.errors import KitError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -93,6 +110,11 @@ def _port(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if signal.getsignal(signal.SIGINT) is _early_sigint:  # run as `python -m helpers`
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if _EARLY_SIGINT:  # pressed during start-up: nothing was started, nothing to stop
+            print("Stopped.", file=sys.stderr)
+            return 130
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start (or reuse) the kit's local MLflow server")

@@ -17,10 +17,18 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import venv
 from pathlib import Path
+
+if __name__ == "__main__":
+    # First thing: Ctrl-C back. A parent may have left SIGINT ignored (`nohup`, a script's
+    # `cmd &`), Python keeps an inherited ignore, and so would the install's processes and, through
+    # exec, the lab itself: a Ctrl-C during the install or start-up would be lost. A Python
+    # handler is reset to the default by exec, so the lab starts with Ctrl-C working too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
@@ -232,10 +240,10 @@ def main(argv: list[str]) -> int:
     try:
         if not (os.environ.get(NO_INSTALL_ENV) == "1" and PYTHON.exists()):
             ensure_env("" if argv[0] == "lab" else "test")
+        os.chdir(ROOT)
     except KeyboardInterrupt:
         print("\nStopped during the install; run the command again to finish it.", file=sys.stderr)
         return 130
-    os.chdir(ROOT)
     if argv[0] == "lab":
         return run_final([str(PYTHON), "-m", "helpers", "lab", *argv[1:]])
     return run_final([str(PYTHON), *TEST_ARGS, *argv[1:]])
