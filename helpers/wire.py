@@ -21,6 +21,7 @@ import requests
 import urllib3
 
 from helpers import config, redact
+from helpers.deadline import Deadline, Late
 from helpers.errors import ServerUnreachable
 from helpers.redact import MASK  # noqa: F401  (re-exported: what masked values read)
 
@@ -193,6 +194,9 @@ def send(
     """
     url = resolve_url(path_or_url, base_url)
     http = session or loopback_aware_session(url)
+    deadline = Deadline(timeout)  # one for the whole exchange: requests' timeout is per read
+    if session is None:
+        deadline.mount(http)
     started = time.perf_counter()
     wanted = dict(headers or {})
     wanted = {**_tracking_auth(url, wanted), **wanted}  # classroom credentials, see _tracking_auth
@@ -204,7 +208,7 @@ def send(
             prepared.headers.pop(name, None)  # also headers requests itself adds (json= sets one)
         response = http.send(prepared, timeout=timeout, allow_redirects=False, stream=True)
         try:
-            body = _read_within(response, started + timeout)
+            body = deadline.read(response)
         finally:
             response.close()
     except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
@@ -213,21 +217,31 @@ def send(
             f"{_safe_url(url)!r} is not a usable http(s) URL ({exc.__class__.__name__}): write it "
             "like http://127.0.0.1:5000/api/2.0/mlflow/runs/log-metric."
         ) from None
-    except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError, _Late):
-        raise ServerUnreachable(
-            f"{_safe_url(url)} did not answer within {timeout:g} s: the server may be busy or "
-            "stuck; check it with `python -m helpers status`, restart it if needed."
-        ) from None
-    except (requests.exceptions.ConnectionError, urllib3.exceptions.HTTPError, OSError):
+    except (OSError, urllib3.exceptions.HTTPError, Late) as exc:  # requests' errors are OSErrors
+        if deadline.fired or isinstance(exc, (requests.exceptions.Timeout, TimeoutError, Late,
+                                              urllib3.exceptions.TimeoutError)):
+            raise ServerUnreachable(
+                f"{_safe_url(url)} did not answer within {timeout:g} s: the server may be busy or "
+                "stuck; check it with `python -m helpers status`, restart it if needed."
+            ) from None
         raise ServerUnreachable(
             f"Could not connect to {_safe_url(url)}: no server is answering there. Check the "
             "address, or start the kit's server with `python -m helpers serve`."
         ) from None
     finally:
+        deadline.cancel()
         if session is None:
             http.close()
     elapsed_ms = (time.perf_counter() - started) * 1000
     return exchange_from_response(response, elapsed_ms, answer=body)
+
+
+def loopback_aware_session(url: str) -> requests.Session:
+    """A `requests.Session` with the kit's rule for `url`: no HTTP(S)_PROXY for this machine."""
+    http = requests.Session()
+    if is_loopback(url):
+        http.trust_env = False  # HTTP(S)_PROXY must never see a request to this machine
+    return http
 
 
 #: The whole of one read-only state lookup (preflight's `server=`), connection to last byte.
@@ -253,37 +267,6 @@ def mlflow_state(url: str, params: Mapping[str, str], *, session: requests.Sessi
     what = {"empty": "an empty body"}.get(answer.body_kind, f"a {answer.body_kind} body")
     return (f"it answered {answer.status} {answer.reason} with {what}, not MLflow's JSON"
             + (" (the server wants credentials)" if answer.status in (401, 403) else ""))
-
-
-def loopback_aware_session(url: str) -> requests.Session:
-    """A `requests.Session` with the kit's rule for `url`: no HTTP(S)_PROXY for this machine."""
-    http = requests.Session()
-    if is_loopback(url):
-        http.trust_env = False  # HTTP(S)_PROXY must never see a request to this machine
-    return http
-
-
-class _Late(Exception):
-    """The answer was still arriving at the deadline."""
-
-
-def _read_within(response: requests.Response, deadline: float) -> bytes:
-    """The whole body, read by the deadline: `requests`' timeout bounds each read, so a server
-    trickling one byte at a time would hold it forever. Before every read the socket's timeout is
-    set to the time left, and reading stops at the deadline (urllib3's read1: one read each)."""
-    raw = response.raw
-    chunks: list[bytes] = []
-    while True:
-        left = deadline - time.perf_counter()
-        if left <= 0:
-            raise _Late
-        sock = getattr(getattr(raw, "connection", None), "sock", None)
-        if sock is not None:
-            sock.settimeout(left)
-        chunk = raw.read1(64 * 1024, decode_content=True)
-        if not chunk:  # the end of the body (a short one raises urllib3's ProtocolError)
-            return b"".join(chunks)
-        chunks.append(chunk)
 
 
 def exchange_from_response(response: requests.Response, elapsed_ms: float | None = None, *,

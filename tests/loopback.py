@@ -29,10 +29,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.record.received.append(  # type: ignore[attr-defined]
             Received(self.command, self.path, dict(self.headers.items()), body))
         if self.path.startswith("/trickle"):  # one byte every 0.2 s, 100 of them: 20 s in all
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "100")
-            self.end_headers()
+            if self.path.startswith("/trickle-head"):  # ... in the headers
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            else:  # ... in the body
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "100")
+                self.end_headers()
             for _ in range(100):
                 try:
                     self.wfile.write(b" ")
