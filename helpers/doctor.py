@@ -129,7 +129,7 @@ def _shadowed(name: str) -> str | None:
     from importlib.util import find_spec
 
     dist = metadata.distribution(name)
-    home = Path(str(dist.locate_file(""))).resolve()
+    home = Path(os.path.abspath(dist.locate_file("")))
     tops = (dist.read_text("top_level.txt") or name.replace("-", "_")).split()
     for top in tops:
         try:
@@ -137,7 +137,9 @@ def _shadowed(name: str) -> str | None:
         except (ImportError, ValueError):
             continue
         where = spec.origin if spec and spec.origin not in (None, "built-in", "frozen") else None
-        if where and not Path(where).resolve().is_relative_to(home):
+        # compared as written and with links resolved: an environment may link its packages
+        if where and not (Path(os.path.abspath(where)).is_relative_to(home)
+                          or Path(where).resolve().is_relative_to(home.resolve())):
             return str(Path(where).parent)
     return None
 
