@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 from helpers import config, processes, server, server_launch
 from helpers.errors import ClassroomError
@@ -511,12 +511,11 @@ def uri_from_args(given: str | None, environ: Mapping[str, str] = os.environ) ->
 
 
 def mask_uri(uri: str) -> str:
-    """A database URI with its password replaced by ****, for anything that prints it."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username or ''}:{MASK}@{parts.netloc.rsplit('@', 1)[1]}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    """A database URI with its password replaced by ****, for anything that prints it (the one
+    masking rule, helpers/redact.py: a password holding "/", "#" or "@" is masked whole)."""
+    from helpers.redact import mask_password
+
+    return mask_password(uri)
 
 
 # -- decisions -------------------------------------------------------------------------------

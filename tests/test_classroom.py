@@ -369,6 +369,9 @@ def test_database_passwords_are_masked() -> None:
         "postgresql://mlflow:****@db.local:5432/mlflow"
     assert classroom.mask_uri("postgresql+psycopg2://mlflow@db/mlflow") == \
         "postgresql+psycopg2://mlflow@db/mlflow"
+    for password in ("pa/ss", "p#w@rd", "a?b"):  # issue 22: urlsplit ends the host part there
+        assert classroom.mask_uri(f"postgresql://mlflow:{password}@db.local:5432/mlflow") == \
+            "postgresql://mlflow:****@db.local:5432/mlflow"
 
 
 # -- the wire helper carries classroom credentials, and never shows them -------------------------
