@@ -245,8 +245,19 @@ def main(argv: list[str]) -> int:
         print("\nStopped during the install; run the command again to finish it.", file=sys.stderr)
         return 130
     if argv[0] == "lab":
-        return run_final([str(PYTHON), "-m", "helpers", "lab", *argv[1:]])
+        return run_final([str(PYTHON), "-c", _LAUNCH_LAB, "lab", *argv[1:]])
     return run_final([str(PYTHON), *TEST_ARGS, *argv[1:]])
+
+
+# `python -m helpers lab`, with a Ctrl-C that lands while Python imports the kit (before its own
+# handler is in, helpers/__main__.py) ending the command in one line instead of a traceback.
+_LAUNCH_LAB = """import runpy, sys
+try:
+    runpy.run_module("helpers", run_name="__main__", alter_sys=True)
+except KeyboardInterrupt:
+    print("\\nStopped.", file=sys.stderr)
+    sys.exit(130)
+"""
 
 
 def run_final(cmd: list[str]) -> int:
