@@ -266,7 +266,8 @@ def mlflow_state(url: str, params: Mapping[str, str], *, session: requests.Sessi
         return answer.status, data
     what = {"empty": "an empty body"}.get(answer.body_kind, f"a {answer.body_kind} body")
     return (f"it answered {answer.status} {answer.reason} with {what}, not MLflow's JSON"
-            + (" (the server wants credentials)" if answer.status in (401, 403) else ""))
+            + {401: " (the server wants a user name and password)",
+               403: " (these credentials may not read it)"}.get(answer.status, ""))
 
 
 def exchange_from_response(response: requests.Response, elapsed_ms: float | None = None, *,
