@@ -13,8 +13,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers import config, doctor
-from helpers.errors import KitError
+_EARLY_SIGINT: list[int] = []
+
+
+def _early_sigint(signum: int, _frame: object) -> None:
+    """Ctrl-C before `main()` runs (while the modules import): remembered, and acted on as soon
+    as main starts; a second press stops the process at once (nothing is started yet)."""
+    if _EARLY_SIGINT:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    _EARLY_SIGINT.append(signum)
+
+
+if __name__ == "__main__":
+    # As early as this command can: a parent may have left SIGINT ignored (`nohup`, `cmd &`),
+    # and Python keeps an inherited ignore, so a Ctrl-C during start-up would be lost.
+    signal.signal(signal.SIGINT, _early_sigint)
+
+from helpers import config, doctor  # noqa: E402
+from helpers.errors import KitError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -48,16 +65,30 @@ def _ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+#: Room the document needs, checked before generating it (openapi/ holds ~0.6 MB per version).
+_OPENAPI_ROOM = 2 * 1024 * 1024
+
+
 def _check_writable(target: Path) -> None:
-    """Refuse an output file whose folder cannot be made or written, in one sentence."""
+    """Refuse, in one sentence and before seconds of generating, an output that is a symbolic link
+    or a folder, or whose folder cannot be made, written or hold the document (full disk)."""
+    if target.is_symlink():
+        raise KitError(f"Cannot write {target}: it is a symbolic link (to {os.readlink(target)}), "
+                       "and the kit does not write through links; remove the link or choose "
+                       "another --output.")
+    if target.is_dir():
+        raise KitError(f"Cannot write {target}: it is a folder; give a file name, e.g. "
+                       f"{target / 'openapi.json'}.")
     blocker = next((p for p in target.parents if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
         raise KitError(f"Cannot write {target} ({blocker} is a file, not a folder): choose "
                        "another --output.")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=target.parent):
-            pass
+        with tempfile.TemporaryFile(dir=target.parent) as probe:  # the room, really written
+            probe.write(b"\0" * _OPENAPI_ROOM)
+            probe.flush()
+            os.fsync(probe.fileno())
     except OSError as exc:
         raise KitError(f"Cannot write {target} ({exc.strerror or exc}): choose another "
                        "--output.") from None
@@ -79,6 +110,11 @@ def _port(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if signal.getsignal(signal.SIGINT) is _early_sigint:  # run as `python -m helpers`
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if _EARLY_SIGINT:  # pressed during start-up: nothing was started, nothing to stop
+            print("Stopped.", file=sys.stderr)
+            return 130
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start (or reuse) the kit's local MLflow server")

@@ -26,12 +26,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 from helpers import config, processes, server, server_launch
 from helpers.errors import ClassroomError
@@ -46,7 +47,10 @@ BACKEND_URI_ENV = "MLFLOW_BACKEND_STORE_URI"  # read by `mlflow server`; the kit
 MIN_PASSWORD = 12  # mlflow/utils/validation.py::_validate_password
 MASK = "****"
 CREDENTIALS = "credentials.csv"  # in <data dir>/classroom: name,password per learner (and admin)
+AUTH_DB = "basic_auth.db"  # in <data dir>/classroom: MLflow's auth database (basic_auth.ini)
 #: A learner name: it becomes a user name and part of experiment names (config.learner_name).
+#: ASCII only: MLflow's client (through `requests`) sends the user name in a Basic auth header
+#: encoded as latin-1, so a name outside ASCII would not reach the server as written.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 #: Interface names of containers, VMs and bridges: learners' laptops cannot reach those addresses.
 VIRTUAL_IFACE = re.compile(r"^(docker|br-|veth|virbr|vboxnet|vmnet|lxc|lxd|cni|flannel|podman|tun|tap|"
@@ -183,7 +187,11 @@ def start(room: Classroom, *, timeout: float = 300.0,
                              "it, or choose another with --port.")
     log_path = room.home / f"server-{room.port}.log"
     say(f"Starting the classroom server (log: {log_path}) ...")
-    with open(log_path, "wb") as log:
+    if room.basic_auth and not os.environ.get(AUTH_CONFIG_ENV):  # our basic_auth.ini names it
+        # MLflow would create it 0644; an empty file is an empty SQLite database
+        os.close(os.open(room.home / AUTH_DB, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(room.home / AUTH_DB, 0o600)
+    with config.open_private(log_path) as log:
         proc = subprocess.Popen(room.cmd, env=room.env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, **processes.new_group_kwargs())
     try:
@@ -219,6 +227,8 @@ def serve(room: Classroom, out: Callable[[str], None] | None = None) -> int:
     try:
         say(room.describe())
         say(f"MLflow {handle.mlflow_version or '?'} answers at {room.url}.")
+        if server_launch.shadowing_note(handle.mlflow_version):
+            say(server_launch.shadowing_note(handle.mlflow_version))
         posix, powershell = learner_lines(room)
         say("Each learner pastes this line in the terminal where they then start `make lab` "
             "(it asks for their name" + (" and password):" if room.basic_auth else "):"))
@@ -265,7 +275,8 @@ def read_roster(path: str | Path) -> list[str]:
             continue
         if not NAME.fullmatch(name):
             raise ClassroomError(f"{path}, line {number}: {name!r} is not a usable learner name "
-                                 "(letters, digits, '.', '_', '-'; up to 40; no spaces).")
+                                 "(ASCII letters A-Z and a-z, digits, '.', '_', '-'; up to 40; "
+                                 "no spaces, no accents: write José as Jose).")
         if name.lower() in seen:
             raise ClassroomError(f"{path}, line {number}: {name!r} is already on line "
                                  f"{seen[name.lower()]}; each learner needs their own name.")
@@ -290,20 +301,36 @@ def read_credentials(path: Path) -> dict[str, str]:
 def write_credentials(path: Path, names: Sequence[str],
                       admin: tuple[str, str] | None = None) -> dict[str, str]:
     """Give every name a password (kept from an earlier file, else new) and write `name,password`
-    rows to `path`, readable by its owner only (0600 from the moment it exists)."""
+    rows to `path`, readable by its owner only (see save_credentials)."""
+    rows = plan_credentials(path, names, admin)
+    save_credentials(path, rows)
+    return rows
+
+
+def plan_credentials(path: Path, names: Sequence[str],
+                     admin: tuple[str, str] | None = None) -> dict[str, str]:
+    """name → password for every name (kept from an earlier file, else new), admin first; nothing
+    is written: create_learners saves only what the server accepted."""
     known = read_credentials(path)
     rows = {name: known.get(name) or secrets.token_urlsafe(12) for name in names}  # 16 characters
-    if admin:
-        rows = {admin[0]: admin[1], **rows}
+    return {admin[0]: admin[1], **rows} if admin else rows
+
+
+def save_credentials(path: Path, rows: Mapping[str, str]) -> None:
+    """Write `name,password` rows: a 0600 temporary file in the same folder, then a rename, so the
+    file is never readable by others (an older file's looser mode included) nor half-written."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["name", "password"])
     writer.writerows(rows.items())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(buffer.getvalue())
-    os.chmod(path, 0o600)  # an older file may have had wider rights
-    return rows
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(buffer.getvalue())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def create_learners(base: str, room: Classroom) -> dict[str, str]:
@@ -312,25 +339,41 @@ def create_learners(base: str, room: Classroom) -> dict[str, str]:
     import requests
 
     admin = (_admin_name(), room.env[ADMIN_PASSWORD_ENV])
-    rows = write_credentials(room.credentials, room.roster, admin=admin)
+    rows = plan_credentials(room.credentials, room.roster, admin=admin)
+    # Saved only once the server has taken them: a refused admin password must not replace the
+    # right one (after a restart, the file may hold its only readable copy).
+    accepted = {**read_credentials(room.credentials)}
     api = f"{base}/api/2.0/mlflow/users"
-    with requests.Session() as session:
-        session.auth = admin
-        for name in room.roster:
-            body = {"username": name, "password": rows[name]}
-            made = session.post(f"{api}/create", json=body, timeout=30)
-            if made.status_code == 400 and "RESOURCE_ALREADY_EXISTS" in made.text:
-                made = session.patch(f"{api}/update-password", json=body, timeout=30)
-            if made.status_code == 401:
-                raise ClassroomError(
-                    f"The server refuses the admin password: its auth database "
-                    f"({room.home / 'basic_auth.db'}) was made with another one. Put that one in "
-                    f"{ADMIN_PASSWORD_ENV} (or the admin line of {room.credentials}), or delete "
-                    "the auth database to start its accounts afresh.")
-            if made.status_code != 200:
-                raise ClassroomError(f"Could not create the account of '{name}': the server "
-                                     f"answered {made.status_code} {made.text[:200]}")
+    try:
+        with requests.Session() as session:
+            session.trust_env = False  # the room's own server, on this machine
+            session.auth = admin
+            known = session.get(f"{api}/get", params={"username": admin[0]}, timeout=30)
+            _refused_admin(known.status_code, room)
+            accepted = {admin[0]: admin[1], **accepted}
+            for name in room.roster:
+                body = {"username": name, "password": rows[name]}
+                made = session.post(f"{api}/create", json=body, timeout=30)
+                if made.status_code == 400 and "RESOURCE_ALREADY_EXISTS" in made.text:
+                    made = session.patch(f"{api}/update-password", json=body, timeout=30)
+                _refused_admin(made.status_code, room)
+                if made.status_code != 200:
+                    raise ClassroomError(f"Could not create the account of '{name}': the server "
+                                         f"answered {made.status_code} {made.text[:200]}")
+                accepted[name] = rows[name]
+    finally:
+        if admin[0] in accepted and accepted != read_credentials(room.credentials):
+            save_credentials(room.credentials, accepted)
     return rows
+
+
+def _refused_admin(status: int, room: Classroom) -> None:
+    if status == 401:
+        raise ClassroomError(
+            f"The server refuses the admin password: its auth database ({room.home / AUTH_DB}) "
+            f"was made with another one. Put that one in {ADMIN_PASSWORD_ENV} (or the admin line "
+            f"of {room.credentials}, left unchanged), or delete the auth database to start its "
+            "accounts afresh.")
 
 
 def _admin_name() -> str:
@@ -468,12 +511,11 @@ def uri_from_args(given: str | None, environ: Mapping[str, str] = os.environ) ->
 
 
 def mask_uri(uri: str) -> str:
-    """A database URI with its password replaced by ****, for anything that prints it."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username or ''}:{MASK}@{parts.netloc.rsplit('@', 1)[1]}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    """A database URI with its password replaced by ****, for anything that prints it (the one
+    masking rule, helpers/redact.py: a password holding "/", "#" or "@" is masked whole)."""
+    from helpers.redact import mask_password
+
+    return mask_password(uri)
 
 
 # -- decisions -------------------------------------------------------------------------------
@@ -544,11 +586,14 @@ def _auth_env(home: Path) -> dict[str, str]:
         ini = home / "basic_auth.ini"
         # READ for everyone else: a learner sees the room's runs but writes only to the
         # experiments they created (MLflow gives the creator MANAGE on each new experiment).
+        # A "%" in the folder's path: quoted "%25" in the URI (SQLAlchemy's make_url decodes
+        # %XX), then "%%" for the configparser that reads this file (it interpolates "%").
+        database = f"sqlite:///{quote((home / AUTH_DB).as_posix(), safe='/:')}".replace("%", "%%")
         ini.write_text(
             "[mlflow]\n"
             "# Written by `python -m helpers serve --classroom --basic-auth`.\n"
             "default_permission = READ\n"
-            f"database_uri = sqlite:///{(home / 'basic_auth.db').as_posix()}\n"
+            f"database_uri = {database}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
         env[AUTH_CONFIG_ENV] = str(ini)
     if not os.environ.get(SECRET_KEY_ENV):

@@ -10,7 +10,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from helpers.errors import ConfigError
@@ -86,10 +86,31 @@ def valid_state(state: Any) -> bool:
     return state["pid"] > 1 and url.startswith("http://127.0.0.1:") and bool(state["cmdline"])
 
 
+def open_private(path: Path) -> BinaryIO:
+    """`path` truncated and opened for writing, readable by its owner only (0600 from the moment
+    it exists, and an older file's wider rights taken back): server logs may quote secrets."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.chmod(path, 0o600)
+    except OSError:  # a file system without POSIX modes (some Windows shares)
+        pass
+    return os.fdopen(fd, "wb")
+
+
 def external_tracking_uri() -> str | None:
     """`MLFLOW_TRACKING_URI` when it names an http(s) server; other schemes are not servers."""
     uri = os.environ.get(TRACKING_URI_ENV, "").strip()
     return uri.rstrip("/") if uri.lower().startswith(("http://", "https://")) else None
+
+
+def userinfo_note(uri: str) -> str:
+    """" (...)" naming why a URI whose password holds "/", "?" or "#" reaches no server, else ""."""
+    from helpers.redact import userinfo_has_delimiters
+
+    if not userinfo_has_delimiters(uri):
+        return ""
+    return (" (its user name or password holds a '/', '?' or '#', which ends the host part of a "
+            "URL: write them as %2F, %3F and %23)")
 
 
 def ignored_tracking_uri_note() -> str | None:

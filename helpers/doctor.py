@@ -111,10 +111,37 @@ def check_packages(**_: object) -> Result:
             continue
         if have != pinned:
             problems.append(f"{name} {have} is installed, the kit pins {pinned}")
+            continue
+        shadow = _shadowed(name)
+        if shadow:
+            problems.append(f"{name} {have} is installed, but `import` finds another copy first "
+                            f"({shadow}; PYTHONPATH?)")
     if not problems:
         listed = ", ".join(f"{n} {v}" for n, v in wanted.items())
         return Result("packages", True, f"{listed}, as pinned")
     return Result("packages", False, "; ".join(problems), _install_fix())
+
+
+def _shadowed(name: str) -> str | None:
+    """Where Python imports a distribution's top-level package from, when that is not the
+    installed distribution's folder (a copy on PYTHONPATH or in the current folder shadows it).
+    Found with importlib's own lookup, without importing anything."""
+    from importlib.util import find_spec
+
+    dist = metadata.distribution(name)
+    home = Path(os.path.abspath(dist.locate_file("")))
+    tops = (dist.read_text("top_level.txt") or name.replace("-", "_")).split()
+    for top in tops:
+        try:
+            spec = find_spec(top)
+        except (ImportError, ValueError):
+            continue
+        where = spec.origin if spec and spec.origin not in (None, "built-in", "frozen") else None
+        # compared as written and with links resolved: an environment may link its packages
+        if where and not (Path(os.path.abspath(where)).is_relative_to(home)
+                          or Path(where).resolve().is_relative_to(home.resolve())):
+            return str(Path(where).parent)
+    return None
 
 
 def check_widgets(**_: object) -> Result:
@@ -420,7 +447,7 @@ def _check_shared(external: str, wire) -> Result:
         version = wire.send("/version", method="GET", base_url=external)
     except ServerUnreachable:
         return Result("server", False, f"MLFLOW_TRACKING_URI is {shown}, but no server answers "
-                      f"there{_proxy_note(external)}",
+                      f"there{config.userinfo_note(external)}{_proxy_note(external)}",
                       "check the address with the instructor, or `unset MLFLOW_TRACKING_URI` to "
                       "use the kit's own local server")
     if answer.status == 401:

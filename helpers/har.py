@@ -1,8 +1,10 @@
 """Exchanges as a HAR 1.2 file (HTTP Archive): open a recorded session in browser devtools,
 mitmproxy, Postman or any HAR viewer.
 
-Why HAR: it is the one format every HTTP tool reads. Secrets are masked as in every other display
-of the kit (Authorization, cookies, token query values), so a HAR file can be shared.
+Why HAR: it is the one format every HTTP tool reads. Secrets are masked by the kit's one masking
+rule (helpers/redact.py) as in every other display: headers, cookies, URL credentials and token
+query values, request and response bodies (JSON fields, nested or not, and form fields) and the
+redirect target, so a HAR file can be shared.
 
     with Recorder() as recorder:
         ...
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from helpers.redact import mask_url
+from helpers.redact import mask_body, mask_url
 from helpers.wire import Exchange, mask_headers
 
 CREATOR = {"name": "MLflow 400 Lab", "version": "0.1.0"}
@@ -110,17 +112,20 @@ def _response(ex: Exchange) -> dict[str, Any]:
         "cookies": [],
         "headers": [{"name": k, "value": v} for k, v in mask_headers(ex.headers)],
         "content": content,
-        "redirectURL": ex.header("Location") or "",
+        "redirectURL": mask_url(ex.header("Location") or ""),
         "headersSize": -1,
         "bodySize": len(ex.body),
     }
 
 
 def _text(body: bytes) -> tuple[str, bool]:
+    """The body for the file, secrets masked: UTF-8 text, else base64 of the bytes (masked through
+    latin-1, which maps every byte to one character and back, so only the secrets change)."""
     try:
-        return body.decode("utf-8"), False
+        return mask_body(body.decode("utf-8")), False
     except UnicodeDecodeError:
-        return base64.b64encode(body).decode("ascii"), True
+        masked = mask_body(body.decode("latin-1")).encode("latin-1", errors="replace")
+        return base64.b64encode(masked).decode("ascii"), True
 
 
 def _cookies(header: str | None) -> list[dict[str, str]]:

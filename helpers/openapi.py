@@ -15,6 +15,8 @@ turns them into the document; this module is the face: load, check a body agains
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +78,28 @@ def _short(error: Any) -> str:
 
 
 def write(output: Path | None = None) -> Path:
-    """Generate and write the document; returns where it went."""
+    """Generate and write the document; returns where it went.
+
+    Atomic: a temporary file in the same folder, renamed over the target, so a reader (or a full
+    disk) never leaves half a document; a symbolic link is refused, never followed."""
     target = Path(output) if output else default_output()
+    if target.is_symlink():
+        raise KitError(f"Cannot write {target}: it is a symbolic link; remove the link or choose "
+                       "another --output.")
     text = dumps(build())
+    temp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; the document is for everyone
+        os.replace(temp, target)
     except OSError as exc:
+        if temp:
+            Path(temp).unlink(missing_ok=True)
         raise KitError(f"Cannot write {target} ({exc.strerror or exc}): choose another "
                        "--output.") from None
     return target

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse, urlsplit
 
-import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.environment_variables import MLFLOW_TRUNCATE_LONG_VALUES
 from mlflow.utils import validation as uv
 from mlflow.utils.mlflow_tags import MLFLOW_CUSTOM_VIEW_TAG_PREFIX, MLFLOW_RUN_NAME
 from mlflow.utils.uri import validate_query_string
 
+from helpers import redact, wire
 from helpers.model_table import RUN_EXISTS, StateRule, StoreRule, Validate
 from helpers.preflight_advice import PARSE, STORE, H
 from helpers.server_model import HOST_ADDRESSED_ARTIFACT_SCHEMES
@@ -150,15 +150,17 @@ def _refuse(sim: Pipeline, rule: StateRule, value: Any, stage: str) -> Exception
 
 
 def _lookup(sim: Pipeline, path: str, params: dict[str, str]) -> tuple[int, Any]:
-    try:
-        answer = (sim.session or requests).get(f"{sim.server}/api/2.0/mlflow/{path}",
-                                               params=params, timeout=10)
-        return answer.status_code, answer.json() if answer.content else {}
-    except (requests.RequestException, ValueError) as exc:
-        host = urlsplit(sim.server).netloc.rpartition("@")[2]
+    """A read-only GET sent as wire.send sends any request (no proxy for this machine, the
+    learner's credentials, one deadline); only MLflow's own answers count (see wire.mlflow_state)."""
+    found = wire.mlflow_state(f"{sim.server}/api/2.0/mlflow/{path}", params, session=sim.session)
+    if isinstance(found, str):
+        host = urlsplit(redact.mask_url(sim.server or "")).netloc.rpartition("@")[2]
         raise sim.fail(None, "state-lookup-failed", "helpers/preflight_store.py",
-                       f"Could not look up server state at {host} ({type(exc).__name__}).",
-                       "Check that the server is running.", severity="info") from None
+                       f"Could not look up server state at {host}: {found}.",
+                       "Check that the server is running and that this is its address (with "
+                       "basic auth: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD set).",
+                       severity="info")
+    return found
 
 
 def _settle(sim: Pipeline, rule: StateRule) -> None:

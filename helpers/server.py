@@ -33,7 +33,13 @@ from helpers.processes import (
     paused,
     port_in_use,
 )
-from helpers.server_launch import health_version, installed_mlflow, launch_command, wait_until_ready
+from helpers.server_launch import (
+    health_version,
+    installed_mlflow,
+    launch_command,
+    shadowing_note,
+    wait_until_ready,
+)
 from helpers.server_state import (
     alive_record,
     forget_state,
@@ -119,8 +125,8 @@ def start_server(
         if version_seen is None:
             raise ServerError(
                 f"MLFLOW_TRACKING_URI is {redact.mask_url(external)}, but no MLflow server "
-                "answers there: start that server, or unset MLFLOW_TRACKING_URI to let the kit "
-                "start its own."
+                f"answers there{config.userinfo_note(external)}: start that server, or unset "
+                "MLFLOW_TRACKING_URI to let the kit start its own."
             )
         return ServerHandle(url=external, source="MLFLOW_TRACKING_URI", mlflow_version=version_seen)
     for note in (config.ignored_tracking_uri_note(), config.bypass_proxy_for_loopback()):
@@ -158,13 +164,14 @@ def find_kit_server() -> ServerHandle | None:
         return None
     if paused(pid):  # Ctrl-Z or SIGSTOP: it cannot answer, so do not wait 10 s to find that out
         return None
-    if health_version(url, wait=10.0) is None:  # alive but busy (a loaded laptop): be patient
+    answered = health_version(url, wait=10.0)
+    if answered is None:  # alive but busy (a loaded laptop): be patient
         return None
     return ServerHandle(
         url=url,
         source="reused",
         pid=pid,
-        mlflow_version=state.get("mlflow_version"),
+        mlflow_version=answered,  # what /version answers, not what was recorded or installed
         log_path=Path(state["log"]) if isinstance(state.get("log"), str) else None,
     )
 
@@ -201,14 +208,16 @@ def status() -> str:
     external = config.external_tracking_uri()
     if external:
         seen = health_version(external, wait=2.0)
-        answer = f"answers (MLflow {seen})" if seen else "does not answer"
+        answer = (f"answers (MLflow {seen})" if seen
+                  else "does not answer" + config.userinfo_note(external))
         return f"MLFLOW_TRACKING_URI is {redact.mask_url(external)} and it {answer}."
     note = config.ignored_tracking_uri_note()
     prefix = f"{note}\n" if note else ""
     handle = find_kit_server()
     if handle:
-        return (f"{prefix}Kit server running: {handle.url} (pid {handle.pid}), data in "
-                f"{config.data_dir()}.")
+        note = shadowing_note(handle.mlflow_version)
+        return (f"{prefix}Kit server running: MLflow {handle.mlflow_version} at {handle.url} "
+                f"(pid {handle.pid}), data in {config.data_dir()}." + (f"\n{note}" if note else ""))
     silent = alive_record()
     if silent:
         return (f"{prefix}A kit server is running (pid {silent['pid']}, {silent['url']}) but does "
@@ -275,7 +284,7 @@ def _spawn(port: int, *, home: Path, timeout: float, launcher: str, say: Callabl
     say(f"Starting MLflow {mlflow_version} at {url} (data in {home}) ...")
     started = time.monotonic()
     try:
-        with open(log_path, "wb") as log:
+        with config.open_private(log_path) as log:
             proc = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 pass_fds=(running.fileno(),) if running else (), **new_group_kwargs(),
@@ -292,6 +301,7 @@ def _spawn(port: int, *, home: Path, timeout: float, launcher: str, say: Callabl
             if proc.poll() is not None and port_in_use(port):
                 raise _PortRace() from None
             raise
+        mlflow_version = health_version(url, wait=5.0) or mlflow_version  # the one that answers
         identity = psutil.Process(proc.pid)
         state = {"pid": proc.pid, "create_time": identity.create_time(),
                  "cmdline": identity.cmdline(), "url": url, "port": port,
@@ -314,7 +324,10 @@ def _spawn(port: int, *, home: Path, timeout: float, launcher: str, say: Callabl
         if running:
             running.close()  # the server's inherited copy keeps the lock
     elapsed = time.monotonic() - started
-    say(f"MLflow server ready at {url} after {elapsed:.1f} s.")
+    say(f"MLflow {mlflow_version} server ready at {url} after {elapsed:.1f} s.")
+    note = shadowing_note(mlflow_version)
+    if note:
+        say(note)
     return ServerHandle(url=url, source="started", pid=proc.pid, mlflow_version=mlflow_version,
                         log_path=log_path, startup_seconds=elapsed, _proc=proc,
                         state_file=config.state_file() if record else None)

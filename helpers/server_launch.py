@@ -45,6 +45,10 @@ PUBLIC_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "true",
 }
+# Taken out of the server's environment: each could put another MLflow (or another package of the
+# kit's pins) ahead of the installed one, and the server would answer for a version no check of
+# the kit sees. The server imports only the installed packages (MLflow, uvicorn), never `helpers`.
+SHADOWING_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONSTARTUP")
 
 
 def launch_command(
@@ -72,6 +76,9 @@ def launch_command(
     artifacts = (home / "artifacts").as_posix()
     env = {**os.environ, **PUBLIC_ENV}
     env.pop("PYTHONOPTIMIZE", None)
+    for name in SHADOWING_ENV:
+        env.pop(name, None)
+    env["PYTHONSAFEPATH"] = "1"  # Python >= 3.11: `-m` does not put the current folder first
     if optimize:
         env["PYTHONOPTIMIZE"] = "1"
     if launcher == "fast":
@@ -93,6 +100,17 @@ def launch_command(
                *(["--workers", str(workers)] if workers else []),
                "--artifacts-destination", artifacts, *(extra_args or [])]
     return cmd, env
+
+
+def shadowing_note(answered: str | None) -> str:
+    """One sentence when the server answers another MLflow version than the one installed here
+    (something on its path shadows the installed package), else ""."""
+    installed = installed_mlflow()
+    if not answered or answered in (installed, "unknown"):
+        return ""
+    return (f"Note: the server answers MLflow {answered} on /version, but MLflow {installed} is "
+            "installed here: another MLflow shadows it on the server's path. The kit reports the "
+            "version that answers.")
 
 
 def installed_mlflow() -> str | None:

@@ -18,8 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from helpers import config, redact
+from helpers.deadline import Deadline, Late
 from helpers.errors import ServerUnreachable
 from helpers.redact import MASK  # noqa: F401  (re-exported: what masked values read)
 
@@ -191,9 +193,10 @@ def send(
     raise `ServerUnreachable` with one sentence naming the URL and what to do.
     """
     url = resolve_url(path_or_url, base_url)
-    http = session or requests.Session()
-    if session is None and is_loopback(url):
-        http.trust_env = False  # HTTP(S)_PROXY must never see a request to this machine
+    http = session or loopback_aware_session(url)
+    deadline = Deadline(timeout)  # one for the whole exchange: requests' timeout is per read
+    if session is None:
+        deadline.mount(http)
     started = time.perf_counter()
     wanted = dict(headers or {})
     wanted = {**_tracking_auth(url, wanted), **wanted}  # classroom credentials, see _tracking_auth
@@ -203,32 +206,74 @@ def send(
             json=json, data=data, params=params))
         for name in (k for k, v in wanted.items() if v is None):
             prepared.headers.pop(name, None)  # also headers requests itself adds (json= sets one)
-        response = http.send(prepared, timeout=timeout, allow_redirects=False)
-    except requests.exceptions.Timeout:
-        raise ServerUnreachable(
-            f"{_safe_url(url)} did not answer within {timeout:g} s: the server may be busy or "
-            "stuck; check it with `python -m helpers status`, restart it if needed."
-        ) from None
-    except requests.exceptions.ConnectionError:
-        raise ServerUnreachable(
-            f"Could not connect to {_safe_url(url)}: no server is answering there. Check the "
-            "address, or start the kit's server with `python -m helpers serve`."
-        ) from None
+        response = http.send(prepared, timeout=timeout, allow_redirects=False, stream=True)
+        try:
+            body = deadline.read(response)
+        finally:
+            response.close()
     except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
             requests.exceptions.MissingSchema) as exc:
         raise ServerUnreachable(
             f"{_safe_url(url)!r} is not a usable http(s) URL ({exc.__class__.__name__}): write it "
             "like http://127.0.0.1:5000/api/2.0/mlflow/runs/log-metric."
         ) from None
+    except (OSError, urllib3.exceptions.HTTPError, Late) as exc:  # requests' errors are OSErrors
+        if deadline.fired or isinstance(exc, (requests.exceptions.Timeout, TimeoutError, Late,
+                                              urllib3.exceptions.TimeoutError)):
+            raise ServerUnreachable(
+                f"{_safe_url(url)} did not answer within {timeout:g} s: the server may be busy or "
+                "stuck; check it with `python -m helpers status`, restart it if needed."
+            ) from None
+        raise ServerUnreachable(
+            f"Could not connect to {_safe_url(url)}: no server is answering there. Check the "
+            "address, or start the kit's server with `python -m helpers serve`."
+        ) from None
     finally:
+        deadline.cancel()
         if session is None:
             http.close()
     elapsed_ms = (time.perf_counter() - started) * 1000
-    return exchange_from_response(response, elapsed_ms)
+    return exchange_from_response(response, elapsed_ms, answer=body)
 
 
-def exchange_from_response(response: requests.Response, elapsed_ms: float | None = None) -> Exchange:
-    """Build an `Exchange` from a `requests` response (its `.request` is what was sent)."""
+def loopback_aware_session(url: str) -> requests.Session:
+    """A `requests.Session` with the kit's rule for `url`: no HTTP(S)_PROXY for this machine."""
+    http = requests.Session()
+    if is_loopback(url):
+        http.trust_env = False  # HTTP(S)_PROXY must never see a request to this machine
+    return http
+
+
+#: The whole of one read-only state lookup (preflight's `server=`), connection to last byte.
+LOOKUP_TIMEOUT = 10.0
+
+
+def mlflow_state(url: str, params: Mapping[str, str], *, session: requests.Session | None = None,
+                 timeout: float | None = None) -> tuple[int, Any] | str:
+    """(status, JSON) of a read-only GET that MLflow itself answered, else why not (one phrase).
+
+    Sent by `send()`, so it keeps the kit's rules (no proxy for this machine, the learner's
+    credentials, one overall deadline). Only MLflow's answers count: a 200 with a JSON object or
+    an error in MLflow's JSON format (`error_code`); an empty 404 from a proxy or another
+    server is not "not found"."""
+    try:
+        answer = send(url, method="GET", params=params, session=session,
+                      timeout=LOOKUP_TIMEOUT if timeout is None else timeout)
+    except ServerUnreachable as exc:
+        return str(exc).split(": ", 1)[0]
+    data = answer.json
+    if (answer.status == 200 and isinstance(data, dict)) or answer.body_kind == "mlflow-json":
+        return answer.status, data
+    what = {"empty": "an empty body"}.get(answer.body_kind, f"a {answer.body_kind} body")
+    return (f"it answered {answer.status} {answer.reason} with {what}, not MLflow's JSON"
+            + {401: " (the server wants a user name and password)",
+               403: " (these credentials may not read it)"}.get(answer.status, ""))
+
+
+def exchange_from_response(response: requests.Response, elapsed_ms: float | None = None, *,
+                           answer: bytes | None = None) -> Exchange:
+    """Build an `Exchange` from a `requests` response (its `.request` is what was sent);
+    `answer` is the response body when the caller read it itself (send, within its deadline)."""
     prepared = response.request
     body = prepared.body or b""
     if isinstance(body, str):
@@ -243,7 +288,7 @@ def exchange_from_response(response: requests.Response, elapsed_ms: float | None
         status=response.status_code,
         reason=response.reason or "",
         headers=tuple(response.headers.items()),
-        body=response.content or b"",
+        body=(response.content if answer is None else answer) or b"",
         elapsed_ms=elapsed_ms if elapsed_ms is not None else response.elapsed.total_seconds() * 1000,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -27,8 +28,26 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self.server.record.received.append(  # type: ignore[attr-defined]
             Received(self.command, self.path, dict(self.headers.items()), body))
+        if self.path.startswith("/trickle"):  # one byte every 0.2 s, 100 of them: 20 s in all
+            if self.path.startswith("/trickle-head"):  # ... in the headers
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            else:  # ... in the body
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+            for _ in range(100):
+                try:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                except OSError:  # the client gave up: what a deadline does
+                    return
+                time.sleep(0.2)
+            return
         if self.path.startswith("/html"):
             payload, ctype, status = b"<!doctype html><html><body>Not Found</body></html>", "text/html", 404
+        elif self.path.startswith("/empty404"):  # a 404 from something that is not MLflow
+            payload, ctype, status = b"", None, 404
         elif self.path.startswith("/empty"):
             payload, ctype, status = b"", None, 204
         elif self.path.startswith("/proxy"):

@@ -96,6 +96,15 @@ def test_pip_fallback_refuses_a_wrong_hash_then_installs_the_same_lock(tmp_path:
     assert _installed(project) == f"{version} 42 {project / 'tinykit' / '__init__.py'}"
     again = _ensure(project, MLFLOW_400_LAB_NO_UV="1")
     assert again.returncode == 0 and "Installing" not in again.stdout  # the stamp says done
+    # Issue 22: a file deleted inside site-packages: the stamp is not believed alone
+    module = subprocess.run([str(_venv_python(project)), "-c", f"import {PACKAGE}; "
+                             f"print({PACKAGE}.__file__)"], capture_output=True, text=True,
+                            timeout=60, check=True).stdout.strip()
+    Path(module).unlink()
+    broken = _ensure(project, MLFLOW_400_LAB_NO_UV="1")
+    assert broken.returncode != 0 and "Traceback" not in broken.stderr
+    assert f"is damaged: {PACKAGE}'s file {PACKAGE}/__init__.py is missing. Delete the .venv " \
+        "folder" in broken.stderr, broken.stderr
 
 
 def test_uv_installs_the_lock_and_names_make_lock_when_pyproject_moved(tmp_path: Path) -> None:

@@ -296,7 +296,8 @@ def test_roster_and_credentials_file(tmp_path: Path) -> None:
     roster.write_text("ana\n  ben  # the one at the back\n\n# nobody\ncarla-2\n")
     assert classroom.read_roster(roster) == ["ana", "ben", "carla-2"]
     for text, message in (("ana\nAna\n", "already on line 1"), ("ana smith\n", "not a usable"),
-                          ("admin\n", "admin's user name"), ("# only\n", "has no names")):
+                          ("admin\n", "admin's user name"), ("# only\n", "has no names"),
+                          ("José\n", "ASCII letters")):  # issue 22: said "letters" and refused é
         roster.write_text(text)
         with pytest.raises(errors.ClassroomError, match=message):
             classroom.read_roster(roster)
@@ -305,8 +306,11 @@ def test_roster_and_credentials_file(tmp_path: Path) -> None:
     assert creds.stat().st_mode & 0o777 == 0o600
     assert creds.read_text().splitlines()[0] == "name,password"
     creds.chmod(0o644)
+    loose = creds.stat().st_ino
     again = classroom.write_credentials(creds, ["ana", "ben", "carla"])
-    assert creds.stat().st_mode & 0o777 == 0o600
+    # issue 22 (2): a new 0600 file renamed over the loose one, never the loose one rewritten
+    assert creds.stat().st_mode & 0o777 == 0o600 and creds.stat().st_ino != loose
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     assert (again["ana"], again["ben"]) == (first["ana"], first["ben"])  # learners keep theirs
     assert len({again["ana"], again["ben"], again["carla"]}) == 3
 
@@ -365,6 +369,9 @@ def test_database_passwords_are_masked() -> None:
         "postgresql://mlflow:****@db.local:5432/mlflow"
     assert classroom.mask_uri("postgresql+psycopg2://mlflow@db/mlflow") == \
         "postgresql+psycopg2://mlflow@db/mlflow"
+    for password in ("pa/ss", "p#w@rd", "a?b"):  # issue 22: urlsplit ends the host part there
+        assert classroom.mask_uri(f"postgresql://mlflow:{password}@db.local:5432/mlflow") == \
+            "postgresql://mlflow:****@db.local:5432/mlflow"
 
 
 # -- the wire helper carries classroom credentials, and never shows them -------------------------

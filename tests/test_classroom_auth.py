@@ -8,19 +8,22 @@ MLflow's own permission answers. Each room is stopped with a different signal.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
 import requests
 
 from benchmarks.classroom_load import TempPostgres
-from helpers import classroom, config, runs
+from helpers import classroom, config, errors, runs
+from helpers.preflight_pipeline import preflight
 from helpers.wire import send
 from tests.rooms import ROOT, Room, postgres_cluster, start_cli_room, stop_room
 
@@ -41,18 +44,25 @@ def _csv(path: Path) -> dict[str, str]:
 def test_each_learner_writes_only_their_own_runs(backend: str, stop_with: int, tmp_path: Path,
                                                   request: pytest.FixtureRequest,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path
     if backend == "postgresql":
         uri = request.getfixturevalue("postgres").create_database("auth")
     else:
         uri = f"sqlite:///{(tmp_path / 'room.db').as_posix()}"
+        # Issue 22 (6): a "%" in the data folder's path (configparser reads basic_auth.ini)
+        home = tmp_path / "data 100%25 %d"
+        home.mkdir()
     roster = tmp_path / "roster.txt"
     roster.write_text("# the class\nana\nben\n\n")
     room = start_cli_room(["--basic-auth", "--roster", str(roster), "--host", "127.0.0.1",
-                           "--workers", "1"], tmp_path, {classroom.BACKEND_URI_ENV: uri},
+                           "--workers", "1"], home, {classroom.BACKEND_URI_ENV: uri},
                           drop=(classroom.ADMIN_PASSWORD_ENV, classroom.AUTH_CONFIG_ENV))
     try:
-        creds_file = tmp_path / "classroom" / "credentials.csv"
-        assert creds_file.stat().st_mode & 0o777 == 0o600
+        creds_file = home / "classroom" / "credentials.csv"
+        # Issue 22 (2): the passwords, MLflow's auth database and the server log: owner only
+        for private in (creds_file, home / "classroom" / classroom.AUTH_DB,
+                        home / "classroom" / f"server-{room.port}.log"):
+            assert private.stat().st_mode & 0o777 == 0o600, private
         creds = _csv(creds_file)
         assert sorted(creds) == ["admin", "ana", "ben"]
         assert all(len(pw) >= classroom.MIN_PASSWORD for pw in creds.values())
@@ -103,9 +113,24 @@ def test_each_learner_writes_only_their_own_runs(backend: str, stop_with: int, t
             assert len(got.json()["run"]["data"].get("metrics", [])) == (1 if name == "ana" else 0)
         if backend == "postgresql":
             _kit_as_a_learner(room, creds, monkeypatch)
+        else:
+            _a_wrong_admin_password_keeps_the_saved_one(room, creds_file)
     finally:
         rest = stop_room(room, stop_with)
     assert rest[-1] == "Classroom server stopped."
+
+
+def _a_wrong_admin_password_keeps_the_saved_one(room: Room, creds_file: Path) -> None:
+    """Issue 22 (2): what a restart with another MLFLOW_AUTH_ADMIN_PASSWORD runs: the server
+    refuses it, and credentials.csv (the only readable copy of the right one) is unchanged."""
+    saved = creds_file.read_bytes()
+    again = SimpleNamespace(env={classroom.ADMIN_PASSWORD_ENV: "another-password-123"},
+                            credentials=creds_file, roster=["ana", "ben", "carla"],
+                            home=creds_file.parent)
+    with pytest.raises(errors.ClassroomError, match="refuses the admin password"):
+        classroom.create_learners(room.url, again)
+    assert creds_file.read_bytes() == saved
+    assert creds_file.stat().st_mode & 0o777 == 0o600
 
 
 def _kit_as_a_learner(room: Room, creds: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,6 +146,11 @@ def _kit_as_a_learner(room: Room, creds: dict[str, str], monkeypatch: pytest.Mon
     for shown in (answer.to_curl(), answer.to_text(), answer._repr_html_(), repr(answer),
                   repr(answer.request)):
         assert creds["ana"] not in shown and token not in shown
+    # Issue 22 (4b): preflight's state lookups carry the learner's credentials as send() does
+    body = json.dumps({"run_id": made.run_id, "key": "loss", "value": 0.5, "timestamp": 1})
+    verdict = preflight("POST", f"{room.url}{API}/runs/log-metric",
+                        {"Content-Type": "application/json"}, body, server=room.url)
+    assert verdict.predicted_status == 200 and verdict.state_checked, verdict.findings
     # The lesson's "nonexistent run" is answered by the auth layer first: 403, not 404.
     ghost = send(f"{API}/runs/get", method="GET", params={"run_id": "0" * 32})
     assert (ghost.status, ghost.text) == (403, "Permission denied")

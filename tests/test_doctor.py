@@ -60,6 +60,21 @@ def doctor_here(server_url: str) -> subprocess.CompletedProcess:
     return _doctor()
 
 
+def test_a_shadowing_mlflow_on_pythonpath_is_named(tmp_path: Path) -> None:
+    """Issue 22 (3): the metadata says 3.17.2, `import mlflow` gets another copy first."""
+    fake = tmp_path / "elsewhere"
+    (fake / "mlflow").mkdir(parents=True)
+    (fake / "mlflow" / "__init__.py").write_text('__version__ = "2.8.1"\n')
+    env = _env(PYTHONPATH=os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", str(ROOT))]))
+    seen = subprocess.run([sys.executable, "-c", "import mlflow; print(mlflow.__version__)"],
+                          env=env, capture_output=True, text=True, timeout=60).stdout.strip()
+    assert seen == "2.8.1"  # the ground truth: Python imports the other copy
+    done = _doctor("--check", "packages", env=env)
+    line = _line(done.stdout, "packages")
+    assert done.returncode == 1 and line.startswith("✗"), done.stdout
+    assert f"import` finds another copy first ({fake / 'mlflow'}" in line
+
+
 def test_all_checks_pass_here_and_print_the_same_lines_every_time(
         server_url: str, doctor_here: subprocess.CompletedProcess) -> None:
     first = doctor_here

@@ -132,3 +132,36 @@ def test_chromium_replays_the_export(server_url: str, fresh_run: dict, tmp_path:
             browser.close()
     assert replayed["run"]["info"]["run_id"] == run_id
     assert replayed["run"]["info"]["lifecycle_stage"] == "active"  # from the file, not the server
+
+
+def test_bodies_and_redirect_target_are_masked(server_url: str, tmp_path: Path) -> None:
+    """Issue 22 (1): a users/create body, a nested password, a form body, a response body and a
+    redirect's Location reach the HAR file masked, as in curl, text and HTML."""
+    from helpers.wire import Exchange, SentRequest
+
+    with Recorder(upstream=server_url) as recorder:
+        url = recorder.url + "/api/2.0/mlflow"
+        requests.post(f"{url}/users/create", timeout=30,
+                      json={"username": "ana", "password": "PWSECRET4"})
+        requests.post(f"{url}/runs/log-param", timeout=30,
+                      json={"run_id": "r", "key": "k", "value": "v",
+                            "extra": {"auth": {"password": "NESTSECRET5"}},
+                            "password_list": ["LISTSECRET6", "LISTSECRET7"]})
+        requests.post(f"{url}/runs/log-param", data="user=ana&password=FORMSECRET8", timeout=30,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    redirect = Exchange(
+        SentRequest("GET", server_url + "/signin", (), b""), 302, "Found",
+        (("Location", "http://ana:RE/DIR#SECRET9@127.0.0.1:5000/home?sig=SASSECRET10&jwt=JWT11"),
+         ("Content-Type", "application/json")),
+        b'{"token": "RESPSECRET12", "user": {"password": "RESPSECRET13"}}', 1.0)
+    path = har.save([*recorder.exchanges, redirect], tmp_path / "secrets.har")
+    text = path.read_text(encoding="utf-8")
+    for secret in ("PWSECRET4", "NESTSECRET5", "LISTSECRET6", "LISTSECRET7", "FORMSECRET8", "RE/DIR",
+                   "SECRET9", "SASSECRET10", "JWT11", "RESPSECRET12", "RESPSECRET13"):
+        assert secret not in text, secret
+    entries = json.loads(text)["log"]["entries"]
+    assert json.loads(entries[0]["request"]["postData"]["text"]) == {
+        "username": "ana", "password": "****"}  # everything else exactly as sent
+    assert entries[2]["request"]["postData"]["text"] == "user=ana&password=****"
+    assert entries[3]["response"]["redirectURL"] == (
+        "http://****@127.0.0.1:5000/home?sig=****&jwt=****")

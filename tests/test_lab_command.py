@@ -192,6 +192,37 @@ def test_ctrl_c_in_a_terminal_stops_everything(tmp_path: Path, entry: str, press
                 proc.kill()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals")
+@pytest.mark.parametrize("delay", [0.3])  # before the lab installs its own handler
+def test_ctrl_c_during_start_up_is_not_lost_when_sigint_arrives_ignored(
+        tmp_path: Path, delay: float) -> None:
+    """Issue 22: SIGINT ignored by the parent, Ctrl-C while the bootstrap or the interpreter
+    starts (before the lab's own handler): it must stop the command, leaving nothing."""
+    python = sys.executable
+    term = Terminal(["bash", "-c", f"trap '' INT; exec {python} tools/bootstrap.py lab --no-browser"],
+                    _lab_env(tmp_path))
+    seen: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            seen.update({p.pid: p for p in term.tree()})
+            time.sleep(0.05)
+        term.ctrl_c()
+        try:
+            term.proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the Ctrl-C was lost: the lab kept running\n{term.text}")
+        seen.update({p.pid: p for p in term.tree()})
+        _, alive = psutil.wait_procs(list(seen.values()), timeout=15)
+        assert not alive, f"left running: {alive}\n{term.text}"
+        assert "Traceback" not in term.text, term.text
+        assert not (tmp_path / "home" / "server.json").exists()
+    finally:
+        for proc in [*term.tree(), *seen.values()]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_a_closed_terminal_stops_everything(tmp_path: Path) -> None:
     """SIGHUP, as a shell sends its jobs when the window is closed."""

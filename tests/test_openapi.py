@@ -25,6 +25,11 @@ def document() -> dict:
 def test_command_writes_the_committed_document(tmp_path: Path) -> None:
     """The generator, through its command, writes today exactly what is committed."""
     target = tmp_path / "spec.json"
+    # Issue 22: written to a temporary file and renamed, so a file sharing the target's inode
+    # (a hard link: what a direct rewrite would change) keeps its bytes.
+    shared = tmp_path / "shared.json"
+    shared.write_text("keep")
+    os.link(shared, target)
     done = subprocess.run([sys.executable, "-m", "helpers", "openapi", "--output", str(target)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
@@ -32,6 +37,25 @@ def test_command_writes_the_committed_document(tmp_path: Path) -> None:
     assert done.stdout.strip() == f"Wrote {target}."
     assert target.read_bytes() == openapi.default_output().read_bytes(), (
         "openapi/ is stale for the installed MLflow: run `python -m helpers openapi`.")
+    assert shared.read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.json", "spec.json"]
+
+
+def test_a_link_or_a_folder_as_output_is_refused_before_generating(tmp_path: Path) -> None:
+    """Issue 22: a symbolic link is not followed (its target keeps its bytes), a folder is
+    refused by the check that runs before the seconds of generating (its own sentence)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    link = tmp_path / "spec.json"
+    link.symlink_to(victim)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for target, said in ((link, f"it is a symbolic link (to {victim})"), (folder, "it is a folder")):
+        done = subprocess.run([sys.executable, "-m", "helpers", "openapi", "--output", str(target)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and said in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and done.stdout == ""
+    assert victim.read_text() == "precious" and link.is_symlink()
 
 
 def test_unwritable_output_gets_one_plain_sentence(tmp_path: Path) -> None:

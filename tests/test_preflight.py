@@ -440,3 +440,48 @@ def test_no_process_wide_logging_toggles_and_no_import_fallbacks() -> None:
         assert ".disabled" not in text and "logging." not in text, name
         assert "except ImportError" not in text, name
         assert "\n    assert " not in text and "\nassert " not in text, name
+
+
+# --- state lookups (server=) keep the rules of wire.send (issue 22: 4)
+
+
+def _lookup_finding(v: Verdict) -> str:
+    return " ".join(f"{f.message} {f.fix}" for f in v.findings if f.id == "state-lookup-failed")
+
+
+def test_lookups_to_this_machine_never_use_a_proxy(server_url: str, fresh_run: dict,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """(a) HTTP_PROXY names a closed port: a lookup sent through it would fail."""
+    from helpers.processes import free_port
+
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    v = preflight("POST", f"{server_url}/api/2.0/mlflow/runs/log-metric", JSON,
+                  json.dumps(metric(run_id=fresh_run["run_id"])), server=server_url)
+    assert not _lookup_finding(v) and v.predicted_status == 200, v.findings
+
+
+def test_a_lookup_that_trickles_stops_at_one_deadline(echo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """(c) One byte every 0.2 s never trips a per-read timeout; the one deadline does."""
+    import time
+
+    from helpers import wire
+    from helpers.errors import ServerUnreachable
+
+    monkeypatch.setattr(wire, "LOOKUP_TIMEOUT", 1.0)
+    started = time.monotonic()
+    v = preflight("POST", LM, JSON, json.dumps(metric()), server=f"{echo.url}/trickle")
+    assert time.monotonic() - started < 4 and "did not answer within 1 s" in _lookup_finding(v)
+    for where in ("trickle", "trickle-head"):  # the body, the status line and headers
+        started = time.monotonic()
+        with pytest.raises(ServerUnreachable, match="did not answer within 1 s"):
+            wire.send(f"{echo.url}/{where}", method="GET", timeout=1.0)
+        assert time.monotonic() - started < 4, where
+
+
+def test_an_empty_404_from_something_else_is_not_run_not_found(echo) -> None:
+    """(d) Only MLflow's JSON error bodies say "not found"."""
+    v = preflight("POST", LM, JSON, json.dumps(metric()), server=f"{echo.url}/empty404")
+    assert v.predicted_status is None and "not found" not in " ".join(f.message for f in v.findings)
+    assert "404 Not Found with an empty body, not MLflow's JSON" in _lookup_finding(v)

@@ -50,3 +50,26 @@ def test_free_text_and_command_lines() -> None:
     assert redact.mask_argv(argv) == ["mlflow", "server", "--backend-store-uri",
                                       "postgresql://****@db/m", "--password", "****",
                                       "--token=****", "--port", "5000"]
+
+
+@pytest.mark.parametrize("password", ["pa/ss", "pa#ss", "p?w", "p@ss/x#y", "a%2Fb"])
+def test_a_password_with_url_delimiters_is_masked_whole(password: str) -> None:
+    """Issue 22 (5): urlsplit ends the authority at the first "/", "?" or "#", which left the
+    password (and the host) in the output; the rule masks up to the last "@" before the host."""
+    url = f"http://ana:{password}@127.0.0.1:5000/api/2.0/mlflow/runs/get?run_id=1"
+    for shown in (redact.mask_url(url), redact.mask_text(f"MLFLOW_TRACKING_URI is {url} today"),
+                  redact.mask_argv(["--uri", url])[1],
+                  redact.mask_headers([("Location", url)])[0][1]):
+        assert password not in shown and "pa" not in shown.split("@")[0], shown
+        assert "****@127.0.0.1:5000/api/2.0/mlflow/runs/get?run_id=1" in shown
+    assert redact.host_of(url) == "127.0.0.1:5000"
+
+
+def test_one_list_covers_jwt_sas_signatures_and_password_lists() -> None:
+    """Issue 22 (rough edge): ?jwt=, Azure SAS ?sig= and a list-valued "password_list"."""
+    assert redact.mask_url("https://acct.blob.core.windows.net/c/b?sv=2022&sig=SAS1&jwt=J2") == (
+        "https://acct.blob.core.windows.net/c/b?sv=2022&sig=****&jwt=****")
+    body = '{"password_list": ["p1", "p2"], "keep": [1, 2], "x": {"y": {"password": "p3"}}}'
+    shown = redact.mask_body(body)
+    assert shown == '{"password_list": "****", "keep": [1, 2], "x": {"y": {"password": "****"}}}'
+    assert not redact.is_secret_name("design") and not redact.is_secret_name("signal")

@@ -99,6 +99,57 @@ def test_unreachable_tracking_uri_is_one_sentence(own_home: Path,
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize("password", ["S3/cr3t99", "S3#cr3t99", "S3?c/r#3t99"])
+def test_a_tracking_uri_password_with_delimiters_is_never_printed(
+        own_home: Path, server_url: str, password: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22 (5): `status`, `doctor --check server` and the start-up error print the URI
+    masked whole, and say why it reaches no server (requests ends the host at "/" or "#")."""
+    from helpers import doctor
+
+    port = server_url.rsplit(":", 1)[1]
+    monkeypatch.setenv(config.TRACKING_URI_ENV, f"http://ana:{password}@127.0.0.1:{port}")
+    with pytest.raises(ServerError) as caught:
+        start_server()
+    shown = [server.status(), str(caught.value), doctor.check_server().line()]
+    for line in shown:
+        assert "S3" not in line and "cr3t" not in line, line
+        assert f"http://****@127.0.0.1:{port}" in line and "%2F" in line, line
+
+
+def test_the_server_environment_cannot_shadow_the_installed_mlflow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22 (3): another MLflow on PYTHONPATH (or in the current folder) must not be the one
+    the server imports. Asked of the server's own interpreter with its own environment."""
+    fake = tmp_path / "elsewhere"
+    (fake / "mlflow").mkdir(parents=True)
+    (fake / "mlflow" / "__init__.py").write_text('__version__ = "2.8.1"\n')
+    monkeypatch.setenv("PYTHONPATH", str(fake))
+    for launcher in ("fast", "cli"):
+        cmd, env = server_launch.launch_command(processes.free_port(), launcher=launcher,
+                                                home=tmp_path)
+        probe = "import importlib.util as u; print(u.find_spec('mlflow').origin)"
+        for cwd in (tmp_path, fake):  # with "-m", Python puts the current folder first
+            seen = subprocess.run([cmd[0], "-c", probe], env=env, cwd=cwd, capture_output=True,
+                                  text=True, timeout=60, check=True).stdout.strip()
+            assert str(fake) not in seen and seen.endswith("mlflow/__init__.py"), (launcher, seen)
+
+
+def test_status_reports_the_version_that_answers(server_url: str) -> None:
+    """Issue 22 (3): the version shown is what /version answers, not what a record (or the
+    installed metadata) says."""
+    from helpers import server_state
+
+    answered = requests.get(f"{server_url}/version", timeout=30).text.strip()
+    state = config.read_state()
+    assert state is not None and state["url"] == server_url
+    try:
+        server_state.write_state({**state, "mlflow_version": "2.8.1"})
+        assert server.find_kit_server().mlflow_version == answered
+        assert f"Kit server running: MLflow {answered} at {server_url}" in server.status()
+    finally:
+        server_state.write_state(state)
+
+
 def test_startup_timeout_names_the_log_and_leaves_nothing(own_home: Path) -> None:
     with pytest.raises(ServerError, match="did not answer .* in time") as caught:
         start_server(timeout=0.3, progress=lambda _: None)
