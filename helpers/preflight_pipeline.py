@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils import validation as uv
 from mlflow.utils.proto_json_utils import parse_dict
 
-from helpers import catalog, preflight_route, preflight_store, registry_checks, search_checks, source
+from helpers import catalog, preflight_route, preflight_store, source, store_checks
 from helpers import preflight_advice as advice
 from helpers import server_model as model
 from helpers.errors import NotModelled
@@ -291,14 +291,13 @@ class Pipeline:
             self._reject_aliases(raw, ep.request_class.DESCRIPTOR)
             proto_ok = self._parse(ep)
         self._schema(ep, proto_ok)
-        steps = search_checks.STEPS.get(ep.name) or registry_checks.STEPS.get(ep.name)
-        if ep.store is None and steps is None:
+        if ep.store is not None:
+            preflight_store.run(self, ep.store)
+        elif ep.name in store_checks.STEPS:
+            store_checks.STEPS[ep.name](self)
+        else:
             raise self.not_modelled(f"what {ep.handler} does after its schema check passes "
                                     "(its store call)")
-        if ep.store is None:
-            steps(self)
-            return
-        preflight_store.run(self, ep.store)
 
     # -- handler steps
 
