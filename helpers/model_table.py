@@ -197,8 +197,3 @@ STORE: dict[str, StoreRule] = {
                          "view_type DELETED_ONLY).", _S + "restore_experiment",
                          "resource-not-found"),)),
 }
-
-
-def state_rules() -> tuple[StateRule, ...]:
-    """Every state rule of the table, once each (explain matches answers against them)."""
-    return tuple(dict.fromkeys(r for rule in STORE.values() for r in rule.state))

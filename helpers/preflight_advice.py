@@ -174,6 +174,8 @@ def crash_fix(body: Any) -> str:
 
 
 def store_fix(message: str) -> str:
+    if "specifies both" in message:
+        return "Send each field once, by its proto name: the one the handler's checks read."
     if "at most" in message:
         return "Split it into several requests."
     if "exceeds the maximum length" in message:
@@ -270,29 +272,3 @@ def _number_warnings(sim: Pipeline, ep: Endpoint, body: dict) -> None:
                     f"'{f.name}' is the string {json.dumps(value)}: protobuf's JSON parser "
                     f"converts numeric strings, so {getattr(sim.message, f.name)!r} is stored.",
                     "Send numbers as JSON numbers.")
-
-
-def to_python(msg: Any) -> dict[str, Any]:
-    """A message as the handler reads it: unset scalars show their default (enums unset show
-    None: handlers test HasField first). Nesting is bounded by the proto, not the body."""
-    out: dict[str, Any] = {}
-    for fd in msg.DESCRIPTOR.fields:
-        value = getattr(msg, fd.name)
-        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
-            out[fd.name] = dict(value)
-        elif fd.message_type is not None and fd.message_type.full_name.startswith("google."):
-            out[fd.name] = str(value)
-        elif fd.message_type is not None:
-            if fd.is_repeated:
-                out[fd.name] = [to_python(x) for x in value]
-            elif not fd.has_presence or msg.HasField(fd.name):
-                out[fd.name] = to_python(value)
-        elif fd.is_repeated:
-            out[fd.name] = list(value)
-        elif fd.enum_type is not None:
-            unset = fd.has_presence and not msg.HasField(fd.name)
-            out[fd.name] = None if unset else fd.enum_type.values_by_number[value].name
-        else:
-            out[fd.name] = value
-    return out
-
