@@ -502,11 +502,12 @@ class Pipeline:
         try:
             return fn(*args)
         except MlflowException as exc:
-            raise self.fail(exc.get_http_status_code(), id_ or self._store_id(exc.message),
+            raise self.fail(exc.get_http_status_code(), id_ or self.store_id(exc.message),
                             check, exc.message, advice.store_fix(exc.message), said=exc.message,
                             code=exc.error_code) from None
 
-    def _store_id(self, message: str) -> str:
+    def store_id(self, message: str) -> str:
+        """The finding id for a store validator's refusal, from MLflow's message."""
         if self.stopped_at is not None and message.startswith('Invalid value "" for parameter'):
             return "partial-parse"
         if "exceeds the maximum length" in message:

@@ -29,6 +29,7 @@ from mlflow.exceptions import MlflowException
 
 from helpers import server_model
 from helpers.errors import NotModelled
+from helpers.preflight_advice import CRASH, store_fix
 from helpers.server_model import HOST_ADDRESSED_ARTIFACT_SCHEMES
 
 #: RPCs whose handler searches: the store passing means 200, whatever the data.
@@ -115,12 +116,21 @@ class _Store:
         if not callable(found):
             return found
 
-        def call(*args: Any, **kwargs: Any) -> None:
+        def call(*args: Any, **kwargs: Any) -> Any:
             _NOW["where"] = (f"{type(self.real).__module__.replace('.', '/')}.py::"
                              f"SqlAlchemyStore.{method}")
-            found(*args, **kwargs)
-            raise _Stop
+            answer = found(*args, **kwargs)
+            if _NOW["assumed"] is None:
+                raise _Stop
+            return answer
         return call
+
+
+class _Response:
+    """flask.Response for a handler's last lines: what it answers is not a check."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.set_data = lambda data: None
 
 
 @functools.cache
@@ -130,24 +140,74 @@ def _handler(name: str) -> Callable[[], Any]:
                  for getter in ("_get_tracking_store", "_get_model_registry_store")}
     return server_model.handler_functions(
         (name,), _get_request_message=lambda *a, **k: _NOW["message"],
-        _get_source_run=_needs_state, _get_source_model=_needs_state, **stand_ins)[name]
+        _get_request_json=lambda *a, **k: _NOW["json"], Response=_Response,
+        _get_source_run=_needs_state, _get_source_model=_needs_state,
+        _validate_artifact_uri_scheme=_host_scheme, **stand_ins)[name]
 
 
-def _call(handler: str, message: Any) -> str | None:
+def _host_scheme(uri: str, field_name: str) -> None:
+    """handlers.py::_validate_artifact_uri_scheme: which hosts it allows is the server's setting."""
+    scheme = urllib.parse.urlparse(uri)
+    if scheme.scheme in HOST_ADDRESSED_ARTIFACT_SCHEMES and \
+            (scheme.netloc or scheme.scheme != "mlflow-artifacts"):
+        raise NotModelled(f"whether the server accepts a '{scheme.scheme}' {field_name} naming a "
+                          "host (its own artifact store, or "
+                          "MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES)")
+
+
+def _call(handler: str, message: Any, request_json: Any = None,
+          assumed: dict[str, tuple[str, str]] | None = None) -> str | None:
     """Run the handler on `message`: the store method it reached, None when it skipped its
-    store (it answers 200 on its own). Raises what the handler or the store raises."""
+    store (it answers 200 on its own). Raises what the handler or the store raises. Without
+    `assumed`, the handler stops at its first store call; with it, the rows it names exist
+    ({"run" or "experiment": (id, lifecycle stage)}) and the handler runs to its end."""
     with _LOCK:
         _NOW.clear()
-        _NOW["message"] = message
+        _NOW.update(message=message, json=request_json, assumed=assumed)
+        rows = _insert(assumed or {})
         try:
             _handler(handler)()
         except _Stop:
             pass
+        finally:
+            _delete(rows)
         return _NOW.get("where")
 
 
-def run(sim: Any) -> None:
-    """The step for one RPC of SEARCHES or LOOKUPS (raises the deciding answer, if any)."""
+def _insert(assumed: dict[str, tuple[str, str]]) -> list[tuple[Any, Any]]:
+    """The assumed experiment and run, committed to the empty database (Default is there):
+    (table, key column, key) for `_delete`."""
+    import sqlalchemy
+    from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlRun
+
+    rows: list[tuple[Any, Any]] = []
+    experiment_id, stage = assumed.get("experiment", ("0", ""))
+    if experiment_id.isdigit() and int(experiment_id) != 0:
+        rows.append((SqlExperiment.experiment_id, dict(
+            experiment_id=int(experiment_id), name=f"assumed {experiment_id}",
+            lifecycle_stage=stage, artifact_location="mlflow-artifacts:/1")))
+    if "run" in assumed:
+        run_id, stage = assumed["run"]
+        rows.append((SqlRun.run_uuid, dict(
+            run_uuid=run_id, name="assumed", experiment_id=0, status="RUNNING",
+            user_id="assumed", lifecycle_stage=stage, artifact_uri="mlflow-artifacts:/0/r")))
+    with stores()["_get_tracking_store"].engine.begin() as conn:
+        for key, values in rows:
+            conn.execute(sqlalchemy.insert(key.table).values(**values))
+    return rows
+
+
+def _delete(rows: list[tuple[Any, Any]]) -> None:
+    import sqlalchemy
+
+    with stores()["_get_tracking_store"].engine.begin() as conn:
+        for key, values in rows:
+            conn.execute(sqlalchemy.delete(key.table).where(key == values[key.name]))
+
+
+def run(sim: Any, assumed: dict[str, tuple[str, str]] | None = None) -> None:
+    """The step for one RPC of SEARCHES or LOOKUPS, or (with the rows it `assumed`) of the
+    store table (helpers/preflight_store.py); raises the deciding answer, if any."""
     ep, m = sim.endpoint, sim.message
     if ep.name == "createModelVersion":
         if m.source and MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX.get():
@@ -159,7 +219,7 @@ def run(sim: Any) -> None:
                                    "naming a host (its own artifact store settings)")
     where = "mlflow/server/handlers.py::" + ep.handler
     try:
-        reached = _call(ep.handler, m)
+        reached = _call(ep.handler, m, sim.request_json, assumed)
     except _NeedsState:
         raise sim.fail(None, "state", where, "The source names a run, logged model or model "
                        "version: whether it exists on this server, and holds the source, decides "
@@ -167,16 +227,18 @@ def run(sim: Any) -> None:
     except NotModelled as exc:
         raise sim.not_modelled(f"what {ep.handler} does after its schema check ({exc})") from None
     except MlflowException as exc:
+        if assumed is not None and _is_state(exc):
+            return  # the store table's state rules say what the server holds
         raise _refusal(sim, _NOW.get("where") or where, exc) from None
     except Exception as exc:  # the store's own crash is Flask's 500 page; a stand-in's is ours
         if not any("/mlflow/store/" in f.filename
                    for f in traceback.extract_tb(exc.__traceback__)):
             raise sim.not_modelled(f"{ep.handler} of this MLflow ({type(exc).__name__})") from None
         raise sim.fail(500, "server-error", _NOW.get("where") or where,
-                       f"{_crash()}: {type(exc).__name__}: {exc}.",
+                       f"{CRASH}: {type(exc).__name__}: {exc}.",
                        "Change the value the message names.") from None
-    if reached is None:
-        return  # the handler skips its store: 200
+    if reached is None or assumed is not None:
+        return  # the handler skips its store (200), or the state rules decide next
     if ep.name in SEARCHES:
         sim.add("info", "search-ok", reached, f"{reached.rpartition('.')[2]} accepts the filter, "
                 "order_by, page token and max_results (run on an empty database): the server "
@@ -187,27 +249,23 @@ def run(sim: Any) -> None:
                    "names) decides the answer.", severity="info")
 
 
-def _crash() -> str:
-    from helpers.preflight_advice import CRASH
-
-    return CRASH
-
-
 def _refusal(sim: Any, where: str, exc: MlflowException) -> Exception:
     """An MlflowException as the server's answer, or as server state when it says a row is
     missing or taken (on an empty database every named row is missing)."""
-    crashed = exc.__cause__ if isinstance(exc.__cause__, Exception) else None
-    if exc.error_code in STATE_CODES or type(crashed).__module__.startswith("sqlalchemy"):
+    if _is_state(exc):
         return sim.fail(None, "state", where, "Valid as far as the handler and the store check "
                         f"before they look rows up (on an empty database: {exc.message!r}): "
                         "what this server holds decides the answer.", severity="info")
+    crashed = exc.__cause__ if isinstance(exc.__cause__, Exception) else None
     raised = crashed if exc.error_code == "INTERNAL_ERROR" and crashed else exc
     frames = [f for f in traceback.extract_tb(raised.__traceback__) if "/mlflow/" in f.filename
               and not f.filename.endswith(("db/utils.py", "server/handlers.py"))]
     if frames[1:]:
         inner = frames[-1]
         where += " -> mlflow/" + inner.filename.rpartition("/mlflow/")[2] + "::" + inner.name
-    if sim.endpoint.name in SEARCHES:
+    if sim.endpoint.store is not None:
+        id_, message, fix = sim.store_id(exc.message), exc.message, store_fix(exc.message)
+    elif sim.endpoint.name in SEARCHES:
         id_, message, fix = _describe_search(sim, exc, [f.name for f in frames[1:]])
     else:
         id_, message, fix = next(((i, exc.message, f) for key, i, f in _FIXES
@@ -219,6 +277,11 @@ def _refusal(sim: Any, where: str, exc: MlflowException) -> Exception:
                    f"500 INTERNAL_ERROR: {message}")
     return sim.fail(exc.get_http_status_code(), id_, where, message, fix, said=exc.message,
                     code=exc.error_code)
+
+
+def _is_state(exc: MlflowException) -> bool:
+    """A row missing or taken, or the database refusing a write: what the server holds decides."""
+    return exc.error_code in STATE_CODES or type(exc.__cause__).__module__.startswith("sqlalchemy")
 
 
 def error_of(sim: Any, message: Any) -> str | None:
