@@ -260,11 +260,6 @@ ANSWER_FAMILIES = ("run-not-found", "not-active", "param-overwrite", "already-ex
                    "model-disagrees", "unrecognised")
 
 
-def families() -> tuple[str, ...]:
-    """The families only the answer can tell; every other family is a finding id."""
-    return ANSWER_FAMILIES
-
-
 def _first_sentence(message: str) -> str:
     first = message.split("\n", 1)[0]
     found = re.match(r"^(.+?[.!?])(\s|$)", first)

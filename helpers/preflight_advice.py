@@ -174,6 +174,8 @@ def crash_fix(body: Any) -> str:
 
 
 def store_fix(message: str) -> str:
+    if "'run_name' argument and 'mlflow.runName' tag" in message:
+        return "Give one run name, or the same in both."
     if "specifies both" in message:
         return "Send each field once, by its proto name: the one the handler's checks read."
     if "at most" in message:

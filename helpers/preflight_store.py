@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import requests
 from mlflow.environment_variables import MLFLOW_TRUNCATE_LONG_VALUES
 from mlflow.utils import validation as uv
-from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from helpers import store_checks
 from helpers.model_table import RUN_EXISTS, StateRule, StoreRule
@@ -183,13 +182,6 @@ def _infinite(sim: Pipeline, values: list[float], where: str) -> None:
 
 def _create_run(sim: Pipeline) -> None:
     m = sim.message
-    run_name_tag = next((t.value for t in m.tags if t.key == MLFLOW_RUN_NAME), None)
-    if m.run_name and run_name_tag and m.run_name != run_name_tag:
-        said = ("Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
-                f"different values (run_name='{m.run_name}', mlflow.runName='{run_name_tag}').")
-        raise sim.fail(400, "store-check", STORE + "create_run", said,
-                       "Give one run name, or the same in both.", said=said,
-                       code="INVALID_PARAMETER_VALUE")
     if not m.experiment_id:
         raise sim.fail(
             400, "store-check", STORE + "create_run",

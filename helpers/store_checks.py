@@ -284,18 +284,6 @@ def _is_state(exc: MlflowException) -> bool:
     return exc.error_code in STATE_CODES or type(exc.__cause__).__module__.startswith("sqlalchemy")
 
 
-def error_of(sim: Any, message: Any) -> str | None:
-    """The message of what the handler raises for `message` (None: nothing): for trying a
-    rewritten request, with no finding."""
-    try:
-        _call(sim.endpoint.handler, message)
-    except MlflowException as exc:
-        return exc.message
-    except (Exception, _NeedsState) as exc:  # noqa: BLE001 - any failure is an answer too
-        return repr(exc)
-    return None
-
-
 # ---------------------------------------------------------------- finding ids and fixes
 
 _ID_FIX = ("Experiment ids are the whole numbers the server gave, sent as strings (e.g. "
@@ -319,13 +307,20 @@ _FIXES = (
     ("Names may only contain", "invalid-name", "Use letters, digits, _ - . space : / only."),
 )
 
-#: Search finding ids (stable: other code keys on them), by the MLflow function that raised,
-#: else by its message.
-_IDS = (("page_token", "search-page-token"), ("PaginationToken", "search-page-token"),
-        ("order_by", "search-order-by"), ("orderby", "search-order-by"),
-        ("_parse_experiment_id", "bad-experiment-id"), ("int()", "bad-experiment-id"),
-        ("filter", "search-filter"),
-        ("max_results", "search-max-results"))
+#: Search finding ids (stable: other code keys on them) and fixes, by the MLflow function that
+#: raised, else by its message; max_results' fix names the limit (`_search_fix`).
+_SEARCH_IDS = (
+    ("page_token", "search-page-token", "Send back the next_page_token of the previous answer "
+     "unchanged, or leave page_token out for the first page."),
+    ("PaginationToken", "search-page-token", ""),
+    ("order_by", "search-order-by", "Write each order_by item as '<key> ASC' or '<key> DESC' "
+     "with a key the message allows (e.g. 'metrics.acc DESC'; quote odd keys with backticks), "
+     "each key once."),
+    ("orderby", "search-order-by", ""),
+    ("_parse_experiment_id", "bad-experiment-id", _ID_FIX),
+    ("int()", "bad-experiment-id", _ID_FIX),
+    ("filter", "search-filter", ""),
+    ("max_results", "search-max-results", ""))
 
 _FILTER_FIXES = (
     ("Invalid comparator", "Use one of the comparators the message lists. For patterns use "
@@ -350,8 +345,8 @@ _FILTER_FIXES = (
 
 def _describe_search(sim: Any, exc: MlflowException, names: list[str]) -> tuple[str, str, str]:
     said = exc.message
-    id_ = next((i for key, i in _IDS for n in names if key in n), None) or \
-        next((i for key, i in _IDS if key in said), "search-filter")
+    id_ = next((i for key, i, _ in _SEARCH_IDS for n in names if key in n), None) or \
+        next((i for key, i, _ in _SEARCH_IDS if key in said), "search-filter")
     field = "filter" if hasattr(sim.message, "filter") else "filter_string"
     hyphen = _hyphenated(getattr(sim.message, field)) if id_ == "search-filter" else None
     if hyphen is None or not _quoting_helps(sim, field, *hyphen):
@@ -378,15 +373,8 @@ def _search_fix(sim: Any, id_: str, said: str, names: list[str]) -> str:
                 f"{default}). Left out, the handler passes the proto "
                 "default, which is 0 where the proto has none, though the docs call it "
                 "optional.")
-    if id_ == "search-page-token":
-        return ("Send back the next_page_token of the previous answer unchanged, or leave "
-                "page_token out for the first page.")
-    if id_ == "search-order-by":
-        return ("Write each order_by item as '<key> ASC' or '<key> DESC' with a key the "
-                "message allows (e.g. 'metrics.acc DESC'; quote odd keys with backticks), "
-                "each key once.")
-    if id_ == "bad-experiment-id":
-        return _ID_FIX
+    if id_ != "search-filter":
+        return next(fix for _, i, fix in _SEARCH_IDS if i == id_ and fix)
     return next((fix for key, fix in _FILTER_FIXES if key in said), None) or \
         next((fix for key, fix in _FILTER_FIXES for n in names if key in n and n[0] != "<"),
              "Write the filter as <entity>.<key> <comparator> <value>, clauses joined "
@@ -400,8 +388,12 @@ def _quoting_helps(sim: Any, field: str, entity: str, key: str) -> bool:
     quoted.CopyFrom(sim.message)
     setattr(quoted, field, getattr(sim.message, field).replace(f"{entity}.{key}",
                                                                 f"{entity}.`{key}`", 1))
-    error = error_of(sim, quoted)
-    return error is None or (f"'{entity}" not in error and key not in error)
+    try:
+        _call(sim.endpoint.handler, quoted)
+    except (Exception, _NeedsState) as exc:  # noqa: BLE001 - any failure is an answer too
+        error = exc.message if isinstance(exc, MlflowException) else repr(exc)
+        return f"'{entity}" not in error and key not in error
+    return True
 
 
 #: `entity.key-with-hyphen`: MLflow's filter parser reads the '-' as minus.
