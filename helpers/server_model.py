@@ -26,9 +26,6 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.descriptor_pool import Default
 from google.protobuf.message_factory import GetMessageClass
 from mlflow.protos import databricks_pb2
-from mlflow.store.artifact.host_policy import (
-    HOST_ADDRESSED_ARTIFACT_SCHEMES as HOST_ADDRESSED_ARTIFACT_SCHEMES,  # re-exported
-)
 
 from helpers import source
 from helpers.errors import NotModelled

@@ -1,16 +1,18 @@
-"""What the server says to search, registry and experiment-id requests: the handler itself, run
-on an empty database.
+"""What the server says once a handler's schema check passes: the handler itself, run on an
+in-memory database.
 
 handlers.py's handler (compiled by helpers.server_model, the request stood in by the parsed
-message) runs its own checks (model version sources, say), then hands the request to the SQL
+message) runs its own checks (model version sources, custom views, say), then calls the SQL
 store (mlflow/store/tracking/sqlalchemy_store.py, mlflow/store/model_registry/
 sqlalchemy_store.py), used without its constructor: bound to an in-memory SQLite database
-holding MLflow's tables and, as on every server, the Default experiment (id 0) alone; its
-sessions never commit. The first store method the handler calls runs there, and the handler
-stops. What they refuse before any row matters is the answer, with MLflow's own message and a
-finding id saying which part failed and how to write it; a search they pass answers 200; what
-needs rows (not found, already exists) is server state. `STEPS` (RPC name -> step) is what
-helpers/preflight_pipeline.py runs after the handler's schema check.
+holding MLflow's tables and, as on every server, the Default experiment (id 0); its sessions
+never commit. For the search, registry and experiment-id RPCs (`STEPS`, run by
+helpers/preflight_pipeline.py) the database is otherwise empty and the handler stops at its
+first store call: what it refuses before any row matters is the answer, with MLflow's own
+message and a finding id saying which part failed and how to write it; a search it passes
+answers 200; what needs rows (not found, already exists) is server state. For the store table's
+RPCs (helpers/preflight_store.py) it also holds the run or experiment their state rules name,
+and the handler runs to its end; the state rules then decide.
 """
 
 from __future__ import annotations
@@ -19,18 +21,17 @@ import functools
 import re
 import threading
 import traceback
-import urllib.parse
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 from mlflow.environment_variables import MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.host_policy import host_addressed_uri_targets
 
 from helpers import server_model
 from helpers.errors import NotModelled
 from helpers.preflight_advice import CRASH, store_fix
-from helpers.server_model import HOST_ADDRESSED_ARTIFACT_SCHEMES
 
 #: RPCs whose handler searches: the store passing means 200, whatever the data.
 SEARCHES = ("searchExperiments", "searchRuns", "searchTraces", "searchTracesV3",
@@ -147,12 +148,9 @@ def _handler(name: str) -> Callable[[], Any]:
 
 def _host_scheme(uri: str, field_name: str) -> None:
     """handlers.py::_validate_artifact_uri_scheme: which hosts it allows is the server's setting."""
-    scheme = urllib.parse.urlparse(uri)
-    if scheme.scheme in HOST_ADDRESSED_ARTIFACT_SCHEMES and \
-            (scheme.netloc or scheme.scheme != "mlflow-artifacts"):
-        raise NotModelled(f"whether the server accepts a '{scheme.scheme}' {field_name} naming a "
-                          "host (its own artifact store, or "
-                          "MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES)")
+    if host_addressed_uri_targets(uri) is not None:
+        raise NotModelled(f"whether the server accepts a {field_name} naming a host (its own "
+                          "artifact store, or MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES)")
 
 
 def _call(handler: str, message: Any, request_json: Any = None,
@@ -209,14 +207,10 @@ def run(sim: Any, assumed: dict[str, tuple[str, str]] | None = None) -> None:
     """The step for one RPC of SEARCHES or LOOKUPS, or (with the rows it `assumed`) of the
     store table (helpers/preflight_store.py); raises the deciding answer, if any."""
     ep, m = sim.endpoint, sim.message
-    if ep.name == "createModelVersion":
-        if m.source and MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX.get():
-            raise sim.not_modelled("the source pattern set by "
-                                   "MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX")
-        scheme = urllib.parse.urlparse(m.source)
-        if scheme.scheme in HOST_ADDRESSED_ARTIFACT_SCHEMES and scheme.netloc:
-            raise sim.not_modelled(f"whether the server accepts a '{scheme.scheme}' source "
-                                   "naming a host (its own artifact store settings)")
+    if ep.name == "createModelVersion" and m.source and \
+            MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX.get():
+        raise sim.not_modelled("the source pattern set by "
+                               "MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX")
     where = "mlflow/server/handlers.py::" + ep.handler
     try:
         reached = _call(ep.handler, m, sim.request_json, assumed)
