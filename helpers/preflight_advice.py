@@ -176,6 +176,10 @@ def crash_fix(body: Any) -> str:
 def store_fix(message: str) -> str:
     if "'run_name' argument and 'mlflow.runName' tag" in message:
         return "Give one run name, or the same in both."
+    if "fragments or params" in message:
+        return "Remove the ';params' or '#fragment'."
+    if "custom view" in message:
+        return "Send fewer view tags."
     if "specifies both" in message:
         return "Send each field once, by its proto name: the one the handler's checks read."
     if "at most" in message:

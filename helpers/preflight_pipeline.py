@@ -514,7 +514,7 @@ class Pipeline:
             return "too-long"
         if "Names may only contain" in message or "resolve to" in message:
             return "invalid-name"
-        if "batch logging request" in message or "at most" in message:
+        if "batch logging request" in message or "at most" in message or "custom view" in message:
             return "batch-limit"
         return "store-check"
 

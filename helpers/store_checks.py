@@ -252,20 +252,25 @@ def _refusal(sim: Any, where: str, exc: MlflowException) -> Exception:
                         "what this server holds decides the answer.", severity="info")
     crashed = exc.__cause__ if isinstance(exc.__cause__, Exception) else None
     raised = crashed if exc.error_code == "INTERNAL_ERROR" and crashed else exc
-    frames = [f for f in traceback.extract_tb(raised.__traceback__) if "/mlflow/" in f.filename
-              and not f.filename.endswith(("db/utils.py", "server/handlers.py"))]
-    if frames[1:]:
-        inner = frames[-1]
-        where += " -> mlflow/" + inner.filename.rpartition("/mlflow/")[2] + "::" + inner.name
-    if sim.endpoint.store is not None:
+    frames = [f for f in traceback.extract_tb(raised.__traceback__)[1:] if "/mlflow/" in f.filename
+              and not f.filename.endswith("db/utils.py")]  # from the handler on
+    if sim.endpoint.store is not None:  # named by the MLflow function the handler or store called
+        outer = next((f for f in frames[1:] if "/store/tracking/" not in f.filename), None)
+        if outer is not None:
+            where = f"mlflow/{outer.filename.rpartition('/mlflow/')[2]}::{outer.name}"
         id_, message, fix = sim.store_id(exc.message), exc.message, store_fix(exc.message)
-    elif sim.endpoint.name in SEARCHES:
-        id_, message, fix = _describe_search(sim, exc, [f.name for f in frames[1:]])
     else:
-        id_, message, fix = next(((i, exc.message, f) for key, i, f in _FIXES
-                                  if key in exc.message),
-                                 ("invalid-value", exc.message, "Change the value the message "
-                                  "names."))
+        frames = [f for f in frames if not f.filename.endswith("server/handlers.py")]
+        if frames[1:]:
+            inner = frames[-1]
+            where += " -> mlflow/" + inner.filename.rpartition("/mlflow/")[2] + "::" + inner.name
+        if sim.endpoint.name in SEARCHES:
+            id_, message, fix = _describe_search(sim, exc, [f.name for f in frames[1:]])
+        else:
+            id_, message, fix = next(((i, exc.message, f) for key, i, f in _FIXES
+                                      if key in exc.message),
+                                     ("invalid-value", exc.message, "Change the value the "
+                                      "message names."))
     if raised is not exc:
         message = (f"The store crashes ({type(raised).__name__}) and the server answers "
                    f"500 INTERNAL_ERROR: {message}")
