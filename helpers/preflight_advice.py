@@ -173,22 +173,29 @@ def crash_fix(body: Any) -> str:
     return "Send one JSON object: {\"field\": value, ...}."
 
 
-def store_fix(message: str) -> str:
-    if "'run_name' argument and 'mlflow.runName' tag" in message:
-        return "Give one run name, or the same in both."
-    if "fragments or params" in message:
-        return "Remove the ';params' or '#fragment'."
-    if "custom view" in message:
-        return "Send fewer view tags."
-    if "specifies both" in message:
-        return "Send each field once, by its proto name: the one the handler's checks read."
-    if "at most" in message:
-        return "Split it into several requests."
-    if "exceeds the maximum length" in message:
-        return "Shorten it."
-    if "Names may only contain" in message or "resolve to" in message:
-        return "Use letters, digits, _ - . space : / only, and no '..' or leading '/'."
-    return "Change the value as the message says."
+_NAME_FIX = "Use letters, digits, _ - . space : / only, and no '..' or leading '/'."
+_SPLIT = "Split it into several requests."
+#: MLflow's refusals once the schema passed, by a phrase of the message: (phrase, finding id,
+#: fix); the first match wins.
+STORE_REFUSALS = (
+    ("'run_name' argument and 'mlflow.runName' tag", "store-check",
+     "Give one run name, or the same in both."),
+    ("fragments or params", "store-check", "Remove the ';params' or '#fragment'."),
+    ("custom view", "batch-limit", "Send fewer view tags."),
+    ("specifies both", "store-check",
+     "Send each field once, by its proto name: the one the handler's checks read."),
+    ("batch logging request", "batch-limit", _SPLIT),
+    ("at most", "batch-limit", _SPLIT),
+    ("exceeds the maximum length", "too-long", "Shorten it."),
+    ("Names may only contain", "invalid-name", _NAME_FIX),
+    ("resolve to", "invalid-name", _NAME_FIX),
+)
+
+
+def store_refusal(message: str) -> tuple[str, str]:
+    """The finding id and fix for MLflow's refusal `message` (STORE_REFUSALS)."""
+    return next(((id_, fix) for phrase, id_, fix in STORE_REFUSALS if phrase in message),
+                ("store-check", "Change the value as the message says."))
 
 
 #: Unknown fields named one by one (each costs a difflib search); the rest get one summary.

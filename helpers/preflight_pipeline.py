@@ -502,19 +502,14 @@ class Pipeline:
         try:
             return fn(*args)
         except MlflowException as exc:
-            raise self.fail(exc.get_http_status_code(), id_ or self.store_id(exc.message),
-                            check, exc.message, advice.store_fix(exc.message), said=exc.message,
-                            code=exc.error_code) from None
+            found, fix = self.refusal(exc.message)
+            raise self.fail(exc.get_http_status_code(), id_ or found, check, exc.message, fix,
+                            said=exc.message, code=exc.error_code) from None
 
-    def store_id(self, message: str) -> str:
-        """The finding id for a store validator's refusal, from MLflow's message."""
+    def refusal(self, message: str) -> tuple[str, str]:
+        """The finding id and fix for a refusal once the schema passed, from MLflow's message."""
+        id_, fix = advice.store_refusal(message)
         if self.stopped_at is not None and message.startswith('Invalid value "" for parameter'):
-            return "partial-parse"
-        if "exceeds the maximum length" in message:
-            return "too-long"
-        if "Names may only contain" in message or "resolve to" in message:
-            return "invalid-name"
-        if "batch logging request" in message or "at most" in message or "custom view" in message:
-            return "batch-limit"
-        return "store-check"
+            return "partial-parse", fix
+        return id_, fix
 

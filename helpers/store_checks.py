@@ -31,7 +31,7 @@ from mlflow.store.artifact.host_policy import host_addressed_uri_targets
 
 from helpers import server_model
 from helpers.errors import NotModelled
-from helpers.preflight_advice import CRASH, store_fix
+from helpers.preflight_advice import CRASH
 
 #: RPCs whose handler searches: the store passing means 200, whatever the data.
 SEARCHES = ("searchExperiments", "searchRuns", "searchTraces", "searchTracesV3",
@@ -258,7 +258,7 @@ def _refusal(sim: Any, where: str, exc: MlflowException) -> Exception:
         outer = next((f for f in frames[1:] if "/store/tracking/" not in f.filename), None)
         if outer is not None:
             where = f"mlflow/{outer.filename.rpartition('/mlflow/')[2]}::{outer.name}"
-        id_, message, fix = sim.store_id(exc.message), exc.message, store_fix(exc.message)
+        (id_, fix), message = sim.refusal(exc.message), exc.message
     else:
         frames = [f for f in frames if not f.filename.endswith("server/handlers.py")]
         if frames[1:]:
