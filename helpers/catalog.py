@@ -5,12 +5,7 @@ derived at runtime from the installed MLflow; this module finds endpoints in it,
 URL path as the server does (Flask's url map, and the routes served outside it).
 
 For tools that document the API (the OpenAPI generator): `endpoints()` lists every route and
-method; each `Endpoint` has `http_methods`, `paths`, `request` and `fields`, and each `Field`
-has `name`, `json_name`, `type`, `repeated`, `enforced` (by the handler), `documented`
-(by the proto), `timestamp`,
-`checks` (the handler's validators, in order), `limits` (e.g. ("max", 50000),
-("max_items", 100), ("max_length", 250)), nested `fields`, `enum_values` and `location`
-("query" for a GET, else "body").
+method; `Endpoint` and `Field` (helpers/server_model.py) document what each one holds.
 """
 
 from __future__ import annotations

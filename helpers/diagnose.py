@@ -8,16 +8,15 @@ has rules here: server state, HTML pages, proxies, 5xx, bodies that are not MLfl
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from helpers import display
 from helpers.display import Table
 from helpers.model_table import StateRule
-from helpers.preflight_advice import describe_json_error
 from helpers.preflight_pipeline import Verdict, preflight
 from helpers.preflight_store import describe
 from helpers.source import security
@@ -47,37 +46,18 @@ class Diagnosis:
     #: What the model predicted for the request (None: it could not tell offline).
     predicted_status: int | None = None
 
-    @property
-    def recognised(self) -> bool:
-        return self.family != "unrecognised"
-
     def row(self) -> list[Any]:
         """The field-guide row: status, body kind, error_code, family, cause, fix."""
         return [self.status, self.body_kind, self.error_code or "—", self.family, self.cause,
                 self.fix]
 
     def __str__(self) -> str:
-        mark = {"ok": "✓", "info": "i", "warning": "!", "error": "✗"}.get(self.severity, "?")
-        head = f"{mark} {self.family} — {self.status} {self.reason}".rstrip()
-        if self.error_code:
-            head += f" · {self.error_code}"
-        return "\n".join([head, f"  cause: {self.cause}", f"  check: {self.check}",
-                          f"  fix:   {self.fix}"])
+        return display.diagnosis_text(self)
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        colour = {"ok": "#1a7f37", "info": "#0969da", "warning": "#9a6700",
-                  "error": "#cf222e"}.get(self.severity, "#57606a")
-        code = f" · {html.escape(self.error_code)}" if self.error_code else ""
-        rows = "".join(
-            f"<tr><th style='text-align:left;padding-right:8px;vertical-align:top'>{k}</th>"
-            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
-            for k, v in (("cause", self.cause), ("check", self.check), ("fix", self.fix)))
-        return (f'<div class="lab400-diagnosis" style="border-left:4px solid {colour};'
-                f'padding:4px 8px;margin:4px 0"><b>{html.escape(self.family)}</b> — '
-                f"{html.escape(f'{self.status} {self.reason}'.strip())}{code}"
-                f"<table>{rows}</table></div>")
+        return display.diagnosis_html(self)
 
 
 def verdict_for(exchange: Exchange, *, trusted: bool = False) -> Verdict:
@@ -253,14 +233,6 @@ def _answer_side(verdict: Verdict, exchange: Exchange) -> _Found:
             "MLflow, its message names the check.")
 
 
-def json_problem(body: bytes | str) -> str | None:
-    """Why a request body is not JSON, in plain words (None when `json.loads` accepts it).
-
-    The server never says it (it parses silently); a client can ask before sending.
-    """
-    return describe_json_error(body.encode("utf-8") if isinstance(body, str) else body)
-
-
 FIELD_GUIDE_HEADERS = ("status", "body kind", "error_code", "family", "cause", "fix")
 
 
@@ -286,11 +258,6 @@ ANSWER_FAMILIES = ("run-not-found", "not-active", "param-overwrite", "already-ex
                    "resource-not-found", "mlflow-error", "forbidden-host", "forbidden-origin",
                    "server-error", "mlflow-unavailable", "gateway-error", "not-mlflow",
                    "model-disagrees", "unrecognised")
-
-
-def families() -> tuple[str, ...]:
-    """The families only the answer can tell; every other family is a finding id."""
-    return ANSWER_FAMILIES
 
 
 def _first_sentence(message: str) -> str:

@@ -135,5 +135,46 @@ def _cell(value: Any) -> str:
 
 
 # How an Exchange shows itself (repr, to_text, notebook HTML): wire asks for these by kind.
+def verdict_text(v: Any) -> str:
+    """A preflight Verdict (helpers/preflight_pipeline.py) as plain text: the prediction, then
+    each finding with its fix and the check it mirrors."""
+    status = "cannot tell" if v.predicted_status is None else v.predicted_status
+    lines = [f"{v.method} {v.path} -> predicted {status}"
+             + (f" {v.expected_error_code}" if v.expected_error_code else "")]
+    if v.expected_message:
+        lines.append(f"  server says: {v.expected_message}")
+    for f in v.findings:
+        lines.append(f"  {f.severity:<7} {f.message}")
+        if f.fix:
+            lines.append(f"          fix: {f.fix}")
+        lines.append(f"          ({f.check})")
+    return "\n".join(lines)
+
+
+_SEVERITY_MARKS = {"ok": "✓", "info": "i", "warning": "!", "error": "✗"}
+_SEVERITY_COLOURS = {"ok": "#1a7f37", "info": "#0969da", "warning": "#9a6700", "error": "#cf222e"}
+
+
+def diagnosis_text(d: Any) -> str:
+    """An explain() Diagnosis (helpers/diagnose.py) as plain text."""
+    head = f"{_SEVERITY_MARKS.get(d.severity, '?')} {d.family} — {d.status} {d.reason}".rstrip()
+    if d.error_code:
+        head += f" · {d.error_code}"
+    return "\n".join([head, f"  cause: {d.cause}", f"  check: {d.check}", f"  fix:   {d.fix}"])
+
+
+def diagnosis_html(d: Any) -> str:
+    """An explain() Diagnosis as notebook HTML, every text escaped."""
+    code = f" · {html.escape(d.error_code)}" if d.error_code else ""
+    rows = "".join(
+        f"<tr><th style='text-align:left;padding-right:8px;vertical-align:top'>{k}</th>"
+        f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+        for k, v in (("cause", d.cause), ("check", d.check), ("fix", d.fix)))
+    return (f'<div class="lab400-diagnosis" style="border-left:4px solid '
+            f'{_SEVERITY_COLOURS.get(d.severity, "#57606a")};padding:4px 8px;margin:4px 0">'
+            f"<b>{html.escape(d.family)}</b> — "
+            f"{html.escape(f'{d.status} {d.reason}'.strip())}{code}<table>{rows}</table></div>")
+
+
 wire.register_renderer("text", exchange_text)
 wire.register_renderer("html", exchange_html)

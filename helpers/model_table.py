@@ -2,11 +2,12 @@
 
 Everything else the model knows (routes, fields, the handlers' schemas and validators, limits,
 security rules, search grammars) is read from the installed MLflow at runtime by
-helpers/server_model.py. What the SQL store does after a handler's checks pass, and which
-server state decides an answer, lives only in code paths the model cannot read generically, so
-it is written here once, as data, for MLflow 3.17.2 (mlflow/store/tracking/sqlalchemy_store.py
-and the validators it calls). Preflight runs these rules generically (helpers/preflight_store.py)
-and explain matches live answers against the same state rules (helpers/diagnose.py).
+helpers/server_model.py, and the handlers' and stores' checks run as MLflow's own code
+(helpers/store_checks.py). What the SQL store keeps (limits, milliseconds, truncation) and which
+server state decides an answer live only in code paths the model cannot read generically, so
+they are written here once, as data, for MLflow 3.17.2 (mlflow/store/tracking/
+sqlalchemy_store.py). Preflight runs these rules generically (helpers/preflight_store.py) and
+explain matches live answers against the same state rules (helpers/diagnose.py).
 Every entry is tested against the live server by tests/test_store_table.py and
 tests/test_model_agreement.py; docs/architecture.md says where each kind of fact lives.
 """
@@ -26,25 +27,6 @@ JSON_DEPTH_LIMIT = 978
 #: A timestamp below this many "milliseconds" (1973-03-03) is taken for seconds: MLflow's are
 #: milliseconds since the epoch, > 1e12 since 2001. One threshold for preflight and the lab.
 SECONDS_THRESHOLD = 10**11
-
-
-@dataclass(frozen=True)
-class Validate:
-    """One MLflow function the store calls before touching the database, with its arguments.
-
-    `fn`: a name in mlflow/utils/validation.py, or "module:attr" (an entity whose constructor
-    validates). `args` name fields of the parsed request, in the call's order: "key" passes
-    msg.key, "key?" passes msg.key or None, "metrics*" the list of entities built from the
-    repeated field (Metric/Param/RunTag.from_proto), "tags[].key" runs the call once per item
-    ("metrics[]": the item itself).
-    """
-
-    fn: str
-    args: tuple[str, ...]
-    #: Run only when this field is set (non-empty).
-    when: str | None = None
-    #: The finding id for its refusal ("" : named from MLflow's message).
-    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,10 +56,9 @@ class StateRule:
 
 @dataclass(frozen=True)
 class StoreRule:
-    """What the store does after the handler's checks pass, for one RPC."""
+    """What the store does after the handler's checks pass, for one RPC (its checks themselves
+    are MLflow's code, run by helpers/store_checks.py)."""
 
-    #: MLflow's validators the store runs first, in order.
-    validators: tuple[Validate, ...] = ()
     #: Limits the store enforces, per field path (documented on the fields).
     limits: tuple[tuple[str, int], ...] = ()
     #: Fields holding milliseconds since the epoch.
@@ -117,13 +98,6 @@ _TRUNCATE_VALUE = (("value", uv.MAX_PARAM_VAL_LENGTH),)
 STORE: dict[str, StoreRule] = {
     # SqlAlchemyStore.create_experiment: location, name, tags; names are unique.
     "createExperiment": StoreRule(
-        validators=(
-            Validate("_validate_experiment_artifact_location", ("artifact_location",),
-                     when="artifact_location"),
-            Validate("_validate_experiment_artifact_location_length", ("artifact_location",),
-                     when="artifact_location"),
-            Validate("_validate_experiment_name", ("name",)),
-            Validate("_validate_experiment_tag", ("tags[].key", "tags[].value"))),
         limits=(("name", uv.MAX_EXPERIMENT_NAME_LENGTH),
                 ("tags[].key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
                 ("tags[].value", uv.MAX_EXPERIMENT_TAG_VAL_LENGTH)),
@@ -133,41 +107,26 @@ STORE: dict[str, StoreRule] = {
                          "(experiments/get-by-name).", _S + "create_experiment",
                          "already-exists"),)),
     # create_run: the experiment must exist and be active; start_time is ms, stored as sent.
-    "createRun": StoreRule(
-        validators=(Validate("_parse_experiment_id", ("experiment_id",), when="experiment_id"),),
-        timestamps=("start_time",), state=(EXPERIMENT_EXISTS, EXPERIMENT_ACTIVE)),
+    "createRun": StoreRule(timestamps=("start_time",), state=(EXPERIMENT_EXISTS, EXPERIMENT_ACTIVE)),
     "updateRun": StoreRule(timestamps=("end_time",), state=_RUN),
     # delete/restore read run_id only: a body with run_uuid alone looks up run ''.
     "deleteRun": StoreRule(state=(RUN_EXISTS,)),
     "restoreRun": StoreRule(state=(RUN_EXISTS,)),
-    # The handler builds the Metric entity first (it refuses half a dataset reference), then
     # _log_metrics_once -> _validate_metric: finite or not, timestamps non-negative ms.
-    "logMetric": StoreRule(
-        validators=(Validate("mlflow.entities.metric:Metric", (
-            "key", "value", "timestamp", "step", "model_id?", "dataset_name?",
-            "dataset_digest?", "run_id?")),
-                    Validate("_validate_metric", ("key", "value", "timestamp", "step"))),
-        limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),), timestamps=("timestamp",), state=_RUN),
+    "logMetric": StoreRule(limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),), timestamps=("timestamp",),
+                           state=_RUN),
     # log_param: write-once (another value for a logged key: 400); long values truncated.
-    "logParam": StoreRule(validators=(Validate("_validate_param", ("key", "value")),),
-                          limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
+    "logParam": StoreRule(limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
                           truncates=_TRUNCATE_VALUE, state=(*_RUN, PARAM_UNCHANGED)),
-    "setTag": StoreRule(validators=(Validate("_validate_tag", ("key", "value")),),
-                        limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
+    "setTag": StoreRule(limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
                         truncates=(("value", uv.MAX_TAG_VAL_LENGTH),), state=_RUN),
     "deleteTag": StoreRule(state=(*_RUN, StateRule(
         "tag", "key", "present", 404, "RESOURCE_DOES_NOT_EXIST",
         "No tag with name: {value} in run with id {run}",
         "Delete a tag the run has (runs/get lists them).", _S + "delete_tag",
         "resource-not-found"))),
-    # log_batch: the batch validators, then the run; params write-once, values truncated.
+    # log_batch: the batch checks, then the run; params write-once, values truncated.
     "logBatch": StoreRule(
-        validators=(Validate("mlflow.entities.metric:Metric.from_proto", ("metrics[]",)),
-                    Validate("_validate_run_id", ("run_id",)),
-                    Validate("_validate_batch_log_data", ("metrics*", "params*", "tags*")),
-                    Validate("_validate_batch_log_limits", ("metrics*", "params*", "tags*"),
-                             id="batch-limit"),
-                    Validate("_validate_param_keys_unique", ("params*",))),
         limits=(("metrics", uv.MAX_METRICS_PER_BATCH), ("params", uv.MAX_PARAMS_TAGS_PER_BATCH),
                 ("tags", uv.MAX_PARAMS_TAGS_PER_BATCH)),
         timestamps=("metrics[].timestamp",),
@@ -177,28 +136,19 @@ STORE: dict[str, StoreRule] = {
                                 "Changing param values is not allowed…", PARAM_UNCHANGED.fix,
                                 _S + "log_batch", "param-overwrite"))),
     "setExperimentTag": StoreRule(
-        validators=(Validate("_validate_experiment_tag", ("key", "value")),
-                    Validate("_parse_experiment_id", ("experiment_id",))),
         limits=(("key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
                 ("value", uv.MAX_EXPERIMENT_TAG_VAL_LENGTH)),
         state=(EXPERIMENT_EXISTS, EXPERIMENT_ACTIVE)),
     # delete_experiment / restore_experiment: only an active (a deleted) one is found: 404.
     "deleteExperiment": StoreRule(
-        validators=(Validate("_parse_experiment_id", ("experiment_id",)),),
         state=(StateRule("experiment", "experiment_id", "active", 404,
                          "RESOURCE_DOES_NOT_EXIST", EXPERIMENT_EXISTS.message,
                          EXPERIMENT_EXISTS.fix, _S + "delete_experiment",
                          "resource-not-found"),)),
     "restoreExperiment": StoreRule(
-        validators=(Validate("_parse_experiment_id", ("experiment_id",)),),
         state=(StateRule("experiment", "experiment_id", "deleted", 404,
                          "RESOURCE_DOES_NOT_EXIST", EXPERIMENT_EXISTS.message,
                          "Use the id of a deleted experiment (experiments/search with "
                          "view_type DELETED_ONLY).", _S + "restore_experiment",
                          "resource-not-found"),)),
 }
-
-
-def state_rules() -> tuple[StateRule, ...]:
-    """Every state rule of the table, once each (explain matches answers against them)."""
-    return tuple(dict.fromkeys(r for rule in STORE.values() for r in rule.state))

@@ -173,14 +173,29 @@ def crash_fix(body: Any) -> str:
     return "Send one JSON object: {\"field\": value, ...}."
 
 
-def store_fix(message: str) -> str:
-    if "at most" in message:
-        return "Split it into several requests."
-    if "exceeds the maximum length" in message:
-        return "Shorten it."
-    if "Names may only contain" in message or "resolve to" in message:
-        return "Use letters, digits, _ - . space : / only, and no '..' or leading '/'."
-    return "Change the value as the message says."
+_NAME_FIX = "Use letters, digits, _ - . space : / only, and no '..' or leading '/'."
+_SPLIT = "Split it into several requests."
+#: MLflow's refusals once the schema passed, by a phrase of the message: (phrase, finding id,
+#: fix); the first match wins.
+STORE_REFUSALS = (
+    ("'run_name' argument and 'mlflow.runName' tag", "store-check",
+     "Give one run name, or the same in both."),
+    ("fragments or params", "store-check", "Remove the ';params' or '#fragment'."),
+    ("custom view", "batch-limit", "Send fewer view tags."),
+    ("specifies both", "store-check",
+     "Send each field once, by its proto name: the one the handler's checks read."),
+    ("batch logging request", "batch-limit", _SPLIT),
+    ("at most", "batch-limit", _SPLIT),
+    ("exceeds the maximum length", "too-long", "Shorten it."),
+    ("Names may only contain", "invalid-name", _NAME_FIX),
+    ("resolve to", "invalid-name", _NAME_FIX),
+)
+
+
+def store_refusal(message: str) -> tuple[str, str]:
+    """The finding id and fix for MLflow's refusal `message` (STORE_REFUSALS)."""
+    return next(((id_, fix) for phrase, id_, fix in STORE_REFUSALS if phrase in message),
+                ("store-check", "Change the value as the message says."))
 
 
 #: Unknown fields named one by one (each costs a difflib search); the rest get one summary.
@@ -270,29 +285,3 @@ def _number_warnings(sim: Pipeline, ep: Endpoint, body: dict) -> None:
                     f"'{f.name}' is the string {json.dumps(value)}: protobuf's JSON parser "
                     f"converts numeric strings, so {getattr(sim.message, f.name)!r} is stored.",
                     "Send numbers as JSON numbers.")
-
-
-def to_python(msg: Any) -> dict[str, Any]:
-    """A message as the handler reads it: unset scalars show their default (enums unset show
-    None: handlers test HasField first). Nesting is bounded by the proto, not the body."""
-    out: dict[str, Any] = {}
-    for fd in msg.DESCRIPTOR.fields:
-        value = getattr(msg, fd.name)
-        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
-            out[fd.name] = dict(value)
-        elif fd.message_type is not None and fd.message_type.full_name.startswith("google."):
-            out[fd.name] = str(value)
-        elif fd.message_type is not None:
-            if fd.is_repeated:
-                out[fd.name] = [to_python(x) for x in value]
-            elif not fd.has_presence or msg.HasField(fd.name):
-                out[fd.name] = to_python(value)
-        elif fd.is_repeated:
-            out[fd.name] = list(value)
-        elif fd.enum_type is not None:
-            unset = fd.has_presence and not msg.HasField(fd.name)
-            out[fd.name] = None if unset else fd.enum_type.values_by_number[value].name
-        else:
-            out[fd.name] = value
-    return out
-

@@ -11,6 +11,7 @@ cover gets a "not-modelled" finding and `None`, never a guess. docs/architecture
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -26,7 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils import validation as uv
 from mlflow.utils.proto_json_utils import parse_dict
 
-from helpers import catalog, preflight_route, preflight_store, registry_checks, search_checks, source
+from helpers import catalog, preflight_route, preflight_store, source, store_checks
 from helpers import preflight_advice as advice
 from helpers import server_model as model
 from helpers.errors import NotModelled
@@ -35,9 +36,6 @@ from helpers.preflight_advice import CRASH, PARSE, UV, H
 from helpers.server_model import Endpoint, Field
 
 Severity = Literal["error", "warning", "info"]
-#: How deep preflight walks a body looking for traps (the server's own limits are lower).
-_MAX_DEPTH = 64
-
 
 
 @dataclass(frozen=True)
@@ -67,16 +65,11 @@ class Verdict:
     expected_message: str | None
     expected_error_code: str | None
     findings: tuple[Finding, ...]
-    #: The parsed request message (None when the request never got that far).
+    #: The request message as the handler reads it after protobuf parsing (unset fields read
+    #: as their defaults); None when the request never got that far.
     message: Any = field(default=None, repr=False, compare=False)
     #: True when read-only lookups against a server settled the state this answer depends on.
     state_checked: bool = False
-
-    @property
-    def parsed(self) -> Mapping[str, Any] | None:
-        """The request message as the handler reads it after protobuf parsing (defaults filled
-        in), or None when the request never got that far. Built on first use."""
-        return None if self.message is None else advice.to_python(self.message)
 
     @property
     def valid(self) -> bool:
@@ -97,17 +90,10 @@ class Verdict:
         return tuple(f for f in self.findings if f.severity == "warning")
 
     def __str__(self) -> str:
-        status = "cannot tell" if self.predicted_status is None else self.predicted_status
-        lines = [f"{self.method} {self.path} -> predicted {status}"
-                 + (f" {self.expected_error_code}" if self.expected_error_code else "")]
-        if self.expected_message:
-            lines.append(f"  server says: {self.expected_message}")
-        for f in self.findings:
-            lines.append(f"  {f.severity:<7} {f.message}")
-            if f.fix:
-                lines.append(f"          fix: {f.fix}")
-            lines.append(f"          ({f.check})")
-        return "\n".join(lines)
+        from helpers.display import verdict_text
+
+        return verdict_text(self)
+
 
 
 def preflight(method: str, path_or_url: str, headers: Mapping[str, str | None] | None = None,
@@ -164,6 +150,13 @@ class _Request:
         # The ASGI server percent-decodes the path before routing (log%2Dmetric is log-metric).
         return cls(method.upper(), unquote(parts.path or "/"),
                    tuple(parse_qsl(parts.query, keep_blank_values=True)), host, seen, data)
+
+
+@functools.cache
+def _aliases() -> Callable[[Any, Any], None]:
+    """handlers.py::_reject_conflicting_field_aliases, compiled from MLflow's source."""
+    return model.handler_functions(("_reject_conflicting_field_aliases",))[
+        "_reject_conflicting_field_aliases"]
 
 
 class _Answer(Exception):
@@ -288,17 +281,17 @@ class Pipeline:
         self.request_json = raw
         proto_ok: bool | None = None
         if ep.request is not None and ep.parses_proto:
-            self._reject_aliases(raw, ep.request_class.DESCRIPTOR)
+            self.store_check(H + "_reject_conflicting_field_aliases", _aliases(), raw,
+                             ep.request_class.DESCRIPTOR, id_="conflicting-alias")
             proto_ok = self._parse(ep)
         self._schema(ep, proto_ok)
-        steps = search_checks.STEPS.get(ep.name) or registry_checks.STEPS.get(ep.name)
-        if ep.store is None and steps is None:
+        if ep.store is not None:
+            preflight_store.run(self, ep.store)
+        elif ep.name in store_checks.STEPS:
+            store_checks.STEPS[ep.name](self)
+        else:
             raise self.not_modelled(f"what {ep.handler} does after its schema check passes "
                                     "(its store call)")
-        if ep.store is None:
-            steps(self)
-            return
-        preflight_store.run(self, ep.store)
 
     # -- handler steps
 
@@ -401,30 +394,6 @@ class Pipeline:
                      "Send data=json.dumps(payload) or json=payload, not both.")
             raw = decoded
         return {} if raw is None else raw
-
-    def _reject_aliases(self, request_json: Any, descriptor: Any) -> None:
-        """handlers.py::_reject_conflicting_field_aliases, walked without recursion."""
-        stack = [(request_json, descriptor, 0)]
-        while stack:
-            value, desc, depth = stack.pop()
-            if not isinstance(value, dict) or depth > _MAX_DEPTH:
-                continue
-            for fd in desc.fields:
-                if fd.name != fd.json_name and fd.name in value and fd.json_name in value:
-                    said = (f"Request specifies both '{fd.name}' and '{fd.json_name}'; "
-                            "provide only one of them.")
-                    raise self.fail(400, "conflicting-alias",
-                                    H + "_reject_conflicting_field_aliases",
-                                    f"The body spells one field twice: '{fd.name}' and "
-                                    f"'{fd.json_name}'.", f"Keep only '{fd.name}'.",
-                                    code="INVALID_PARAMETER_VALUE", said=said)
-                nested = fd.message_type
-                if nested is None or nested.GetOptions().map_entry or \
-                        nested.full_name.startswith("google.protobuf."):
-                    continue
-                inner = value.get(fd.name, value.get(fd.json_name))
-                stack += [(item, nested, depth + 1)
-                          for item in (inner if isinstance(inner, list) else [inner])]
 
     def _parse(self, ep: Endpoint) -> bool:
         """handlers.py::_get_request_message: mlflow's parse_dict (unknown fields ignored)."""
@@ -533,18 +502,14 @@ class Pipeline:
         try:
             return fn(*args)
         except MlflowException as exc:
-            raise self.fail(exc.get_http_status_code(), id_ or self._store_id(exc.message),
-                            check, exc.message, advice.store_fix(exc.message), said=exc.message,
-                            code=exc.error_code) from None
+            found, fix = self.refusal(exc.message)
+            raise self.fail(exc.get_http_status_code(), id_ or found, check, exc.message, fix,
+                            said=exc.message, code=exc.error_code) from None
 
-    def _store_id(self, message: str) -> str:
+    def refusal(self, message: str) -> tuple[str, str]:
+        """The finding id and fix for a refusal once the schema passed, from MLflow's message."""
+        id_, fix = advice.store_refusal(message)
         if self.stopped_at is not None and message.startswith('Invalid value "" for parameter'):
-            return "partial-parse"
-        if "exceeds the maximum length" in message:
-            return "too-long"
-        if "Names may only contain" in message or "resolve to" in message:
-            return "invalid-name"
-        if "batch logging request" in message or "at most" in message:
-            return "batch-limit"
-        return "store-check"
+            return "partial-parse", fix
+        return id_, fix
 

@@ -1,85 +1,41 @@
 """Preflight's last steps: what the store does once a handler's checks pass, and the server
 state that still decides the answer, both run generically from helpers/model_table.py.
 
-`run(sim)` truncates what the store truncates, calls MLflow's own validators with the fields a
-`Validate` rule names, adds the few kit steps no validator covers (below, each citing the MLflow
-code it mirrors), then settles the rule's `StateRule`s: offline as a "state" finding and no
-status, with `server=URL` by read-only GET lookups.
+`run(sim)` warns of what the store truncates, runs the handler and its store call on an empty
+database holding the run or experiment the state rules name (helpers.store_checks: MLflow's own
+checks, in the server's order), adds the few kit steps no MLflow check covers (below, each
+citing the MLflow code it mirrors), then settles the rule's `StateRule`s: offline as a "state"
+finding and no status, with `server=URL` by read-only GET lookups.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse, urlsplit
+from urllib.parse import urlsplit
 
-from mlflow.entities import Metric, Param, RunTag
 from mlflow.environment_variables import MLFLOW_TRUNCATE_LONG_VALUES
 from mlflow.utils import validation as uv
-from mlflow.utils.mlflow_tags import MLFLOW_CUSTOM_VIEW_TAG_PREFIX, MLFLOW_RUN_NAME
-from mlflow.utils.uri import validate_query_string
 
-from helpers import redact, wire
-from helpers.model_table import RUN_EXISTS, StateRule, StoreRule, Validate
-from helpers.preflight_advice import PARSE, STORE, H
-from helpers.server_model import HOST_ADDRESSED_ARTIFACT_SCHEMES
+from helpers import redact, store_checks, wire
+from helpers.model_table import RUN_EXISTS, StateRule, StoreRule
+from helpers.preflight_advice import PARSE, STORE
 
 if TYPE_CHECKING:
     from helpers.preflight_pipeline import Pipeline
 
-_ENTITIES = {"metrics": Metric, "params": Param, "tags": RunTag}
-
-
 def run(sim: Pipeline, rule: StoreRule) -> None:
-    """The store's checks in its order, then the server state (raises the deciding answer)."""
-    msg, entities = sim.message, {}
-    name = sim.endpoint.name if sim.endpoint else ""
-    if name in _BEFORE_STORE:
-        _BEFORE_STORE[name](sim)
+    """The handler and its store call on the rows the state rules name, then the server state
+    (raises the deciding answer)."""
     for path, limit in rule.truncates:
-        _truncate(sim, msg, path, limit)
-    for v in rule.validators:
-        if v.when and not getattr(msg, v.when):
-            continue
-        fn, check = _function(v)
-        for args in _arguments(msg, v.args, entities):
-            sim.store_check(check, fn, *args, id_=v.id)
-    if name in _KIT_STEPS:
-        _KIT_STEPS[name](sim)
+        _truncate(sim, sim.message, path, limit)
+    store_checks.run(sim, {r.subject: (str(_value(sim, r)), "deleted" if r.expect == "deleted"
+                                       else "active")
+                           for r in rule.state if r.subject in ("run", "experiment")})
+    if sim.endpoint.name in _KIT_STEPS:
+        _KIT_STEPS[sim.endpoint.name](sim)
     state(sim, rule.state)
-
-
-def _function(v: Validate) -> tuple[Callable[..., Any], str]:
-    module, _, attr = v.fn.rpartition(":")
-    if not module:
-        return getattr(uv, attr), f"mlflow/utils/validation.py::{attr}"
-    found: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        found = getattr(found, part)
-    return found, f"{module.replace('.', '/')}.py::{attr}"
-
-
-def _arguments(msg: Any, spec: tuple[str, ...], entities: dict[str, list[Any]]
-               ) -> list[tuple[Any, ...]]:
-    """The argument tuples of one call: once, or once per item of a `field[]` spec."""
-    each = next((a.partition("[]")[0] for a in spec if "[]" in a), None)
-
-    def one(arg: str, item: Any) -> Any:
-        name = arg.rstrip("?")
-        if name.endswith("*"):  # built once per request, shared by the batch validators
-            name = name[:-1]
-            if name not in entities:
-                entities[name] = [_ENTITIES[name].from_proto(x) for x in getattr(msg, name)]
-            value = entities[name]
-        elif "[]" in name:
-            attr = name.partition("[]")[2].lstrip(".")
-            value = getattr(item, attr) if attr else item
-        else:
-            value = getattr(msg, name)
-        return (value or None) if arg.endswith("?") else value
-    return [tuple(one(a, item) for a in spec) for item in (getattr(msg, each) if each else [None])]
 
 
 def _truncate(sim: Pipeline, msg: Any, path: str, limit: int) -> None:
@@ -227,13 +183,6 @@ def _infinite(sim: Pipeline, values: list[float], where: str) -> None:
 
 def _create_run(sim: Pipeline) -> None:
     m = sim.message
-    run_name_tag = next((t.value for t in m.tags if t.key == MLFLOW_RUN_NAME), None)
-    if m.run_name and run_name_tag and m.run_name != run_name_tag:
-        said = ("Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
-                f"different values (run_name='{m.run_name}', mlflow.runName='{run_name_tag}').")
-        raise sim.fail(400, "store-check", STORE + "create_run", said,
-                       "Give one run name, or the same in both.", said=said,
-                       code="INVALID_PARAMETER_VALUE")
     if not m.experiment_id:
         raise sim.fail(
             400, "store-check", STORE + "create_run",
@@ -248,36 +197,7 @@ def _create_run(sim: Pipeline) -> None:
                 "Give every tag a key.")
 
 
-def _create_experiment(sim: Pipeline) -> None:
-    """handlers.py::_create_experiment's own checks, which run before the store's."""
-    m = sim.message
-    views = sum(t.key.startswith(MLFLOW_CUSTOM_VIEW_TAG_PREFIX) for t in m.tags)
-    if views > uv.MAX_CUSTOM_VIEWS_PER_EXPERIMENT:
-        said = ("Unable to create another custom view; the maximum number of custom views per "
-                f"experiment is {uv.MAX_CUSTOM_VIEWS_PER_EXPERIMENT}. Delete an existing custom "
-                "view before creating a new one.")
-        raise sim.fail(400, "batch-limit", H + "_validate_custom_view_count", said,
-                       "Send fewer view tags.", said=said, code="INVALID_PARAMETER_VALUE")
-    if not m.artifact_location:
-        return
-    parsed = urlparse(m.artifact_location)
-    if parsed.fragment or parsed.params:
-        said = "'artifact_location' URL can't include fragments or params."
-        raise sim.fail(400, "store-check", H + "_validate_storage_location_uri", said,
-                       "Remove the ';params' or '#fragment'.", said=said,
-                       code="INVALID_PARAMETER_VALUE")
-    sim.store_check("mlflow/utils/uri.py::validate_query_string", validate_query_string,
-                    parsed.query)
-    if parsed.scheme in HOST_ADDRESSED_ARTIFACT_SCHEMES and \
-            (parsed.netloc or parsed.scheme != "mlflow-artifacts"):
-        raise sim.not_modelled(f"whether the server accepts a '{parsed.scheme}' "
-                               "artifact_location naming a host (its own artifact store, or "
-                               "MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES)")
-
-
-#: The kit's steps per RPC: after the rule's validators, and before them where the handler
-#: checks first (createExperiment's own checks run before the store's).
+#: The kit's steps per RPC, after the handler and its store call.
 _KIT_STEPS: dict[str, Callable[[Pipeline], None]] = {
     "logMetric": _log_metric, "logBatch": _log_batch, "createRun": _create_run,
 }
-_BEFORE_STORE: dict[str, Callable[[Pipeline], None]] = {"createExperiment": _create_experiment}

@@ -233,7 +233,7 @@ def _max_results(req: HttpRequest, _msg: str, fix: str) -> Fixed | None:
 
 
 def _filter_hyphen(req: HttpRequest, _msg: str, _fix: str) -> Fixed | None:
-    from helpers.search_checks import quote_hyphenated as quote_filter
+    from helpers.store_checks import quote_hyphenated as quote_filter
 
     parts = urlsplit(req.url)
     if req.method == "GET" and parts.query:

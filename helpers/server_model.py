@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import functools
 import importlib
 import importlib.util
@@ -25,9 +26,6 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.descriptor_pool import Default
 from google.protobuf.message_factory import GetMessageClass
 from mlflow.protos import databricks_pb2
-from mlflow.store.artifact.host_policy import (
-    HOST_ADDRESSED_ARTIFACT_SCHEMES as HOST_ADDRESSED_ARTIFACT_SCHEMES,  # re-exported
-)
 
 from helpers import source
 from helpers.errors import NotModelled
@@ -177,12 +175,29 @@ def resolve(name: str) -> Any:
 
 
 def handler_functions(names: tuple[str, ...], **stand_ins: Any) -> dict[str, Any]:
-    """handlers.py's own top-level functions `names`, compiled without importing mlflow.server;
-    `stand_ins` replace the names that would reach the server's stores. Any other function of
-    handlers.py they call raises NotModelled."""
+    """handlers.py's own top-level functions `names` and those they call, compiled without
+    importing mlflow.server and without decorators (the pipeline models those); `stand_ins`
+    replace the names that would reach the server's stores or request. Any other name of
+    mlflow.server they use raises NotModelled."""
+    defs, todo, nodes = _top_defs(), list(names), {}
+    while todo:
+        node = defs.get(name := todo.pop())
+        if name not in nodes and name not in stand_ins and isinstance(node, ast.FunctionDef):
+            nodes[name] = copy.copy(node)
+            nodes[name].decorator_list = []
+            todo += _free_names([nodes[name]])
     namespace: dict[str, Any] = dict(stand_ins)
-    _fill(namespace, [_top_defs()[n] for n in names])
+    namespace["__builtins__"] = {**vars(builtins), "__import__": _import_outside_server}
+    _fill(namespace, list(nodes.values()))
     return namespace
+
+
+def _import_outside_server(name: str, *args: Any, **kwargs: Any) -> Any:
+    """A handler's own `import` statements: mlflow.server stays unimported (ImportError, as
+    when an optional part such as auth is missing)."""
+    if name == "mlflow.server" or name.startswith("mlflow.server."):
+        raise ImportError(f"{name} is not imported by the model")
+    return builtins.__import__(name, *args, **kwargs)
 
 
 @functools.cache
@@ -246,6 +261,11 @@ class _Unresolved:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise NotModelled(f"{self.name} is not importable without the server")
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise NotModelled(f"{self.name}.{attr} is not importable without the server")
 
 
 def _check(expr: ast.expr, namespace: dict[str, Any]) -> Check:

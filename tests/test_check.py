@@ -27,7 +27,7 @@ from helpers.preflight_pipeline import Finding, preflight
 from helpers.request_check import check, check_request, retarget
 from helpers.request_fixes import apply_one, literal_body
 from helpers.request_input import HttpRequest, InputError, parse_curl, parse_raw_http, read_input
-from helpers.search_checks import quote_hyphenated
+from helpers.store_checks import quote_hyphenated
 from helpers.wire import SentRequest, send, to_curl
 from tests.check_inputs import EXPORTS
 from tests.preflight_cases import CASES

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from helpers import runs
-from helpers.diagnose import Diagnosis, explain, families, field_guide, json_problem, verdict_for
+from helpers.diagnose import ANSWER_FAMILIES, Diagnosis, explain, field_guide, verdict_for
+from helpers.preflight_advice import describe_json_error
 from helpers.wire import Exchange, send
 
 API = "/api/2.0/mlflow"
@@ -321,7 +322,7 @@ def test_explain_names_the_family_of_a_live_answer(case: Case, ctx: Ctx) -> None
 
 
 def test_every_answer_side_family_has_a_live_case() -> None:
-    assert set(families()) <= {c.family for c in CASES}
+    assert set(ANSWER_FAMILIES) <= {c.family for c in CASES}
 
 
 def test_malformed_json_cause_names_what_is_wrong_with_the_body(ctx: Ctx) -> None:
@@ -358,11 +359,11 @@ def test_text_is_deterministic_and_html_escapes(ctx: Ctx) -> None:
     assert "&quot;&lt;b&gt;&quot;" in first._repr_html_()
 
 
-def test_json_problem_agrees_with_json_loads() -> None:
-    assert json_problem('{"a": 1}') is None
-    assert json_problem(b"") == "the body is empty"
-    assert "unquoted key" in (json_problem("{a: 1}") or "")
-    assert json_problem('{"a": NaN}') is None  # Python's json (which Flask uses) accepts it
+def test_describe_json_error_agrees_with_json_loads() -> None:
+    assert describe_json_error(b'{"a": 1}') is None
+    assert describe_json_error(b"") == "the body is empty"
+    assert "unquoted key" in (describe_json_error(b"{a: 1}") or "")
+    assert describe_json_error(b'{"a": NaN}') is None  # Python's json (which Flask uses) accepts it
 
 
 def test_diagnosis_is_frozen() -> None:

@@ -101,7 +101,7 @@ def test_the_next_error_is_shown_once_content_type_is_fixed() -> None:
     assert v.expected_message == "Bad Request. Content-Type header is missing."
     later = [f for f in v.errors if f.message.startswith("Once Content-Type is fixed")]
     assert len(later) == 1 and "'timestamp'" in later[0].message
-    assert v.parsed is None  # the server never parsed the body
+    assert v.message is None  # the server never parsed the body
 
 
 # --- bodies
@@ -148,12 +148,12 @@ def test_a_dict_body_is_refused_with_a_hint() -> None:
 
 def test_a_numeric_string_value_is_accepted() -> None:
     v = check(LM, metric(value="0.5"))
-    assert v.valid and v.parsed["value"] == 0.5
+    assert v.valid and v.message.value == 0.5
 
 
 def test_true_as_a_value_is_stored_as_one() -> None:
     v = check(LM, metric(value=True))
-    assert v.valid and v.parsed["value"] == 1.0
+    assert v.valid and v.message.value == 1.0
     assert "boolean" in messages(v, "warning")
 
 
@@ -165,31 +165,31 @@ def test_a_list_or_object_value_crashes_the_server(value: Any) -> None:
 def test_a_bare_nan_is_accepted_and_silently_zeroes_the_rest() -> None:
     v = check(LM, metric(value=float("nan")))  # json.dumps writes NaN
     assert v.valid
-    assert (v.parsed["value"], v.parsed["timestamp"], v.parsed["step"]) == (0.0, 0, 0)
+    assert (v.message.value, v.message.timestamp, v.message.step) == (0.0, 0, 0)
     warned = messages(v, "warning")
     assert "bare NaN literal" in warned and "timestamp, step" in warned
 
 
 def test_the_nan_string_is_stored_as_nan() -> None:
     v = check(LM, metric(value="NaN"))
-    assert v.valid and math.isnan(v.parsed["value"])
+    assert v.valid and math.isnan(v.message.value)
 
 
 def test_a_fractional_timestamp_is_stored_as_zero() -> None:
     v = check(LM, metric(timestamp=TS + 0.5))
     assert v.valid
-    assert (v.parsed["timestamp"], v.parsed["step"]) == (0, 0)
+    assert (v.message.timestamp, v.message.step) == (0, 0)
     assert "gives up at 'timestamp'" in messages(v, "warning")
 
 
 def test_a_fractional_step_is_stored_as_zero() -> None:
     v = check(LM, metric(step=1.5))
-    assert v.valid and v.parsed["step"] == 0
+    assert v.valid and v.message.step == 0
 
 
 def test_a_whole_float_timestamp_is_fine() -> None:
     v = check(LM, metric(timestamp=float(TS)))
-    assert v.valid and v.parsed["timestamp"] == TS and not v.warnings
+    assert v.valid and v.message.timestamp == TS and not v.warnings
 
 
 def test_a_timestamp_in_seconds_is_accepted_with_a_warning() -> None:
@@ -321,7 +321,7 @@ def test_log_batch_drops_everything_after_a_bad_metric() -> None:
     v = check(LB, batch(metrics=[item(0, value="high"), item(1)],
                         params=[{"key": "lr", "value": "1"}]))
     assert v.valid
-    assert len(v.parsed["metrics"]) == 1 and v.parsed["params"] == []
+    assert len(v.message.metrics) == 1 and list(v.message.params) == []
     warned = messages(v, "warning")
     assert "Only 1 of the 2 metrics" in warned and "Only 0 of the 1 params" in warned
 
@@ -369,13 +369,13 @@ def test_create_run_with_a_non_numeric_experiment_id() -> None:
 
 def test_create_run_drops_tags_sent_as_an_object() -> None:
     v = check(f"{API}/runs/create", {"experiment_id": "1", "tags": {"team": "ml"}})
-    assert v.valid and v.parsed["tags"] == []
+    assert v.valid and list(v.message.tags) == []
     assert "gives up at 'tags'" in messages(v, "warning")
 
 
 def test_update_run_ignores_an_unknown_status() -> None:
     v = check(f"{API}/runs/update", {"run_id": "r1", "status": "DONE"})
-    assert v.valid and v.parsed["status"] is None
+    assert v.valid and not v.message.HasField("status")
     assert "is not one of" in messages(v, "warning")
 
 

@@ -2,7 +2,7 @@
 every RPC of helpers/model_table.py::STORE (the one hand-written table: what the store does).
 
 Offline: each such RPC's derived `schema`, nested requirements, run_uuid fall-back, and the
-table's limits and store checks are compared with mlflow/server/handlers.py and
+table's limits and the store checks of STORE_CHECKS are compared with mlflow/server/handlers.py and
 mlflow/utils/validation.py, read here with an `ast` walk of the test's own (mlflow.server is
 never imported), so an MLflow upgrade that moves a check fails here with the RPC's name.
 
@@ -182,6 +182,26 @@ class HandlerRule:
     timestamp_fields: tuple[str, ...]
 
 
+#: The mlflow/utils/validation.py functions each RPC's handler and store call run before any row
+#: matters, in order (SqlAlchemyStore's methods; createExperiment's location checks are the
+#: handler's _validate_storage_location_uri). Preflight runs MLflow's code itself
+#: (helpers/store_checks.py); the live cases below break each of these and compare.
+STORE_CHECKS: dict[str, tuple[str, ...]] = {
+    "createExperiment": ("_validate_experiment_artifact_location",
+                         "_validate_experiment_artifact_location_length",
+                         "_validate_experiment_name", "_validate_experiment_tag"),
+    "createRun": ("_parse_experiment_id",),
+    "logMetric": ("_validate_metric",),
+    "logParam": ("_validate_param",),
+    "setTag": ("_validate_tag",),
+    "logBatch": ("_validate_run_id", "_validate_batch_log_data", "_validate_batch_log_limits",
+                 "_validate_param_keys_unique"),
+    "setExperimentTag": ("_validate_experiment_tag", "_parse_experiment_id"),
+    "deleteExperiment": ("_parse_experiment_id",),
+    "restoreExperiment": ("_parse_experiment_id",),
+}
+
+
 def _rule(rpc: str) -> HandlerRule:
     ep, store = endpoint(rpc), STORE[rpc]
     return HandlerRule(
@@ -190,7 +210,7 @@ def _rule(rpc: str) -> HandlerRule:
         nested_required=tuple((f.name, tuple(g.name for g in f.fields if g.enforced))
                               for f in ep.fields if any(g.enforced for g in f.fields)),
         limits=store.limits, timestamp_fields=store.timestamps,
-        store_checks=tuple(v.fn for v in store.validators if ":" not in v.fn))
+        store_checks=STORE_CHECKS.get(rpc, ()))
 
 
 HANDLER_RULES: dict[str, HandlerRule] = {rpc: _rule(rpc) for rpc in STORE}

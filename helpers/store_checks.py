@@ -1,0 +1,423 @@
+"""What the server says once a handler's schema check passes: the handler itself, run on an
+in-memory database.
+
+handlers.py's handler (compiled by helpers.server_model, the request stood in by the parsed
+message) runs its own checks (model version sources, custom views, say), then calls the SQL
+store (mlflow/store/tracking/sqlalchemy_store.py, mlflow/store/model_registry/
+sqlalchemy_store.py), used without its constructor: bound to an in-memory SQLite database
+holding MLflow's tables and, as on every server, the Default experiment (id 0); its sessions
+never commit. For the search, registry and experiment-id RPCs (`STEPS`, run by
+helpers/preflight_pipeline.py) the database is otherwise empty and the handler stops at its
+first store call: what it refuses before any row matters is the answer, with MLflow's own
+message and a finding id saying which part failed and how to write it; a search it passes
+answers 200; what needs rows (not found, already exists) is server state. For the store table's
+RPCs (helpers/preflight_store.py) it also holds the run or experiment their state rules name,
+and the handler runs to its end; the state rules then decide.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import traceback
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from mlflow.environment_variables import MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX
+from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.host_policy import host_addressed_uri_targets
+
+from helpers import server_model
+from helpers.errors import NotModelled
+from helpers.preflight_advice import CRASH
+
+#: RPCs whose handler searches: the store passing means 200, whatever the data.
+SEARCHES = ("searchExperiments", "searchRuns", "searchTraces", "searchTracesV3",
+            "searchLoggedModels", "searchEvaluationDatasets", "searchRegisteredModels",
+            "searchModelVersions")
+#: RPCs whose handler reads or writes named rows: the store passing leaves it to server state.
+LOOKUPS = (
+    "createRegisteredModel", "renameRegisteredModel", "updateRegisteredModel",
+    "deleteRegisteredModel", "getRegisteredModel", "getLatestVersions", "createModelVersion",
+    "updateModelVersion", "transitionModelVersionStage", "deleteModelVersion", "getModelVersion",
+    "setRegisteredModelTag", "setModelVersionTag", "deleteRegisteredModelTag",
+    "deleteModelVersionTag", "setRegisteredModelAlias", "deleteRegisteredModelAlias",
+    "getModelVersionByAlias", "getExperiment", "getExperimentByName", "updateExperiment",
+    "deleteExperimentTag", "getScorer", "deleteScorer", "listScorerVersions",
+    "getLabelSchemaByName", "listLabelSchemas", "calculateTraceFilterCorrelation",
+    "getOrCreateUserQueue", "getReviewQueueByName", "listReviewQueues", "startTrace",
+    "createLoggedModel")
+#: Error codes that say "this row is (not) there": server state decides them, not the request.
+STATE_CODES = ("RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "NOT_FOUND",
+               "ALREADY_EXISTS")
+_LOCK = threading.Lock()  # one in-memory database, one connection, one request at a time
+_NOW: dict[str, Any] = {}  # the request being run and the store method it reached (under _LOCK)
+
+
+@functools.cache
+def stores() -> dict[str, Any]:
+    """The tracking and registry stores on an in-memory SQLite database holding the Default
+    experiment only (the kit's server stores in SQLite too); sessions roll back, never commit."""
+    import sqlalchemy
+    from sqlalchemy.pool import StaticPool
+    from sqlalchemy.schema import CreateTable
+
+    with warnings.catch_warnings():  # the registry store's mappers use a deprecated loader
+        warnings.simplefilter("ignore", sqlalchemy.exc.SADeprecationWarning)
+        from mlflow.store.db.base_sql_model import Base
+        from mlflow.store.db.utils import _get_managed_session_maker
+        from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as Registry
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as Tracking
+
+    class _NeverCommits(sqlalchemy.orm.Session):
+        def commit(self) -> None:
+            self.rollback()
+
+    engine = sqlalchemy.create_engine("sqlite://", poolclass=StaticPool,
+                                      connect_args={"check_same_thread": False})
+    with engine.begin() as conn:  # tables only: no rows are ever read, indexes do not matter
+        for table in Base.metadata.sorted_tables:
+            conn.execute(CreateTable(table))
+    maker = _get_managed_session_maker(
+        sqlalchemy.orm.sessionmaker(bind=engine, class_=_NeverCommits), "sqlite")
+    out = {}
+    for name, cls in (("_get_tracking_store", Tracking), ("_get_model_registry_store", Registry)):
+        store = object.__new__(cls)
+        store.engine, store.db_type, store.ManagedSessionMaker = engine, "sqlite", maker
+        store.artifact_root_uri = "mlflow-artifacts:/"  # the kit server's --default-artifact-root
+        out[name] = store
+    with sqlalchemy.orm.Session(engine) as session:  # every server has the Default experiment
+        out["_get_tracking_store"]._create_default_experiment(session)
+        session.commit()
+    return out
+
+
+class _Stop(BaseException):  # not an Exception: no `except Exception` of a handler catches it
+    """The store method the handler called has answered: the rest of the handler is not a check."""
+
+
+class _NeedsState(BaseException):
+    """A source check of _create_model_version reached for the run or logged model it names."""
+
+
+def _needs_state(*args: Any, **kwargs: Any) -> Any:
+    raise _NeedsState
+
+
+class _Store:
+    """A store as the handler sees it: its first method call runs on the empty database."""
+
+    def __init__(self, getter: str) -> None:
+        self.real = stores()[getter]
+
+    def __getattr__(self, method: str) -> Any:
+        found = getattr(self.real, method)
+        if not callable(found):
+            return found
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            _NOW["where"] = (f"{type(self.real).__module__.replace('.', '/')}.py::"
+                             f"SqlAlchemyStore.{method}")
+            answer = found(*args, **kwargs)
+            if _NOW["assumed"] is None:
+                raise _Stop
+            return answer
+        return call
+
+
+class _Response:
+    """flask.Response for a handler's last lines: what it answers is not a check."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.set_data = lambda data: None
+
+
+@functools.cache
+def _handler(name: str) -> Callable[[], Any]:
+    """handlers.py's handler `name`, reading the request from `_NOW` and the empty stores."""
+    stand_ins = {getter: lambda g=getter: _Store(g)
+                 for getter in ("_get_tracking_store", "_get_model_registry_store")}
+    return server_model.handler_functions(
+        (name,), _get_request_message=lambda *a, **k: _NOW["message"],
+        _get_request_json=lambda *a, **k: _NOW["json"], Response=_Response,
+        _get_source_run=_needs_state, _get_source_model=_needs_state,
+        _validate_artifact_uri_scheme=_host_scheme, **stand_ins)[name]
+
+
+def _host_scheme(uri: str, field_name: str) -> None:
+    """handlers.py::_validate_artifact_uri_scheme: which hosts it allows is the server's setting."""
+    if host_addressed_uri_targets(uri) is not None:
+        raise NotModelled(f"whether the server accepts a {field_name} naming a host (its own "
+                          "artifact store, or MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES)")
+
+
+def _call(handler: str, message: Any, request_json: Any = None,
+          assumed: dict[str, tuple[str, str]] | None = None) -> str | None:
+    """Run the handler on `message`: the store method it reached, None when it skipped its
+    store (it answers 200 on its own). Raises what the handler or the store raises. Without
+    `assumed`, the handler stops at its first store call; with it, the rows it names exist
+    ({"run" or "experiment": (id, lifecycle stage)}) and the handler runs to its end."""
+    with _LOCK:
+        _NOW.clear()
+        _NOW.update(message=message, json=request_json, assumed=assumed)
+        rows = _insert(assumed or {})
+        try:
+            _handler(handler)()
+        except _Stop:
+            pass
+        finally:
+            _delete(rows)
+        return _NOW.get("where")
+
+
+def _insert(assumed: dict[str, tuple[str, str]]) -> list[tuple[Any, Any]]:
+    """The assumed experiment and run, committed to the empty database (Default is there):
+    (table, key column, key) for `_delete`."""
+    import sqlalchemy
+    from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlRun
+
+    rows: list[tuple[Any, Any]] = []
+    experiment_id, stage = assumed.get("experiment", ("0", ""))
+    if experiment_id.isdigit() and int(experiment_id) != 0:
+        rows.append((SqlExperiment.experiment_id, dict(
+            experiment_id=int(experiment_id), name=f"assumed {experiment_id}",
+            lifecycle_stage=stage, artifact_location="mlflow-artifacts:/1")))
+    if "run" in assumed:
+        run_id, stage = assumed["run"]
+        rows.append((SqlRun.run_uuid, dict(
+            run_uuid=run_id, name="assumed", experiment_id=0, status="RUNNING",
+            user_id="assumed", lifecycle_stage=stage, artifact_uri="mlflow-artifacts:/0/r")))
+    with stores()["_get_tracking_store"].engine.begin() as conn:
+        for key, values in rows:
+            conn.execute(sqlalchemy.insert(key.table).values(**values))
+    return rows
+
+
+def _delete(rows: list[tuple[Any, Any]]) -> None:
+    import sqlalchemy
+
+    with stores()["_get_tracking_store"].engine.begin() as conn:
+        for key, values in rows:
+            conn.execute(sqlalchemy.delete(key.table).where(key == values[key.name]))
+
+
+def run(sim: Any, assumed: dict[str, tuple[str, str]] | None = None) -> None:
+    """The step for one RPC of SEARCHES or LOOKUPS, or (with the rows it `assumed`) of the
+    store table (helpers/preflight_store.py); raises the deciding answer, if any."""
+    ep, m = sim.endpoint, sim.message
+    if ep.name == "createModelVersion" and m.source and \
+            MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX.get():
+        raise sim.not_modelled("the source pattern set by "
+                               "MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX")
+    where = "mlflow/server/handlers.py::" + ep.handler
+    try:
+        reached = _call(ep.handler, m, sim.request_json, assumed)
+    except _NeedsState:
+        raise sim.fail(None, "state", where, "The source names a run, logged model or model "
+                       "version: whether it exists on this server, and holds the source, decides "
+                       "the answer.", severity="info") from None
+    except NotModelled as exc:
+        raise sim.not_modelled(f"what {ep.handler} does after its schema check ({exc})") from None
+    except MlflowException as exc:
+        if assumed is not None and _is_state(exc):
+            return  # the store table's state rules say what the server holds
+        raise _refusal(sim, _NOW.get("where") or where, exc) from None
+    except Exception as exc:  # the store's own crash is Flask's 500 page; a stand-in's is ours
+        if not any("/mlflow/store/" in f.filename
+                   for f in traceback.extract_tb(exc.__traceback__)):
+            raise sim.not_modelled(f"{ep.handler} of this MLflow ({type(exc).__name__})") from None
+        raise sim.fail(500, "server-error", _NOW.get("where") or where,
+                       f"{CRASH}: {type(exc).__name__}: {exc}.",
+                       "Change the value the message names.") from None
+    if reached is None or assumed is not None:
+        return  # the handler skips its store (200), or the state rules decide next
+    if ep.name in SEARCHES:
+        sim.add("info", "search-ok", reached, f"{reached.rpartition('.')[2]} accepts the filter, "
+                "order_by, page token and max_results (run on an empty database): the server "
+                "answers 200 with what matches.")
+        return
+    raise sim.fail(None, "state", reached, "Valid as sent: the handler's and the store's checks "
+                   "pass; what this server holds (the model, version, run or experiment it "
+                   "names) decides the answer.", severity="info")
+
+
+def _refusal(sim: Any, where: str, exc: MlflowException) -> Exception:
+    """An MlflowException as the server's answer, or as server state when it says a row is
+    missing or taken (on an empty database every named row is missing)."""
+    if _is_state(exc):
+        return sim.fail(None, "state", where, "Valid as far as the handler and the store check "
+                        f"before they look rows up (on an empty database: {exc.message!r}): "
+                        "what this server holds decides the answer.", severity="info")
+    crashed = exc.__cause__ if isinstance(exc.__cause__, Exception) else None
+    raised = crashed if exc.error_code == "INTERNAL_ERROR" and crashed else exc
+    frames = [f for f in traceback.extract_tb(raised.__traceback__)[1:] if "/mlflow/" in f.filename
+              and not f.filename.endswith("db/utils.py")]  # from the handler on
+    if sim.endpoint.store is not None:  # named by the MLflow function the handler or store called
+        outer = next((f for f in frames[1:] if "/store/tracking/" not in f.filename), None)
+        if outer is not None:
+            where = f"mlflow/{outer.filename.rpartition('/mlflow/')[2]}::{outer.name}"
+        (id_, fix), message = sim.refusal(exc.message), exc.message
+    else:
+        frames = [f for f in frames if not f.filename.endswith("server/handlers.py")]
+        if frames[1:]:
+            inner = frames[-1]
+            where += " -> mlflow/" + inner.filename.rpartition("/mlflow/")[2] + "::" + inner.name
+        if sim.endpoint.name in SEARCHES:
+            id_, message, fix = _describe_search(sim, exc, [f.name for f in frames[1:]])
+        else:
+            id_, message, fix = next(((i, exc.message, f) for key, i, f in _FIXES
+                                      if key in exc.message),
+                                     ("invalid-value", exc.message, "Change the value the "
+                                      "message names."))
+    if raised is not exc:
+        message = (f"The store crashes ({type(raised).__name__}) and the server answers "
+                   f"500 INTERNAL_ERROR: {message}")
+    return sim.fail(exc.get_http_status_code(), id_, where, message, fix, said=exc.message,
+                    code=exc.error_code)
+
+
+def _is_state(exc: MlflowException) -> bool:
+    """A row missing or taken, or the database refusing a write: what the server holds decides."""
+    return exc.error_code in STATE_CODES or type(exc.__cause__).__module__.startswith("sqlalchemy")
+
+
+# ---------------------------------------------------------------- finding ids and fixes
+
+_ID_FIX = ("Experiment ids are the whole numbers the server gave, sent as strings (e.g. "
+           "\"0\"); experiments/get-by-name looks one up by name.")
+#: Registry and experiment-id refusals: (text of MLflow's message, finding id, fix).
+_FIXES = (
+    ("Invalid experiment ID", "bad-experiment-id", _ID_FIX),
+    ("invalid literal for int()", "bad-experiment-id", _ID_FIX),
+    ("Names cannot contain", "invalid-name", "Leave '/' and ':' out of model names: they "
+     "separate the parts of models:/<name>/<version> URIs."),
+    ("alias", "invalid-alias", "Use letters, digits, '_' and '-' for aliases, not 'latest' or "
+     "'v<number>' (both are reserved)."),
+    ("must be an integer", "bad-version", "Send the version number as a string of digits, "
+     "e.g. \"1\"."),
+    ("model version source", "invalid-source", "Register what a run or logged model holds: "
+     "runs:/<run_id>/<path> with that run_id, or models:/<model_id> with that model_id."),
+    ("Missing value", "missing-field", "Send a non-blank value."),
+    ("exceeds the maximum length", "too-long", "Shorten it to the length the message names."),
+    ("resolve to", "invalid-name", "Keep '..' and a leading '/' out of keys: names may be "
+     "used as file paths."),
+    ("Names may only contain", "invalid-name", "Use letters, digits, _ - . space : / only."),
+)
+
+#: Search finding ids (stable: other code keys on them) and fixes, by the MLflow function that
+#: raised, else by its message; max_results' fix names the limit (`_search_fix`).
+_SEARCH_IDS = (
+    ("page_token", "search-page-token", "Send back the next_page_token of the previous answer "
+     "unchanged, or leave page_token out for the first page."),
+    ("PaginationToken", "search-page-token", ""),
+    ("order_by", "search-order-by", "Write each order_by item as '<key> ASC' or '<key> DESC' "
+     "with a key the message allows (e.g. 'metrics.acc DESC'; quote odd keys with backticks), "
+     "each key once."),
+    ("orderby", "search-order-by", ""),
+    ("_parse_experiment_id", "bad-experiment-id", _ID_FIX),
+    ("int()", "bad-experiment-id", _ID_FIX),
+    ("filter", "search-filter", ""),
+    ("max_results", "search-max-results", ""))
+
+_FILTER_FIXES = (
+    ("Invalid comparator", "Use one of the comparators the message lists. For patterns use "
+     "LIKE or ILIKE ('%' matches any text); regular expressions (RLIKE) are not supported here."),
+    ("Invalid clause(s)", "Join comparisons with AND only: MLflow's filter has no OR, NOT or "
+     "parentheses around clauses. Run one search per alternative, or use IN ('a', 'b') where "
+     "the key supports it."),
+    ("list", "IN / NOT IN take a parenthesized list of quoted strings, e.g. "
+     "attributes.run_id IN ('a', 'b'), and only on the keys the message names."),
+    ("Expected numeric value", "Compare metrics and numeric attributes with a bare number, "
+     "e.g. metrics.acc > 0.9."),
+    ("quoted string", "Quote string values: params.lr = '0.01'."),
+    ("multiple expression", "Send one expression: clauses joined with AND, no ';'."),
+    ("Invalid attribute key", "Use one of the keys the message lists, or prefix the name with "
+     "metrics., params. or tags."),
+    ("Invalid entity type", "Prefix each key with an entity this search takes (the message "
+     "lists them), e.g. metrics.acc or tags.team."),
+    ("Invalid identifier token", "This search takes no such prefix: write the key bare (e.g. "
+     "name) or with a prefix it supports."),
+)
+
+
+def _describe_search(sim: Any, exc: MlflowException, names: list[str]) -> tuple[str, str, str]:
+    said = exc.message
+    id_ = next((i for key, i, _ in _SEARCH_IDS for n in names if key in n), None) or \
+        next((i for key, i, _ in _SEARCH_IDS if key in said), "search-filter")
+    field = "filter" if hasattr(sim.message, "filter") else "filter_string"
+    hyphen = _hyphenated(getattr(sim.message, field)) if id_ == "search-filter" else None
+    if hyphen is None or not _quoting_helps(sim, field, *hyphen):
+        return id_, said, _search_fix(sim, id_, said, names)
+    entity, key = hyphen
+    return ("search-filter-hyphen",
+            f"The filter names {entity}.{key} without quotes: the parser reads '-' as minus, "
+            f"so it sees no single identifier. MLflow says: {said}",
+            f"Quote the key with backticks: {entity}.`{key}`.")
+
+
+def _search_fix(sim: Any, id_: str, said: str, names: list[str]) -> str:
+    if id_ == "search-max-results":
+        from mlflow.store import model_registry as r
+        from mlflow.store import tracking as t
+
+        limit, default = {
+            "searchRegisteredModels": (r.SEARCH_REGISTERED_MODEL_MAX_RESULTS_THRESHOLD,
+                                       r.SEARCH_REGISTERED_MODEL_MAX_RESULTS_DEFAULT),
+            "searchModelVersions": (r.SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD,
+                                    r.SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT),
+        }.get(sim.endpoint.name, (t.SEARCH_MAX_RESULTS_THRESHOLD, t.SEARCH_MAX_RESULTS_DEFAULT))
+        return (f"Send max_results: a whole number from 1 to {limit} (MLflow's client sends "
+                f"{default}). Left out, the handler passes the proto "
+                "default, which is 0 where the proto has none, though the docs call it "
+                "optional.")
+    if id_ != "search-filter":
+        return next(fix for _, i, fix in _SEARCH_IDS if i == id_ and fix)
+    return next((fix for key, fix in _FILTER_FIXES if key in said), None) or \
+        next((fix for key, fix in _FILTER_FIXES for n in names if key in n and n[0] != "<"),
+             "Write the filter as <entity>.<key> <comparator> <value>, clauses joined "
+             "with AND (e.g. metrics.acc > 0.9 AND params.lr = '0.01').")
+
+
+def _quoting_helps(sim: Any, field: str, entity: str, key: str) -> bool:
+    """Whether, with the key in backticks, the store accepts that clause (it may still refuse
+    another one, which the next attempt will show)."""
+    quoted = type(sim.message)()
+    quoted.CopyFrom(sim.message)
+    setattr(quoted, field, getattr(sim.message, field).replace(f"{entity}.{key}",
+                                                                f"{entity}.`{key}`", 1))
+    try:
+        _call(sim.endpoint.handler, quoted)
+    except (Exception, _NeedsState) as exc:  # noqa: BLE001 - any failure is an answer too
+        error = exc.message if isinstance(exc, MlflowException) else repr(exc)
+        return f"'{entity}" not in error and key not in error
+    return True
+
+
+#: `entity.key-with-hyphen`: MLflow's filter parser reads the '-' as minus.
+_HYPHENATED = re.compile(r"(?<![\w.`])([A-Za-z_]+)\.([\w.]*-[\w.\-]*\w)")
+
+
+def _unquoted(text: str) -> str:
+    """The filter with its quoted strings and backticked names blanked, positions kept."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", lambda m: " " * len(m.group()), text)
+
+
+def _hyphenated(text: str) -> tuple[str, str] | None:
+    """The first `entity.key-with-hyphen` outside quotes and backticks, if any."""
+    found = _HYPHENATED.search(_unquoted(text))
+    return (found.group(1), found.group(2)) if found else None
+
+
+def quote_hyphenated(text: str) -> str:
+    """The filter with every hyphenated key in backticks: metrics.val-loss -> metrics.`val-loss`
+    (what the "search-filter-hyphen" finding's fix says, for a corrected request)."""
+    out, last = [], 0
+    for found in _HYPHENATED.finditer(_unquoted(text)):
+        out += [text[last:found.start(2)], f"`{found.group(2)}`"]
+        last = found.end(2)
+    return "".join(out) + text[last:]
+
+
+STEPS: dict[str, Callable[[Any], None]] = {name: run for name in (*SEARCHES, *LOOKUPS)}
