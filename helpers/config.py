@@ -185,6 +185,17 @@ def bypass_proxy() -> list[str]:
     return added
 
 
+def bypass_proxy_for_loopback() -> str | None:
+    """`bypass_proxy()` again, for settings changed after the import (a cell that sets
+    HTTP_PROXY or NO_PROXY itself); a note when it changed something while a proxy is set."""
+    added = bypass_proxy()
+    if not added or not any(os.environ.get(n) for n in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                                                         "http_proxy", "https_proxy", "all_proxy")):
+        return None
+    return (f"A proxy is set: {', '.join(added)} now in NO_PROXY for this Python, so requests to "
+            "the local (and the room's) server go direct.")
+
+
 def base_url() -> str | None:
     """The server the kit should talk to: `MLFLOW_TRACKING_URI` (http) first, else the kit's own."""
     external = external_tracking_uri()

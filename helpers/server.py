@@ -124,9 +124,9 @@ def start_server(
                 f"or {back} to let the kit start its own."
             )
         return ServerHandle(url=external, source=origin, mlflow_version=version_seen)
-    note = config.ignored_tracking_uri_note()  # (NO_PROXY: set when helpers is imported)
-    if note:
-        say(note)
+    for note in (config.ignored_tracking_uri_note(), config.bypass_proxy_for_loopback()):
+        if note:
+            say(note)
     running = find_kit_server()
     if running:
         return _checked_port(running, port)
