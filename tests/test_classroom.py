@@ -268,7 +268,7 @@ def test_a_missing_database_is_named(postgres: TempPostgres) -> None:
 # -- the learner line and the roster -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("shell", ["sh", "bash"])
+@pytest.mark.parametrize("shell", ["sh"])  # a plain command now: no shell's own read/printf quirks
 @pytest.mark.parametrize("auth", [False, True])
 def test_the_learner_line_asks_and_sets_everything(shell: str, auth: bool, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:

@@ -219,6 +219,16 @@ def _core_path_as_a_learner(room: Room, creds: dict[str, str], home: Path,
         assert not errors, (name, index, errors[0].ename, errors[0].evalue)
         assert seen == expected, (name, index, seen, expected)
     assert {d[:2] for d in differences} == NOT_FOUND_CELLS, differences  # each shows the 403
+    # The pre-check with a mistyped password: named as refused, the password never printed.
+    wrong = subprocess.run([sys.executable, "-m", "helpers", "doctor", "--room"], cwd=ROOT,
+                           env={**os.environ, "MLFLOW_TRACKING_USERNAME": "ana",
+                                "MLFLOW_TRACKING_PASSWORD": "mistyped-password-1"},
+                           capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 1
+    assert wrong.stdout.splitlines()[1].startswith(
+        "✗ login: the room refuses the name and password for 'ana' (from "
+        "MLFLOW_TRACKING_USERNAME/PASSWORD)")
+    assert "mistyped-password-1" not in wrong.stdout + wrong.stderr
 
 
 def classroom_line(room: Room) -> str:
