@@ -3,7 +3,8 @@
 This is the kit's public face: notebooks import from `helpers` (and `helpers.exercises`) only.
 Importing the package is cheap and needs only the standard library (so `python -m helpers doctor`
 can report a missing package instead of crashing on it); the public names load on first use.
-In a notebook it also makes the kit's own errors show as one plain sentence, not a traceback.
+In a notebook it also makes the kit's own errors show as one plain sentence, not a traceback, and
+it puts this machine and the room's server into NO_PROXY (config.bypass_proxy).
 docs/architecture.md maps the modules behind these names.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from helpers.config import PINNED_MLFLOW
+from helpers.config import PINNED_MLFLOW, bypass_proxy
 from helpers.errors import KitError, install_notebook_handler
 
 # Public name -> the module that defines it (imported on first use).
@@ -63,3 +64,7 @@ def __dir__() -> list[str]:
 
 
 install_notebook_handler()
+# Every notebook's first cell imports helpers: from here on, in whatever JupyterLab, VS Code or
+# script, the article's plain `requests` calls reach this machine and the room's server directly
+# even where HTTP(S)_PROXY is set (helpers/config.py bypass_proxy).
+bypass_proxy()

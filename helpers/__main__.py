@@ -1,4 +1,5 @@
-"""Command line: `python -m helpers serve | status | stop | lab | hub | doctor | openapi | check`."""
+"""Command line: `python -m helpers serve | status | stop | lab | hub | doctor | join | leave |
+openapi | check`."""
 
 from __future__ import annotations
 
@@ -146,6 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("stop", help="stop the kit's local server")
     lab = sub.add_parser("lab", help="start the server and JupyterLab; Ctrl-C stops both")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    lab.add_argument("--fresh", action="store_true",
+                     help="open copies of the lessons with their outputs cleared (in the data "
+                     "folder; the committed notebooks stay as they are)")
+    joining = sub.add_parser("join", help="use the room's server from now on, in every terminal "
+                             "and notebook (the line the instructor's classroom server prints)")
+    joining.add_argument("url", metavar="URL", help="the room's address, e.g. http://192.168.1.20:5000")
+    joining.add_argument("--basic-auth", action="store_true",
+                         help="the room has one account per learner: ask for the password too")
+    joining.add_argument("--name", default=None,
+                         help="your name on the instructor's list (asked if left out)")
+    sub.add_parser("leave", help="forget the joined room: back to this laptop's own server")
     checkup = sub.add_parser("doctor", help="check this machine is ready: one line per check")
     checkup.add_argument("--check", action="append", choices=doctor.CHECKS, default=None,
                          help="run only this check (repeatable)")
@@ -153,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                          help="free disk wanted, in GB")
     checkup.add_argument("--keep-server", action="store_true",
                          help="leave a local server the doctor started running")
+    checkup.add_argument("--room", nargs="?", const="", default=None, metavar="URL",
+                         help="check the room's server from this laptop instead (default: the "
+                         "room joined): reachable, proxy, your credentials, what to try")
     spec = sub.add_parser("openapi", help="write the REST API as an OpenAPI 3.1 document")
     spec.add_argument("--output", default=None, help="file to write (default: openapi/mlflow-VERSION.json)")
     hub = sub.add_parser("hub", help="a workshop room: JupyterHub + the room's MLflow server, "
@@ -183,8 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         note = config.resolve_home_env()  # once, so JupyterLab and every kernel agree
         if note:
             print(note, file=sys.stderr)
+        if args.command == "doctor" and args.room is not None:
+            from helpers import room_check
+
+            return 0 if room_check.run(args.room or None, say=_say) else 1
         if args.command == "doctor":
             return _doctor(args.check, args.keep_server, args.min_free_gb)
+        if args.command in ("join", "leave"):
+            return _join(args)
         if args.command == "serve" and args.classroom:
             return _classroom(args)
         if args.command == "hub":
@@ -200,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             _refuse_room_options(args)
             return _serve(args.port, args.foreground)
         if args.command == "lab":
-            return _lab(args.no_browser)
+            return _lab(args.no_browser, args.fresh)
         if args.command == "status":
             from helpers import server
 
@@ -329,15 +350,37 @@ def _serve(port: int | None, foreground: bool) -> int:
     return 0
 
 
-def _doctor(checks: list[str] | None, keep_server: bool, min_free_gb: float) -> int:
-    def say(line: str) -> None:
-        try:
-            print(line, flush=True)
-        except UnicodeEncodeError:  # a console that cannot show ✓/✗ (old Windows code pages)
-            print(line.replace("✓", "OK").replace("✗", "FAIL").replace("—", "-"), flush=True)
+def _say(line: str) -> None:
+    try:
+        print(line, flush=True)
+    except UnicodeEncodeError:  # a console that cannot show ✓/✗ (old Windows code pages)
+        print(line.replace("✓", "OK").replace("✗", "FAIL").replace("—", "-").replace("›", ">"),
+              flush=True)
 
-    passed = doctor.run(say, checks=checks, keep_server=keep_server, min_free_gb=min_free_gb)
+
+def _doctor(checks: list[str] | None, keep_server: bool, min_free_gb: float) -> int:
+    passed = doctor.run(_say, checks=checks, keep_server=keep_server, min_free_gb=min_free_gb)
     return 0 if passed else 1
+
+
+def _join(args: argparse.Namespace) -> int:
+    """`join URL`: the room for every later terminal and kernel, then its pre-check; `leave`."""
+    from helpers import room
+
+    if args.command == "leave":
+        print(room.leave())
+        return 0
+    try:
+        done = room.ask(args.url, args.name, args.basic_auth)
+    except EOFError:
+        raise KitError("Nothing was typed: run the line again and type your name"
+                       + (" and password." if args.basic_auth else ".")) from None
+    for line in done:
+        print(line)
+    from helpers import room_check
+
+    config.bypass_proxy()  # the room just joined: its host into NO_PROXY for the check below
+    return 0 if room_check.run(args.url, say=_say) else 1
 
 
 def _refuse_room_options(args: argparse.Namespace) -> None:
@@ -363,7 +406,7 @@ def _classroom(args: argparse.Namespace) -> int:
     return classroom.serve(room)
 
 
-def _lab(no_browser: bool) -> int:
+def _lab(no_browser: bool, fresh: bool = False) -> int:
     """JupyterLab on 127.0.0.1, opened on the first notebook, with the kit server beside it.
 
     Both start at once (JupyterLab boots while MLflow migrates its store), so the notebook's
@@ -375,8 +418,14 @@ def _lab(no_browser: bool) -> int:
     _catch_stop_signals()  # before any child starts: they inherit default dispositions
     jupyter: subprocess.Popen | None = None
     handle = None
+    folder = NOTEBOOKS
+    if fresh:
+        from helpers import fresh_copies
+
+        folder, note = fresh_copies.prepare()
+        print(note, flush=True)
     try:
-        jupyter, url, log_path = _start_jupyter(no_browser)
+        jupyter, url, log_path = _start_jupyter(no_browser, folder)
         handle = server.start_server()
         print(handle, flush=True)
         _wait_for_jupyter(jupyter, url, log_path)
@@ -393,7 +442,7 @@ def _lab(no_browser: bool) -> int:
     return 0
 
 
-def _start_jupyter(no_browser: bool) -> tuple[subprocess.Popen, str, Path]:
+def _start_jupyter(no_browser: bool, folder: Path = NOTEBOOKS) -> tuple[subprocess.Popen, str, Path]:
     """Start JupyterLab; return it, the URL of the first notebook, and its log file.
 
     The token goes to Jupyter in its environment (JUPYTER_TOKEN), never on its command line,
@@ -408,7 +457,7 @@ def _start_jupyter(no_browser: bool) -> tuple[subprocess.Popen, str, Path]:
     # comes first on PATH, which can be another installation's.
     cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           f"--ServerApp.root_dir={NOTEBOOKS}", "--LabApp.news_url=None",
+           f"--ServerApp.root_dir={folder}", "--LabApp.news_url=None",
            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
            f"--LabApp.app_settings_dir={LAB_SETTINGS}", FIRST_NOTEBOOK]
     if no_browser:
@@ -426,7 +475,7 @@ def _start_jupyter(no_browser: bool) -> tuple[subprocess.Popen, str, Path]:
     try:
         # Its own session: the terminal's Ctrl-C reaches only this process, which stops
         # Jupyter itself (no y/n prompt, no half-stopped kernels).
-        jupyter = subprocess.Popen(cmd, cwd=NOTEBOOKS, env=env, stdout=log,
+        jupyter = subprocess.Popen(cmd, cwd=folder, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=(os.name != "nt"))
     finally:

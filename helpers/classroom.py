@@ -156,24 +156,13 @@ def build(
 
 
 def learner_lines(room: Classroom) -> list[str]:
-    """The line each learner pastes (POSIX shells, then PowerShell): it asks for their name (and
-    password) itself, so there is no placeholder to forget; no password ever appears in it."""
-    if room.basic_auth:
-        posix = ("printf 'Your name: '; read -r MLFLOW_TRACKING_USERNAME; printf 'Your password: '; "
-                 "stty -echo 2>/dev/null; read -r MLFLOW_TRACKING_PASSWORD; stty echo 2>/dev/null; "
-                 f"echo; export MLFLOW_TRACKING_URI={_sh(room.url)} MLFLOW_TRACKING_USERNAME "
-                 f'MLFLOW_TRACKING_PASSWORD {config.LEARNER_ENV}="$MLFLOW_TRACKING_USERNAME"')
-        powershell = ('$env:MLFLOW_TRACKING_USERNAME = Read-Host "Your name"; '
-                      "$env:MLFLOW_TRACKING_PASSWORD = [Net.NetworkCredential]::new('', "
-                      '(Read-Host "Your password" -AsSecureString)).Password; '
-                      f"$env:{config.LEARNER_ENV} = $env:MLFLOW_TRACKING_USERNAME; "
-                      f'$env:MLFLOW_TRACKING_URI = "{room.url}"')
-    else:
-        posix = (f"printf 'Your name: '; read -r {config.LEARNER_ENV}; "
-                 f"export {config.LEARNER_ENV} MLFLOW_TRACKING_URI={_sh(room.url)}")
-        powershell = (f'$env:{config.LEARNER_ENV} = Read-Host "Your name"; '
-                      f'$env:MLFLOW_TRACKING_URI = "{room.url}"')
-    return [posix, powershell]
+    """The line each learner runs in the kit's folder (POSIX shells, then Windows cmd.exe or
+    PowerShell): `python -m helpers join` asks for their name (and password) itself, so there is
+    no placeholder to forget and no password in it, and records the room for every later
+    terminal and kernel (helpers/room.py)."""
+    flag = " --basic-auth" if room.basic_auth else ""
+    return [f".venv/bin/python -m helpers join {_sh(room.url)}{flag}",
+            f".venv\\Scripts\\python -m helpers join {room.url}{flag}"]
 
 
 def start(room: Classroom, *, timeout: float = 300.0,
@@ -229,15 +218,16 @@ def serve(room: Classroom, out: Callable[[str], None] | None = None) -> int:
         say(f"MLflow {handle.mlflow_version or '?'} answers at {room.url}.")
         if server_launch.shadowing_note(handle.mlflow_version):
             say(server_launch.shadowing_note(handle.mlflow_version))
-        posix, powershell = learner_lines(room)
-        say("Each learner pastes this line in the terminal where they then start `make lab` "
-            "(it asks for their name" + (" and password):" if room.basic_auth else "):"))
+        posix, windows = learner_lines(room)
+        say("Each learner runs this line once, in the kit's folder (it asks for their name"
+            + (" and password" if room.basic_auth else "") + "; every later terminal and "
+            "notebook then uses this server):")
         say(f"  {posix}")
-        say(f"  Windows PowerShell: {powershell}")
+        say(f"  Windows (cmd.exe or PowerShell): {windows}")
         if room.basic_auth:
             say(f"Passwords (one per learner, and the admin's): {room.credentials} (readable by you "
                 "only). Hand each learner their own line of it.")
-        say("Check a laptop with: python -m helpers doctor --check server. Press Ctrl-C to stop.")
+        say(f"Check a laptop with: python -m helpers doctor --room {room.url}. Press Ctrl-C to stop.")
         while handle._proc is not None and handle._proc.poll() is None:
             time.sleep(0.5)
         say(f"The classroom server exited on its own (code {handle._proc.returncode}); see "

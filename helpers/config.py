@@ -21,6 +21,7 @@ PINNED_MLFLOW = "3.17.2"
 HOME_ENV = "MLFLOW_400_LAB_HOME"
 LEARNER_ENV = "MLFLOW_400_LAB_LEARNER"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+ROOM_FILE = "room.json"  # in the data folder: the room joined with `python -m helpers join`
 
 
 def data_dir() -> Path:
@@ -98,9 +99,43 @@ def open_private(path: Path) -> BinaryIO:
 
 
 def external_tracking_uri() -> str | None:
-    """`MLFLOW_TRACKING_URI` when it names an http(s) server; other schemes are not servers."""
+    """The shared server to use: `MLFLOW_TRACKING_URI` when it names an http(s) server (other
+    schemes are not servers), else the room joined with `python -m helpers join` (room.json)."""
     uri = os.environ.get(TRACKING_URI_ENV, "").strip()
-    return uri.rstrip("/") if uri.lower().startswith(("http://", "https://")) else None
+    if uri.lower().startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    if uri:
+        return None  # set, but not a server: ignored_tracking_uri_note says so
+    joined = joined_room()
+    return joined["url"] if joined else None
+
+
+def tracking_origin() -> tuple[str, str]:
+    """Where the shared server's address comes from, for messages: (what to call it, how to go
+    back to the local server)."""
+    if os.environ.get(TRACKING_URI_ENV, "").strip():
+        return "MLFLOW_TRACKING_URI", "`unset MLFLOW_TRACKING_URI`"
+    return "the room joined", "`python -m helpers leave`"
+
+
+def room_file() -> Path:
+    """The joined room's settings (`python -m helpers join URL`): read by every process of the
+    kit, so a new terminal or a restarted kernel still talks to the room. No secret in it: the
+    password lives in the learner's netrc file (helpers/room.py)."""
+    return data_dir() / ROOM_FILE
+
+
+def joined_room() -> dict[str, str] | None:
+    """{"url": ..., "learner": ...} of the joined room, or None (none joined, or unreadable)."""
+    try:
+        found = json.loads(room_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError, ConfigError):
+        return None
+    if not isinstance(found, dict) or not isinstance(found.get("url"), str) or \
+            not found["url"].lower().startswith(("http://", "https://")):
+        return None
+    learner = found.get("learner")
+    return {"url": found["url"].rstrip("/"), "learner": learner if isinstance(learner, str) else ""}
 
 
 def userinfo_note(uri: str) -> str:
@@ -138,23 +173,48 @@ def is_loopback(url: str) -> bool:
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
-def bypass_proxy_for_loopback() -> str | None:
-    """Let this process's own `requests` calls (a learner's plain code, MLflow's client) reach the
-    local server directly when a proxy is set, as the kit's do: a corporate proxy cannot reach
-    this machine's 127.0.0.1. Adds the loopback names to NO_PROXY / no_proxy; returns a note
-    when it changed them (None when no proxy is set or they were there already)."""
-    if not any(os.environ.get(n) for n in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-                                           "http_proxy", "https_proxy", "all_proxy")):
-        return None
-    changed = False
+def direct_hosts() -> list[str]:
+    """Hosts the lessons' requests must reach without a proxy: this machine, and the room's
+    server when one is configured (a proxy cannot reach 127.0.0.1, nor usually a room's LAN)."""
+    hosts = list(_LOOPBACK_NAMES)
+    try:
+        room = external_tracking_uri()
+    except ConfigError:  # a relative data folder: the CLI says so; no room to add here
+        room = None
+    host = (urlsplit(room).hostname or "") if room else ""
+    if host and host not in hosts:
+        hosts.append(host)
+    return hosts
+
+
+def bypass_proxy() -> list[str]:
+    """Put `direct_hosts()` into NO_PROXY and no_proxy for this process and its children.
+
+    Done when `helpers` is imported (every notebook's first cell does), so the article's plain
+    `requests` calls, MLflow's client and a kernel started by any JupyterLab or VS Code reach the
+    local and the room's server directly even on a laptop with HTTP(S)_PROXY set. Both spellings:
+    requests reads the lower-case one first. Always done, not only when a proxy variable is set:
+    macOS and Windows can supply a system proxy that NO_PROXY also overrides. Returns the hosts
+    it added (none when they were there already)."""
+    added: list[str] = []
     for name in ("NO_PROXY", "no_proxy"):
         have = [h.strip() for h in os.environ.get(name, "").split(",") if h.strip()]
-        missing = [h for h in _LOOPBACK_NAMES if h not in have]
+        missing = [h for h in direct_hosts() if h not in have]
         if missing:
             os.environ[name] = ",".join(have + missing)
-            changed = True
-    return ("A proxy is set: 127.0.0.1 and localhost are now in NO_PROXY for this Python, so "
-            "requests to the local server go direct.") if changed else None
+            added += [h for h in missing if h not in added]
+    return added
+
+
+def bypass_proxy_for_loopback() -> str | None:
+    """`bypass_proxy()` again, for settings changed after the import (a cell that sets
+    HTTP_PROXY or NO_PROXY itself); a note when it changed something while a proxy is set."""
+    added = bypass_proxy()
+    if not added or not any(os.environ.get(n) for n in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                                                         "http_proxy", "https_proxy", "all_proxy")):
+        return None
+    return (f"A proxy is set: {', '.join(added)} now in NO_PROXY for this Python, so requests to "
+            "the local (and the room's) server go direct.")
 
 
 def base_url() -> str | None:
@@ -176,8 +236,10 @@ def use_reproducible_env(home: str) -> None:
 
 
 def learner_name() -> str:
-    """A short, URL-safe name for this learner: `$MLFLOW_400_LAB_LEARNER`, else the OS user."""
-    raw = os.environ.get(LEARNER_ENV) or _os_user()
+    """A short, URL-safe name for this learner: `$MLFLOW_400_LAB_LEARNER`, else the name given
+    when joining a room, else the OS user."""
+    joined = joined_room() if not os.environ.get(LEARNER_ENV) else None
+    raw = os.environ.get(LEARNER_ENV) or (joined or {}).get("learner") or _os_user()
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-")[:40] or "learner"
 
 

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from helpers import config, redact
 from helpers.errors import ServerUnreachable
@@ -119,6 +120,12 @@ def check_packages(**_: object) -> Result:
     if not problems:
         listed = ", ".join(f"{n} {v}" for n, v in wanted.items())
         return Result("packages", True, f"{listed}, as pinned")
+    elsewhere = _outside_venv()
+    if elsewhere:
+        return Result("packages", False, f"this is {sys.executable}, not the kit's environment, so "
+                      f"the kit's packages are not here ({'; '.join(problems)})",
+                      f"run `{elsewhere} -m helpers doctor` in the kit's folder (`make lab` "
+                      "creates it if it is missing)")
     return Result("packages", False, "; ".join(problems), _install_fix())
 
 
@@ -141,6 +148,14 @@ def _shadowed(name: str) -> str | None:
         if where and not (Path(os.path.abspath(where)).is_relative_to(home)
                           or Path(where).resolve().is_relative_to(home.resolve())):
             return str(Path(where).parent)
+    return None
+
+
+def _outside_venv() -> str | None:
+    """The kit's own Python (as the learner types it) when this is another one and .venv exists."""
+    venv = ROOT / ".venv"
+    if venv.is_dir() and Path(sys.prefix).resolve() != venv.resolve():
+        return r".venv\Scripts\python" if os.name == "nt" else ".venv/bin/python"
     return None
 
 
@@ -417,9 +432,8 @@ def _kernel_fix(spec_dir: str | None) -> str:
 
 
 def _install_fix() -> str:
-    venv = ROOT / ".venv"
-    if venv.is_dir() and Path(sys.prefix).resolve() != venv.resolve():
-        python = r".venv\Scripts\python" if os.name == "nt" else ".venv/bin/python"
+    python = _outside_venv()
+    if python:
         return (f"this is not the kit's environment: run `{python} -m helpers doctor` in the kit's "
                 "folder, or `make lab`")
     return ("run `make lab` in the kit's folder (it installs the pins), or `pip install -e .`; "
@@ -446,17 +460,18 @@ def _check_shared(external: str, wire) -> Result:
                            params={"max_results": 1}, base_url=external)
         version = wire.send("/version", method="GET", base_url=external)
     except ServerUnreachable:
-        return Result("server", False, f"MLFLOW_TRACKING_URI is {shown}, but no server answers "
+        origin, back = config.tracking_origin()
+        return Result("server", False, f"{origin} is {shown}, but no server answers "
                       f"there{config.userinfo_note(external)}{_proxy_note(external)}",
-                      "check the address with the instructor, or `unset MLFLOW_TRACKING_URI` to "
+                      f"`python -m helpers doctor --room` says what is in the way; or {back} to "
                       "use the kit's own local server")
     if answer.status == 401:
-        have = os.environ.get("MLFLOW_TRACKING_USERNAME") and os.environ.get("MLFLOW_TRACKING_PASSWORD")
+        have = answer.request.header("Authorization")
         return Result("server", False, f"the shared server at {shown} "
                       + ("refuses the user name and password given" if have
                          else "asks for a user name and password"),
-                      "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to what the "
-                      "instructor gives you")
+                      f"run `python -m helpers join {shown} --basic-auth` and type the name and "
+                      "password the instructor gives you")
     if answer.status == 403 and answer.text.startswith("Invalid Host header"):
         return Result("server", False, f"the shared server refuses requests addressed to "
                       f"{shown} (not in its --allowed-hosts)", "use the address the instructor "
@@ -483,12 +498,22 @@ def proxy_settings() -> list[str]:
 
 
 def _proxy_note(url: str) -> str:
-    """Names the proxy settings seen, and what they mean for `url` (empty when there are none)."""
+    return proxy_line(url)
+
+
+def proxy_line(url: str) -> str:
+    """What the proxy settings mean for plain `requests` calls to `url`, as `requests` itself
+    decides (requests.utils.get_environ_proxies, which reads NO_PROXY too); empty without any."""
     found = proxy_settings()
     if not found:
         return ""
-    if config.is_loopback(url):
-        return (f" (proxy set: {', '.join(found)}; the kit talks to this machine directly, "
-                "bypassing it)")
-    return (f" (through the proxy: {', '.join(found)}; if requests fail, add the server's host "
-            "to NO_PROXY)")
+    host = urlsplit(url).hostname or url
+    try:
+        from requests.utils import get_environ_proxies
+    except ImportError:
+        return f" (proxy set: {', '.join(found)}; requests is not installed to tell more)"
+    if not get_environ_proxies(url):
+        return (f" (proxy set: {', '.join(found)}; requests to {host} go direct: it is in "
+                "NO_PROXY, which the kit sets when it is imported)")
+    return (f" (requests to {host} go through the proxy: {', '.join(found)}; if they fail, add "
+            f"{host} to NO_PROXY, or join the room with `python -m helpers join URL`)")

@@ -122,13 +122,15 @@ def start_server(
     external = config.external_tracking_uri()
     if external:
         version_seen = health_version(external, wait=5.0)
+        origin, back = config.tracking_origin()
         if version_seen is None:
             raise ServerError(
-                f"MLFLOW_TRACKING_URI is {redact.mask_url(external)}, but no MLflow server "
-                f"answers there{config.userinfo_note(external)}: start that server, or unset "
-                "MLFLOW_TRACKING_URI to let the kit start its own."
+                f"{origin} is {redact.mask_url(external)}, but no MLflow server answers "
+                f"there{config.userinfo_note(external)}: "
+                f"start that server (`python -m helpers doctor --room` says what is in the way), "
+                f"or {back} to let the kit start its own."
             )
-        return ServerHandle(url=external, source="MLFLOW_TRACKING_URI", mlflow_version=version_seen)
+        return ServerHandle(url=external, source=origin, mlflow_version=version_seen)
     for note in (config.ignored_tracking_uri_note(), config.bypass_proxy_for_loopback()):
         if note:
             say(note)
@@ -210,7 +212,7 @@ def status() -> str:
         seen = health_version(external, wait=2.0)
         answer = (f"answers (MLflow {seen})" if seen
                   else "does not answer" + config.userinfo_note(external))
-        return f"MLFLOW_TRACKING_URI is {redact.mask_url(external)} and it {answer}."
+        return f"{config.tracking_origin()[0]} is {redact.mask_url(external)} and it {answer}."
     note = config.ignored_tracking_uri_note()
     prefix = f"{note}\n" if note else ""
     handle = find_kit_server()

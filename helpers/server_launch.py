@@ -164,7 +164,9 @@ def health_version(url: str | None, *, wait: float) -> str | None:
             health = http.get(f"{url}/health", timeout=max(wait, 1.0))
             if health.status_code != 200:
                 return None
-            ver = http.get(f"{url}/version", timeout=max(wait, 1.0))
+            from helpers.wire import tracking_auth  # a --basic-auth room answers /version 401
+
+            ver = http.get(f"{url}/version", timeout=max(wait, 1.0), headers=tracking_auth(url))
             return ver.text.strip() if ver.status_code == 200 else "unknown"
     except (requests.RequestException, ValueError):
         return None

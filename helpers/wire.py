@@ -358,7 +358,8 @@ def is_loopback(url: str) -> bool:
 
 
 # Classroom mode (helpers/classroom.py) may run MLflow's basic-auth app. Credentials come from
-# MLflow's own variables, in MLflow's order (user name + password, else token), and go only to
+# MLflow's own variables, in MLflow's order (user name + password, else token), else from the
+# learner's netrc entry (helpers/room.py, what plain `requests` would send), and go only to
 # the MLFLOW_TRACKING_URI server; a caller's own Authorization header (or None) wins. They are
 # never shown: helpers.redact masks Authorization in to_curl and in every display.
 def _tracking_auth(url: str, given: Mapping[str, str | None]) -> dict[str, str]:
@@ -375,7 +376,21 @@ def _tracking_auth(url: str, given: Mapping[str, str | None]) -> dict[str, str]:
         pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         return {"Authorization": f"Basic {pair}"}
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-    return {"Authorization": f"Bearer {token}"} if token else {}
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    from helpers import room  # the learner's netrc entry, as `python -m helpers join` wrote it
+
+    found = room.credentials(url)
+    if found:
+        pair = base64.b64encode(f"{found[0]}:{found[1]}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {pair}"}
+    return {}
+
+
+def tracking_auth(url: str) -> dict[str, str]:
+    """The Authorization header the kit sends to `url` (empty unless it is the configured
+    tracking server and credentials are set): for kit code that talks to it without `send`."""
+    return _tracking_auth(url, {})
 
 
 def _safe_url(url: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import requests
 
 from benchmarks.classroom_load import TempPostgres
 from helpers import classroom, config, errors, runs
+from helpers import room as room_mod
 from helpers.preflight_pipeline import preflight
 from helpers.wire import send
 from tests.rooms import ROOT, Room, postgres_cluster, start_cli_room, stop_room
@@ -54,8 +56,10 @@ def test_each_learner_writes_only_their_own_runs(backend: str, stop_with: int, t
         home.mkdir()
     roster = tmp_path / "roster.txt"
     roster.write_text("# the class\nana\nben\n\n")
+    # 127.1: a room host that is not the learners' own 127.0.0.1, so netrc entries stay apart
     room = start_cli_room(["--basic-auth", "--roster", str(roster), "--host", "127.0.0.1",
-                           "--workers", "1"], home, {classroom.BACKEND_URI_ENV: uri},
+                           "--advertise", "127.1", "--workers", "1"], home,
+                          {classroom.BACKEND_URI_ENV: uri},
                           drop=(classroom.ADMIN_PASSWORD_ENV, classroom.AUTH_CONFIG_ENV))
     try:
         creds_file = home / "classroom" / "credentials.csv"
@@ -114,6 +118,7 @@ def test_each_learner_writes_only_their_own_runs(backend: str, stop_with: int, t
         if backend == "postgresql":
             _kit_as_a_learner(room, creds, monkeypatch)
         else:
+            _core_path_as_a_learner(room, creds, tmp_path / "ana", monkeypatch)
             _a_wrong_admin_password_keeps_the_saved_one(room, creds_file)
     finally:
         rest = stop_room(room, stop_with)
@@ -166,3 +171,96 @@ def _doctor_server(env: dict[str, str]) -> subprocess.CompletedProcess:
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
+
+
+# -- the core path as a learner who joined the room ------------------------------------------------
+
+CORE_PATH = ("00_start_here", "01_missing_content_type", "02_malformed_json", "03_invalid_run_id")
+STATUS = re.compile(r"\b(200|400|401|403|404|405|500)\b")
+#: The one difference MLflow itself makes: its permission check runs before the handler, so any
+#: request of a learner naming a run that does not exist gets 403 "Permission denied" (where the
+#: local server gives 404, or the 400 of a check the handler makes first): notebook 03's cells.
+NOT_FOUND_CELLS = {("03_invalid_run_id", 3), ("03_invalid_run_id", 5), ("03_invalid_run_id", 7)}
+
+
+def _statuses(cell: dict) -> list[str]:
+    text = ""
+    for out in cell.get("outputs", []):
+        text += "".join(out.get("text", "")) + "".join(
+            "".join(v) for k, v in out.get("data", {}).items() if k.startswith("text/plain"))
+    return STATUS.findall(text)
+
+
+def _core_path_as_a_learner(room: Room, creds: dict[str, str], home: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebooks 00-03 as written, in real kernels, for a learner who ran the printed line: every
+    status is the local run's (the committed outputs), but for MLflow's 403 on a missing run.
+
+    The learner's HOME-like places are temporary (the kit's data folder, NETRC): the real
+    ~/.netrc is never touched; no MLFLOW_TRACKING_* variable is set, so only the files count."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    netrc = home / "netrc"
+    for name in (config.TRACKING_URI_ENV, "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                 config.LEARNER_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(config.HOME_ENV, str(home))
+    monkeypatch.setenv(room_mod.NETRC_ENV, str(netrc))
+    line = classroom_line(room)
+    joined = subprocess.run(line, shell=True, cwd=ROOT, input=f"ana\n{creds['ana']}\n",
+                            capture_output=True, text=True, timeout=120, start_new_session=True)
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    assert netrc.stat().st_mode & 0o777 == 0o600
+    assert creds["ana"] not in joined.stdout + joined.stderr
+    assert "✓ room:" in joined.stdout and "your name and password work ('ana'" in joined.stdout
+    # The plain request of notebook 03 that differs, asked directly: MLflow's permission check.
+    ghost = requests.post(f"{room.url}{API}/runs/log-metric", timeout=30, json={
+        "run_id": "this_is_not_a_real_uuid", "key": "acc", "value": 0.99, "timestamp": 1})
+    assert (ghost.status_code, ghost.text) == (403, "Permission denied")
+    # One kernel for the four notebooks, one after the other, as a learner runs them (each
+    # begins with its own imports): a kernel start-up and MLflow's import once, not four times.
+    origin, cells = [], []
+    for name in CORE_PATH:
+        committed = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+        for index, cell in enumerate(committed.cells):
+            if cell.cell_type == "code":
+                origin.append((name, index, _statuses(cell)))
+                cells.append(nbformat.v4.new_code_cell(cell.source))
+    nb = nbformat.v4.new_notebook(cells=cells)
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    differences: list[tuple[str, int, str]] = []
+    for (name, index, expected), got in zip(origin, nb.cells):
+        errors = [o for o in got.outputs if o.output_type == "error"]
+        seen = _statuses(got)
+        if (name, index) in NOT_FOUND_CELLS:
+            if errors:  # the cell reads the answer as JSON: the 403's body is plain text
+                assert errors[0].ename == "JSONDecodeError", (name, index, errors[0])
+                differences.append((name, index, "error"))
+                continue
+            assert len(seen) == len(expected), (name, index, seen, expected)
+            for local, here in zip(expected, seen):
+                assert here == local or (here == "403" and local in ("400", "404")), \
+                    (name, index, seen, expected)
+            differences += [(name, index, "403")] if seen != expected else []
+            continue
+        assert not errors, (name, index, errors[0].ename, errors[0].evalue)
+        assert seen == expected, (name, index, seen, expected)
+    assert {d[:2] for d in differences} == NOT_FOUND_CELLS, differences  # each shows the 403
+    # The pre-check with a mistyped password: named as refused, the password never printed.
+    wrong = subprocess.run([sys.executable, "-m", "helpers", "doctor", "--room"], cwd=ROOT,
+                           env={**os.environ, "MLFLOW_TRACKING_USERNAME": "ana",
+                                "MLFLOW_TRACKING_PASSWORD": "mistyped-password-1"},
+                           capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 1
+    assert wrong.stdout.splitlines()[1].startswith(
+        "✗ login: the room refuses the name and password for 'ana' (from "
+        "MLFLOW_TRACKING_USERNAME/PASSWORD)")
+    assert "mistyped-password-1" not in wrong.stdout + wrong.stderr
+
+
+def classroom_line(room: Room) -> str:
+    """The learner line the room printed, as printed (POSIX form)."""
+    return next(line.strip() for line in room.out if "-m helpers join" in line
+                and not line.strip().startswith("Windows"))
