@@ -88,12 +88,16 @@ def _request(ex: Exchange) -> dict[str, Any]:
         "headersSize": -1,
         "bodySize": len(sent.body),
     }
-    if sent.body or sent.method in ("POST", "PUT", "PATCH"):
+    content_type = sent.header("Content-Type")
+    # No body and no Content-Type: no postData, whose mimeType converters turn into a header.
+    if sent.body or (content_type is not None and sent.method in ("POST", "PUT", "PATCH")):
         text, encoded = _text(sent.body)
-        out["postData"] = {"mimeType": sent.header("Content-Type") or "", "params": [],
-                           "text": text}
-        if encoded:
-            out["postData"]["comment"] = "body is not UTF-8: text holds it in base64"
+        out["postData"] = {"mimeType": content_type or "", "params": [], "text": text}
+        notes = ["body is not UTF-8: text holds it in base64"] if encoded else []
+        if content_type is None:  # HAR requires mimeType; "" here means "none was sent"
+            notes.append("no Content-Type header was sent: replay without one")
+        if notes:
+            out["postData"]["comment"] = "; ".join(notes)
     return out
 
 

@@ -314,7 +314,12 @@ def _operation_object(op: Operation, operation_id: str,
         errors["503"] = "Unavailable"
     if "/mlflow-artifacts/mpu/" in op.path or "/presigned" in op.path:
         errors["501"] = "NotImplemented"
-    out["responses"] = {"200": {"description": "OK", "content": ok_content},
+    ok: dict[str, Any] = {"description": "OK", "content": ok_content}
+    if op.body == "raw":
+        # MLflow's FastAPI artifact router serves this PUT ahead of the Flask handler
+        # (mlflow/server/artifact_router.py::upload_artifact: `Response(status_code=200)`).
+        ok = {"description": "Stored: an empty answer, without a Content-Type."}
+    out["responses"] = {"200": ok,
                         **{code: {"$ref": f"#/components/responses/{name}"}
                            for code, name in sorted(errors.items())}}
     out["description"] = "\n\n".join(lines)

@@ -6,7 +6,8 @@ HTTP server on 127.0.0.1 in front of the MLflow server sees the real bytes from 
 point `MLFLOW_TRACKING_URI` (or a client, or a URL) at `recorder.url`, and every request is
 forwarded (same method, path, headers and body bytes; only the connection headers and a Host that
 named the proxy are changed), answered with the server's own answer, and recorded as an `Exchange`
-exactly as the client sent it.
+exactly as the client sent it, with the Host the server saw, and the time it started (so a HAR
+export replays like the recording).
 
     with Recorder() as recorder:
         MlflowClient(tracking_uri=recorder.url).log_metric(run_id, "accuracy", 0.99)
@@ -22,6 +23,7 @@ import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,6 +80,8 @@ class Recorded:
     exchange: Exchange
     verdict: Verdict | None
     preflight_error: str | None = None
+    #: When the recorder started forwarding it (UTC): the HAR entry's startedDateTime.
+    started: datetime | None = None
 
     @property
     def method(self) -> str:
@@ -274,7 +278,8 @@ class Recorder:
         """Write the recording as a HAR 1.2 file (helpers/har.py, secrets masked); the path."""
         from helpers import har
 
-        return har.save(self.exchanges, path)
+        records = self.records
+        return har.save([r.exchange for r in records], path, started=[r.started for r in records])
 
     def __repr__(self) -> str:
         state = f"at {self.url}" if self.running else "stopped"
@@ -293,9 +298,14 @@ class Recorder:
         upstream_host = urlsplit(self.upstream).netloc.rsplit("@", 1)[-1]
         # The client addressed the proxy; the server must see its own address (MLflow's
         # DNS-rebinding check reads Host). A Host the client chose on purpose goes through as is.
-        outgoing = [(k, upstream_host if k.lower() == "host" and v in own else v)
-                    for k, v in outgoing]
+        def as_sent(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+            return [(k, upstream_host if k.lower() == "host" and v in own else v)
+                    for k, v in pairs]
+
+        outgoing = as_sent(outgoing)
+        headers = as_sent(headers)  # recorded with the Host the server saw, not the proxy's
         verdict, verdict_error = _preflight(method, url, headers, body, self.upstream)
+        started_at = datetime.now(timezone.utc)
         started = time.perf_counter()
         try:
             status, reason, answer_headers, raw, decoded = self._send_upstream(
@@ -312,7 +322,7 @@ class Recorder:
                             headers=tuple(answer_headers), body=decoded, elapsed_ms=elapsed_ms)
         with self._lock:
             self._records.append(Recorded(len(self._records) + 1, exchange, verdict,
-                                          verdict_error))
+                                          verdict_error, started_at))
         return status, reason, answer_headers, raw
 
     def _arrival(self, conn: socket.socket, arriving: bool) -> None:

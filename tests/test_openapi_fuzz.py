@@ -12,6 +12,9 @@ and mode, derandomized (the same inputs every run), and a wall-clock budget.
 - A request invalid under the document must get a 4xx (Schemathesis's own
   `negative_data_rejection` check, with its serialization-aware exceptions). One leniency is
   known and reported instead: a body that is not a JSON object is read as `{}`.
+- Every answer must match the document's response for its status (Schemathesis's
+  `response_schema_conformance`): a 200 carries the rpc's typed proto response message, an error
+  MLflow's `{error_code, message}` (or the documented HTML / plain-text page).
 - Every 5xx except the documented 501/503 is a server error: each must be listed in
   openapi/server-errors.md. Regenerate that report with
   `python -m tests.test_openapi_fuzz` (it starts its own fresh server).
@@ -58,6 +61,8 @@ class FuzzResult:
     statuses: Counter = field(default_factory=Counter)
     schema_refusals: list[dict] = field(default_factory=list)  # valid, refused for a schema reason
     accepted_invalid: list[dict] = field(default_factory=list)  # invalid, answered 2xx
+    nonconforming: list[dict] = field(default_factory=list)  # the answer breaks its schema
+    conforming: int = 0  # answers checked against their response schema, and matching it
     lenient_bodies: int = 0  # invalid only because the body is not a JSON object: read as {}
     other_refusals: int = 0  # valid, refused for state or an unmodelled rule
     switched_off: int = 0  # 501/503, documented
@@ -66,14 +71,15 @@ class FuzzResult:
 
     @property
     def failures(self) -> int:
-        return len(self.schema_refusals) + len(self.accepted_invalid)
+        return len(self.schema_refusals) + len(self.accepted_invalid) + len(self.nonconforming)
 
     def figures(self) -> str:
         return (f"operations {self.operations} (probed with valid input {self.tried['positive']}, "
                 f"with invalid input {self.tried['negative']}), examples {self.examples}, "
                 f"failures {self.failures} "
                 f"(valid refused for a schema reason {len(self.schema_refusals)}, invalid accepted "
-                f"{len(self.accepted_invalid)}); server errors on {len(self.server_errors)} "
+                f"{len(self.accepted_invalid)}, answer not as documented {len(self.nonconforming)}; "
+                f"answers matching their documented schema {self.conforming}); server errors on {len(self.server_errors)} "
                 f"operations; refused for state or unmodelled rules {self.other_refusals}; "
                 f"non-object bodies read as {{}} {self.lenient_bodies}; switched off (501/503) "
                 f"{self.switched_off}; statuses {dict(sorted(self.statuses.items()))}")
@@ -84,7 +90,8 @@ def run_fuzz(base_url: str, document: Path, *, examples: int = FUZZ_EXAMPLES,
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
     from schemathesis import openapi as st_openapi
-    from schemathesis.specs.openapi.checks import negative_data_rejection
+    from schemathesis.specs.openapi.checks import (negative_data_rejection,
+                                                   response_schema_conformance)
 
     schema = st_openapi.from_path(document)
     result = FuzzResult()
@@ -100,13 +107,15 @@ def run_fuzz(base_url: str, document: Path, *, examples: int = FUZZ_EXAMPLES,
                 break
             result.tried[mode.value] += 1
             try:
-                _probe(op, mode, examples, base_url, session, result, negative_data_rejection)
+                _probe(op, mode, examples, base_url, session, result,
+                       (negative_data_rejection, response_schema_conformance))
             except Unsatisfiable:  # e.g. a GET whose only input is a free-form path string
                 result.no_invalid_input += 1
     return result
 
 
-def _probe(op, mode, examples: int, base_url: str, session, result: FuzzResult, check) -> None:
+def _probe(op, mode, examples: int, base_url: str, session, result: FuzzResult,
+           checks: tuple) -> None:
     from hypothesis import HealthCheck, Phase, given, settings
 
     @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
@@ -116,7 +125,8 @@ def _probe(op, mode, examples: int, base_url: str, session, result: FuzzResult, 
         response = case.call(base_url=base_url, session=session, timeout=30)
         result.examples += 1
         result.statuses[response.status_code] += 1
-        _classify(result, case, response, mode.value, check)
+        _conforms(result, case, response, checks[1])
+        _classify(result, case, response, mode.value, checks[0])
 
     probe()
 
@@ -148,6 +158,19 @@ def _classify(result: FuzzResult, case, response, mode: str, negative_check) -> 
                 result.lenient_bodies += 1
             else:
                 result.accepted_invalid.append({**_describe(case, response), "mode": mode})
+
+
+def _conforms(result: FuzzResult, case, response, check) -> None:
+    """The answer against the document's schema for its status (200: the typed message)."""
+    from schemathesis.core.failures import FailureGroup
+
+    try:
+        case.validate_response(response, checks=[check])
+    except FailureGroup as failures:
+        result.nonconforming.append({**_describe(case, response), "mode": "answer",
+                                     "why": str(failures)[:300]})
+    else:
+        result.conforming += 1
 
 
 def _message(response) -> str:
@@ -267,6 +290,10 @@ def test_schemathesis_against_the_live_server(fuzz_server: str, capsys) -> None:
     assert not result.schema_refusals, (
         "valid under the document, refused for a schema reason:\n"
         + "\n".join(json.dumps(x, ensure_ascii=True, default=repr)[:400] for x in result.schema_refusals))
+    assert not result.nonconforming, (
+        "answers that break their documented schema:\n"
+        + "\n".join(json.dumps(x, ensure_ascii=True, default=repr)[:600] for x in result.nonconforming))
+    assert result.conforming >= result.examples // 2, result.figures()
     assert not result.accepted_invalid, (
         "invalid under the document, accepted by the server:\n"
         + "\n".join(json.dumps(x, ensure_ascii=True, default=repr)[:400] for x in result.accepted_invalid))
@@ -282,7 +309,7 @@ if __name__ == "__main__":
     with dedicated_server() as base:
         found = run_fuzz(base, openapi.default_output(), budget=900)
     print(found.figures())
-    for item in found.schema_refusals + found.accepted_invalid:
+    for item in found.schema_refusals + found.accepted_invalid + found.nonconforming:
         print(json.dumps(item, ensure_ascii=True, default=repr)[:500])
     write_report(found)
     print(f"Wrote {REPORT}.")
