@@ -17,8 +17,7 @@ from typing import Any
 import mlflow
 
 from helpers.errors import KitError
-from helpers.openapi_operations import (API_PREFIX, Operation, Param, message_fields,
-                                        read_operations)
+from helpers.openapi_operations import API_PREFIX, Operation, Param, message_fields, read_operations
 
 #: Link target for "where does the server check this" (the installed MLflow's own tag).
 SOURCE_URL = f"https://github.com/mlflow/mlflow/blob/v{mlflow.__version__}/mlflow/server/handlers.py"
@@ -194,9 +193,9 @@ def _components() -> dict[str, Any]:
             "basicAuth": {
                 "type": "http", "scheme": "basic",
                 "description": "Only on a classroom server started with MLflow's basic-auth app "
-                               "(`python -m helpers serve --classroom --basic-auth`, helpers/classroom.py); a "
-                               "plain local `mlflow server` asks for no credentials, hence the "
-                               "document's `security` allows none as well.",
+                               "(`python -m helpers serve --classroom --basic-auth`, "
+                               "helpers/classroom.py); a plain local `mlflow server` asks for no "
+                               "credentials, hence the document's `security` allows none as well.",
             },
         },
         "responses": {

@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests

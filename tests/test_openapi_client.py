@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -71,12 +70,23 @@ def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleT
 def test_generated_client_round_trip_with_typed_answers(client_package: ModuleType,
                                                         server_url: str) -> None:
     from mlflow_generated_client import Client
-    from mlflow_generated_client.api.mlflow_service import (create_experiment, create_run,
-                                                            get_run, log_metric, log_param)
-    from mlflow_generated_client.models import (CreateExperimentBody, CreateRunBody, Error,
-                                                LogMetricBody, LogParamBody,
-                                                MlflowCreateRunResponse, MlflowGetRunResponse,
-                                                MlflowRunInfo)
+    from mlflow_generated_client.api.mlflow_service import (
+        create_experiment,
+        create_run,
+        get_run,
+        log_metric,
+        log_param,
+    )
+    from mlflow_generated_client.models import (
+        CreateExperimentBody,
+        CreateRunBody,
+        Error,
+        LogMetricBody,
+        LogParamBody,
+        MlflowCreateRunResponse,
+        MlflowGetRunResponse,
+        MlflowRunInfo,
+    )
 
     client = Client(base_url=server_url, raise_on_unexpected_status=True)
     name = f"generated-client-{time.time_ns()}"

@@ -79,8 +79,9 @@ class FuzzResult:
                 f"failures {self.failures} "
                 f"(valid refused for a schema reason {len(self.schema_refusals)}, invalid accepted "
                 f"{len(self.accepted_invalid)}, answer not as documented {len(self.nonconforming)}; "
-                f"answers matching their documented schema {self.conforming}); server errors on {len(self.server_errors)} "
-                f"operations; refused for state or unmodelled rules {self.other_refusals}; "
+                f"answers matching their documented schema {self.conforming}); server errors on "
+                f"{len(self.server_errors)} operations; refused for state or unmodelled rules "
+                f"{self.other_refusals}; "
                 f"non-object bodies read as {{}} {self.lenient_bodies}; switched off (501/503) "
                 f"{self.switched_off}; statuses {dict(sorted(self.statuses.items()))}")
 
@@ -90,8 +91,7 @@ def run_fuzz(base_url: str, document: Path, *, examples: int = FUZZ_EXAMPLES,
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
     from schemathesis import openapi as st_openapi
-    from schemathesis.specs.openapi.checks import (negative_data_rejection,
-                                                   response_schema_conformance)
+    from schemathesis.specs.openapi.checks import negative_data_rejection, response_schema_conformance
 
     schema = st_openapi.from_path(document)
     result = FuzzResult()
