@@ -24,6 +24,10 @@ SOURCE_URL = f"https://github.com/mlflow/mlflow/blob/v{mlflow.__version__}/mlflo
 DROPPED_NOTE = ("Unknown fields are silently dropped: the server parses the body with protobuf's "
                 "`ignore_unknown_fields=True`, so a misspelt optional field is neither stored nor "
                 "refused.")
+DOUBLE_ENCODED_NOTE = ("For older clients the server also takes a body that is a JSON string holding "
+                       "the object (double-encoded: mlflow/server/handlers.py::"
+                       "_get_normalized_request_json decodes it again); this document describes "
+                       "the object only.")
 CONTENT_TYPE_NOTE = ("POST and PUT requests must carry `Content-Type: application/json` (any "
                      "`; charset=...` parameter is allowed); without it the server answers 400 "
                      "before it reads the body.")
@@ -277,6 +281,12 @@ def _operation_object(op: Operation, operation_id: str,
                 continue
             param: dict[str, Any] = {"name": p.name, "in": "query", "required": p.required,
                                      "schema": json_schema(p, in_query=True)}
+            alias = dict(op.aliases).get(p.name)
+            if alias:  # OpenAPI cannot say "one of two query parameters": the stricter reading
+                param["description"] = (f"The server also takes `{alias}` (deprecated) in its "
+                                        "place: the handler falls back to it. OpenAPI cannot "
+                                        "say \"one of two query parameters\", so this document "
+                                        f"asks for `{p.name}`.")
             if p.repeated:
                 param.update(style="form", explode=True)
             params.append(param)
@@ -450,7 +460,7 @@ def build(operations: list[Operation] | None = None) -> dict[str, Any]:
                 "document. Operations tagged FastAPI-native are MLflow's FastAPI routes, as "
                 "FastAPI itself describes them. Every path is also served under /ajax-api (for "
                 "MLflow's web UI).\n\n"
-                + CONTENT_TYPE_NOTE + " " + DROPPED_NOTE),
+                + CONTENT_TYPE_NOTE + " " + DROPPED_NOTE + " " + DOUBLE_ENCODED_NOTE),
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
             "contact": CONTACT,
         },
