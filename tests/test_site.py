@@ -445,9 +445,8 @@ def test_site_in_chromium_offline_and_without_console_errors(site_url: str) -> N
             # `@import "../basic.css"` against the page, not the sheet (a 404 of its own).
             auditing[0] = True
             violations = []
-            for name in AXE_PAGES:
-                page.goto(f"{site_url}/{name.format(example=example.stem)}",
-                          wait_until="networkidle")
+            for name in (n.format(example=example.stem) for n in AXE_PAGES):
+                page.goto(f"{site_url}/{name}", wait_until="networkidle")
                 violations += [f"{name}: {v}" for v in _axe_serious(page)]
         finally:
             browser.close()
