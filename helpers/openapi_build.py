@@ -176,6 +176,10 @@ def error_codes() -> list[str]:
     return list(databricks_pb2.ErrorCode.keys())
 
 
+#: FastAPI's error body for HTTPException (404, 405, ...).
+_DETAIL = {"type": "object", "required": ["detail"], "properties": {"detail": {}}}
+
+
 def _components() -> dict[str, Any]:
     return {
         "schemas": {
@@ -232,6 +236,17 @@ def _components() -> dict[str, Any]:
                 "headers": {"Allow": {"schema": {"type": "string"}}},
                 "content": {"text/html": {"schema": {"type": "string"}}},
             },
+            "NativeNotFound": {
+                "description": "Not found, as FastAPI answers it (`{\"detail\": ...}`), or "
+                               "MLflow's error body for an MlflowException "
+                               "(mlflow/server/fastapi_app.py::add_mcp_exception_handlers).",
+                "content": {"application/json": {"schema": {"anyOf": [
+                    {"$ref": "#/components/schemas/Error"}, _DETAIL]}}},
+            },
+            "NativeMethodNotAllowed": {
+                "description": "The path exists but not with this method, as FastAPI answers it.",
+                "content": {"application/json": {"schema": _DETAIL}},
+            },
             "NotImplemented": {
                 "description": "A feature this server does not offer (NOT_IMPLEMENTED): the AI "
                                "gateway is disabled, or the artifact store has no multipart "
@@ -258,6 +273,9 @@ def _components() -> dict[str, Any]:
 
 _ERRORS = {"400": "BadRequest", "403": "Forbidden", "404": "NotFound", "405": "MethodNotAllowed",
            "500": "ServerError"}
+#: MLflow's FastAPI routes answer 404 and 405 as FastAPI does (`{"detail": ...}`).
+_NATIVE_ERRORS = {**{k: v for k, v in _ERRORS.items() if k != "400"},
+                  "404": "NativeNotFound", "405": "NativeMethodNotAllowed"}
 
 
 def _openapi_path(flask_path: str) -> str:
@@ -408,7 +426,7 @@ def _merge_native(paths: dict[str, dict[str, Any]], components: dict[str, Any]) 
             operation["responses"] = {
                 **operation.get("responses", {}),
                 **{code: {"$ref": f"#/components/responses/{name}"}
-                   for code, name in _ERRORS.items() if code not in ("400",)}}
+                   for code, name in _NATIVE_ERRORS.items()}}
             paths.setdefault(route, {})[method] = operation
     schemas = native.get("components", {}).get("schemas", {})
     components["schemas"].update({f"fastapi.{k}": _rename_refs(v) for k, v in schemas.items()})
