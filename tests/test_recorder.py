@@ -36,11 +36,7 @@ def test_records_exactly_what_the_client_sent(server_url: str, fresh_run: dict) 
         proxy_address = f"127.0.0.1:{recorder.port}"
     (record,) = recorder.records
     sent = response.request  # what requests itself says it put on the wire
-    # Host named the proxy; the server got (and the record keeps) the server's own address, so
-    # the recorded request replays as it stands (a HAR export, say).
-    upstream = server_url.split("://", 1)[1]
-    expected = (("Host", upstream), *sent.headers.items())
-    assert proxy_address != upstream
+    expected = (("Host", proxy_address), *sent.headers.items())
     assert record.exchange.request.headers == expected
     assert record.exchange.request.body == body == sent.body
     assert record.exchange.request.method == "POST"
