@@ -26,7 +26,7 @@ from helpers.redact import mask_url
 from helpers.wire import Exchange, mask_headers
 
 CREATOR = {"name": "MLflow 400 Lab", "version": "0.1.0"}
-_NO_START = ("The recorder does not keep start times; startedDateTime is the export time and "
+_NO_START = ("No start time was given for this exchange; startedDateTime is the export time and "
              "entries are in the order the answers were sent.")
 
 
@@ -88,17 +88,27 @@ def _request(ex: Exchange) -> dict[str, Any]:
         "headersSize": -1,
         "bodySize": len(sent.body),
     }
-    content_type = sent.header("Content-Type")
-    # No body and no Content-Type: no postData, whose mimeType converters turn into a header.
-    if sent.body or (content_type is not None and sent.method in ("POST", "PUT", "PATCH")):
+    if sent.body or sent.method in ("POST", "PUT", "PATCH"):
         text, encoded = _text(sent.body)
-        out["postData"] = {"mimeType": content_type or "", "params": [], "text": text}
-        notes = ["body is not UTF-8: text holds it in base64"] if encoded else []
-        if content_type is None:  # HAR requires mimeType; "" here means "none was sent"
-            notes.append("no Content-Type header was sent: replay without one")
-        if notes:
-            out["postData"]["comment"] = "; ".join(notes)
+        out["postData"] = {"mimeType": sent.header("Content-Type") or "", "params": [],
+                           "text": text}
+        if encoded:
+            out["postData"]["comment"] = "body is not UTF-8: text holds it in base64"
+    _no_content_type(out, sent.header("Content-Type"))
     return out
+
+
+def _no_content_type(request: dict[str, Any], content_type: str | None) -> None:
+    """HAR requires postData.mimeType, and converters turn it into a header: without a
+    Content-Type an empty body gets no postData, and a body's says none was sent."""
+    post = request.get("postData")
+    if content_type is not None or post is None:
+        return
+    if not post["text"]:
+        del request["postData"]
+        return
+    note = "no Content-Type header was sent: replay without one"
+    post["comment"] = f"{post['comment']}; {note}" if post.get("comment") else note
 
 
 def _response(ex: Exchange) -> dict[str, Any]:
