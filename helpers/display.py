@@ -108,7 +108,10 @@ def table_text(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
 def table_html(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
     """An HTML table with escaped cells."""
-    head = "".join(f"<th style='text-align:left'>{html.escape(str(h))}</th>" for h in headers)
+    # An empty heading (a corner above row labels) is a plain cell: a header cell needs text
+    # (axe-core's empty-table-header rule).
+    head = "".join(f"<th style='text-align:left'>{html.escape(str(h))}</th>" if str(h).strip()
+                   else "<td></td>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row) + "</tr>"
                    for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

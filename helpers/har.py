@@ -28,7 +28,7 @@ from helpers.redact import mask_body, mask_url
 from helpers.wire import Exchange, mask_headers
 
 CREATOR = {"name": "MLflow 400 Lab", "version": "0.1.0"}
-_NO_START = ("The recorder does not keep start times; startedDateTime is the export time and "
+_NO_START = ("No start time was given for this exchange; startedDateTime is the export time and "
              "entries are in the order the answers were sent.")
 
 
@@ -96,7 +96,21 @@ def _request(ex: Exchange) -> dict[str, Any]:
                            "text": text}
         if encoded:
             out["postData"]["comment"] = "body is not UTF-8: text holds it in base64"
+    _no_content_type(out, sent.header("Content-Type"))
     return out
+
+
+def _no_content_type(request: dict[str, Any], content_type: str | None) -> None:
+    """HAR requires postData.mimeType, and converters turn it into a header: without a
+    Content-Type an empty body gets no postData, and a body's says none was sent."""
+    post = request.get("postData")
+    if content_type is not None or post is None:
+        return
+    if not post["text"]:
+        del request["postData"]
+        return
+    note = "no Content-Type header was sent: replay without one"
+    post["comment"] = f"{post['comment']}; {note}" if post.get("comment") else note
 
 
 def _response(ex: Exchange) -> dict[str, Any]:

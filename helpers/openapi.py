@@ -23,7 +23,7 @@ from typing import Any
 import mlflow
 
 from helpers.errors import KitError
-from helpers.openapi_build import build, json_schema
+from helpers.openapi_build import DOUBLE_ENCODED_NOTE, build, json_schema
 from helpers.openapi_operations import Operation, Param
 
 
@@ -105,5 +105,5 @@ def write(output: Path | None = None) -> Path:
     return target
 
 
-__all__ = ["Operation", "Param", "build", "check_body", "dumps", "json_schema", "load",
+__all__ = ["DOUBLE_ENCODED_NOTE", "Operation", "Param", "build", "check_body", "dumps", "json_schema", "load",
            "operation_count", "request_schema", "write"]

@@ -17,13 +17,17 @@ from typing import Any
 import mlflow
 
 from helpers.errors import KitError
-from helpers.openapi_operations import API_PREFIX, Operation, Param, read_operations
+from helpers.openapi_operations import API_PREFIX, Operation, Param, message_fields, read_operations
 
 #: Link target for "where does the server check this" (the installed MLflow's own tag).
 SOURCE_URL = f"https://github.com/mlflow/mlflow/blob/v{mlflow.__version__}/mlflow/server/handlers.py"
 DROPPED_NOTE = ("Unknown fields are silently dropped: the server parses the body with protobuf's "
                 "`ignore_unknown_fields=True`, so a misspelt optional field is neither stored nor "
                 "refused.")
+DOUBLE_ENCODED_NOTE = ("For older clients the server also takes a body that is a JSON string holding "
+                       "the object (double-encoded: mlflow/server/handlers.py::"
+                       "_get_normalized_request_json decodes it again); this document describes "
+                       "the object only.")
 CONTENT_TYPE_NOTE = ("POST and PUT requests must carry `Content-Type: application/json` (any "
                      "`; charset=...` parameter is allowed); without it the server answers 400 "
                      "before it reads the body.")
@@ -109,15 +113,57 @@ def _type_schema(p: Param, in_query: bool) -> dict[str, Any]:
     return {}
 
 
-def _object_schema(fields: tuple[Param, ...], *, drops_unknown: bool) -> dict[str, Any]:
+def _object_schema(fields: tuple[Param, ...], *, drops_unknown: bool,
+                   aliases: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     s: dict[str, Any] = {"type": "object",
                          "properties": {f.name: json_schema(f) for f in fields}}
-    required = [f.name for f in fields if f.required]
+    aliased = {name: alias for name, alias in aliases if alias in s["properties"]}
+    required = [f.name for f in fields if f.required and f.name not in aliased]
     if required:
         s["required"] = required
+    if aliased:
+        # mlflow/server/handlers.py::_validate_request_json_with_schema checks `run_uuid` when
+        # `run_id` is absent, with run_id's checks: one of the two, and not empty.
+        s["allOf"] = [{"anyOf": [{"required": [name]},
+                                 {"required": [alias], "properties": {
+                                     alias: {"type": "string", "minLength": 1}}}]}
+                      for name, alias in aliased.items()]
     if drops_unknown:
         s["x-unknown-fields"] = "dropped"
     return s
+
+
+# --------------------------------------------------------------------------- answers (200)
+
+#: Where a message's schema lives in the document: `#/components/schemas/mlflow.Run`.
+_SCHEMA_REF = "#/components/schemas/"
+
+
+def response_schema(message: str, schemas: dict[str, Any]) -> dict[str, Any]:
+    """A `$ref` to the answer's proto message, adding it (and every message it holds) to
+    `schemas`. MLflow writes answers with message_to_json (mlflow/utils/proto_json_utils.py):
+    proto field names, int64 as JSON numbers, unset fields left out (so nothing is required)."""
+    if message not in schemas:
+        schemas[message] = {}  # a placeholder first: messages may hold themselves
+        schemas[message] = {
+            "type": "object", "description": f"The proto message `{message}` as JSON.",
+            "properties": {p.name: _answer_field(p, schemas) for p in message_fields(message)}}
+    return {"$ref": _SCHEMA_REF + message}
+
+
+def _answer_field(p: Param, schemas: dict[str, Any]) -> dict[str, Any]:
+    if p.kind == "object" and p.message:
+        item = response_schema(p.message, schemas)
+    elif p.kind == "map":
+        value = p.fields[0]
+        item = {"type": "object", "additionalProperties":
+                response_schema(value.message, schemas) if value.message
+                else _answer_field(value, schemas)}
+    elif p.kind == "integer":
+        item = {"type": "integer"}
+    else:
+        item = _type_schema(p, False)
+    return {"type": "array", "items": item} if p.repeated else item
 
 
 # --------------------------------------------------------------------------- the document
@@ -128,6 +174,10 @@ def error_codes() -> list[str]:
     from mlflow.protos import databricks_pb2
 
     return list(databricks_pb2.ErrorCode.keys())
+
+
+#: FastAPI's error body for HTTPException (404, 405, ...).
+_DETAIL = {"type": "object", "required": ["detail"], "properties": {"detail": {}}}
 
 
 def _components() -> dict[str, Any]:
@@ -145,6 +195,15 @@ def _components() -> dict[str, Any]:
                     "sqlstate": {"type": "string"},
                     "details": {},
                 },
+            },
+        },
+        "securitySchemes": {
+            "basicAuth": {
+                "type": "http", "scheme": "basic",
+                "description": "Only on a classroom server started with MLflow's basic-auth app "
+                               "(`python -m helpers serve --classroom --basic-auth`, "
+                               "helpers/classroom.py); a plain local `mlflow server` asks for no "
+                               "credentials, hence the document's `security` allows none as well.",
             },
         },
         "responses": {
@@ -177,6 +236,17 @@ def _components() -> dict[str, Any]:
                 "headers": {"Allow": {"schema": {"type": "string"}}},
                 "content": {"text/html": {"schema": {"type": "string"}}},
             },
+            "NativeNotFound": {
+                "description": "Not found, as FastAPI answers it (`{\"detail\": ...}`), or "
+                               "MLflow's error body for an MlflowException "
+                               "(mlflow/server/fastapi_app.py::add_mcp_exception_handlers).",
+                "content": {"application/json": {"schema": {"anyOf": [
+                    {"$ref": "#/components/schemas/Error"}, _DETAIL]}}},
+            },
+            "NativeMethodNotAllowed": {
+                "description": "The path exists but not with this method, as FastAPI answers it.",
+                "content": {"application/json": {"schema": _DETAIL}},
+            },
             "NotImplemented": {
                 "description": "A feature this server does not offer (NOT_IMPLEMENTED): the AI "
                                "gateway is disabled, or the artifact store has no multipart "
@@ -203,13 +273,17 @@ def _components() -> dict[str, Any]:
 
 _ERRORS = {"400": "BadRequest", "403": "Forbidden", "404": "NotFound", "405": "MethodNotAllowed",
            "500": "ServerError"}
+#: MLflow's FastAPI routes answer 404 and 405 as FastAPI does (`{"detail": ...}`).
+_NATIVE_ERRORS = {**{k: v for k, v in _ERRORS.items() if k != "400"},
+                  "404": "NativeNotFound", "405": "NativeMethodNotAllowed"}
 
 
 def _openapi_path(flask_path: str) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", flask_path)
 
 
-def _operation_object(op: Operation, operation_id: str) -> dict[str, Any]:
+def _operation_object(op: Operation, operation_id: str,
+                      schemas: dict[str, Any]) -> dict[str, Any]:
     where = f"{SOURCE_URL}#L{op.handler_line}" if op.handler_line else SOURCE_URL
     lines = [f"Handler: [`{op.handler or '?'}`]({where})."]
     out: dict[str, Any] = {"operationId": operation_id, "tags": [op.group],
@@ -225,13 +299,19 @@ def _operation_object(op: Operation, operation_id: str) -> dict[str, Any]:
                 continue
             param: dict[str, Any] = {"name": p.name, "in": "query", "required": p.required,
                                      "schema": json_schema(p, in_query=True)}
+            alias = dict(op.aliases).get(p.name)
+            if alias:  # OpenAPI cannot say "one of two query parameters": the stricter reading
+                param["description"] = (f"The server also takes `{alias}` (deprecated) in its "
+                                        "place: the handler falls back to it. OpenAPI cannot "
+                                        "say \"one of two query parameters\", so this document "
+                                        f"asks for `{p.name}`.")
             if p.repeated:
                 param.update(style="form", explode=True)
             params.append(param)
         if op.fields and op.drops_unknown:
             lines.append("Unknown query parameters are ignored.")
     elif op.body == "json":
-        body = _object_schema(op.fields, drops_unknown=op.drops_unknown)
+        body = _object_schema(op.fields, drops_unknown=op.drops_unknown, aliases=op.aliases)
         out["requestBody"] = {
             "required": op.method in ("POST", "PUT"),
             "description": CONTENT_TYPE_NOTE + (" " + DROPPED_NOTE if op.drops_unknown else ""),
@@ -252,7 +332,8 @@ def _operation_object(op: Operation, operation_id: str) -> dict[str, Any]:
     lines += list(op.notes)
     ok_content = ({"application/octet-stream": {"schema": {"type": "string"}}}
                   if op.method == "GET" and "/mlflow-artifacts/artifacts/" in op.path
-                  else {"application/json": {"schema": {"type": "object"}}})
+                  else {"application/json": {"schema": response_schema(op.response, schemas)
+                                             if op.response else {"type": "object"}}})
     errors = dict(_ERRORS)
     if op.disabled:
         lines.append("Switched off (503 or 501) when " + "; or when ".join(op.disabled) + ".")
@@ -260,11 +341,50 @@ def _operation_object(op: Operation, operation_id: str) -> dict[str, Any]:
         errors["503"] = "Unavailable"
     if "/mlflow-artifacts/mpu/" in op.path or "/presigned" in op.path:
         errors["501"] = "NotImplemented"
-    out["responses"] = {"200": {"description": "OK", "content": ok_content},
+    ok: dict[str, Any] = {"description": "OK", "content": ok_content}
+    if op.body == "raw":
+        # MLflow's FastAPI artifact router serves this PUT ahead of the Flask handler
+        # (mlflow/server/artifact_router.py::upload_artifact: `Response(status_code=200)`).
+        ok = {"description": "Stored: an empty answer, without a Content-Type."}
+    out["responses"] = {"200": ok,
                         **{code: {"$ref": f"#/components/responses/{name}"}
                            for code, name in sorted(errors.items())}}
     out["description"] = "\n\n".join(lines)
     return out
+
+
+#: Who answers for this document (not MLflow: it publishes none).
+CONTACT = {"name": "MLflow 400 Lab (the kit that generates this document; not MLflow's)",
+           "url": "https://mlflow.org/docs/latest/api_reference/rest-api.html"}
+
+
+def _tag_description(tag: str) -> str:
+    if tag == NATIVE_TAG:
+        return "Routes MLflow's FastAPI app serves itself, described by FastAPI."
+    if tag == "handlers.py":
+        return "Routes mlflow/server/handlers.py::get_endpoints adds outside the protos."
+    return f"The rpcs of the `{tag}` service in MLflow's protos (mlflow/protos)."
+
+
+def _drop_unused(paths: dict[str, Any], components: dict[str, Any]) -> None:
+    """Keep only the components the operations reach (FastAPI's document brings its whole
+    schema set, most of it for routes outside /api)."""
+    reached: set[str] = set()
+    todo = [paths]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/") and ref not in reached:
+                reached.add(ref)
+                _, _, kind, name = ref.split("/", 3)
+                todo.append(components[kind][name])
+            todo.extend(v for k, v in node.items() if k != "$ref")
+        elif isinstance(node, list):
+            todo.extend(node)
+    for kind in ("schemas", "responses"):
+        components[kind] = {k: v for k, v in sorted(components[kind].items())
+                            if f"#/components/{kind}/{k}" in reached}
 
 
 #: Tag of the operations MLflow serves from FastAPI directly (not from its Flask route table).
@@ -306,7 +426,7 @@ def _merge_native(paths: dict[str, dict[str, Any]], components: dict[str, Any]) 
             operation["responses"] = {
                 **operation.get("responses", {}),
                 **{code: {"$ref": f"#/components/responses/{name}"}
-                   for code, name in _ERRORS.items() if code not in ("400",)}}
+                   for code, name in _NATIVE_ERRORS.items()}}
             paths.setdefault(route, {})[method] = operation
     schemas = native.get("components", {}).get("schemas", {})
     components["schemas"].update({f"fastapi.{k}": _rename_refs(v) for k, v in schemas.items()})
@@ -330,6 +450,7 @@ def build(operations: list[Operation] | None = None) -> dict[str, Any]:
         counts[op.name] = counts.get(op.name, 0) + 1
     paths: dict[str, dict[str, Any]] = {}
     used: set[str] = set()
+    components = _components()
     for op in ops:
         oid = op.name
         if counts[op.name] > 1:  # one RPC at two paths or with two methods, or two services
@@ -338,9 +459,11 @@ def build(operations: list[Operation] | None = None) -> dict[str, Any]:
         if oid in used:
             oid = f"{op.group}_{oid}"
         used.add(oid)
-        paths.setdefault(_openapi_path(op.path), {})[op.method.lower()] = _operation_object(op, oid)
-    components = _components()
+        paths.setdefault(_openapi_path(op.path), {})[op.method.lower()] = _operation_object(
+            op, oid, components["schemas"])
     _merge_native(paths, components)
+    _drop_unused(paths, components)
+    tags = sorted({t for item in paths.values() for o in item.values() for t in o["tags"]})
     return {
         "openapi": "3.1.0",
         "info": {
@@ -355,10 +478,13 @@ def build(operations: list[Operation] | None = None) -> dict[str, Any]:
                 "document. Operations tagged FastAPI-native are MLflow's FastAPI routes, as "
                 "FastAPI itself describes them. Every path is also served under /ajax-api (for "
                 "MLflow's web UI).\n\n"
-                + CONTENT_TYPE_NOTE + " " + DROPPED_NOTE),
+                + CONTENT_TYPE_NOTE + " " + DROPPED_NOTE + " " + DOUBLE_ENCODED_NOTE),
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+            "contact": CONTACT,
         },
         "servers": [{"url": "http://127.0.0.1:5000", "description": "a local `mlflow server`"}],
+        "security": [{}, {"basicAuth": []}],
+        "tags": [{"name": t, "description": _tag_description(t)} for t in tags],
         "paths": dict(sorted(paths.items())),
         "components": components,
     }

@@ -37,6 +37,8 @@ class Param:
     #: The nested message's fields ("object"), or the map's value ("map", one Param).
     fields: tuple[Param, ...] = ()
     notes: tuple[str, ...] = ()
+    #: The message an "object" names (responses refer to it; request bodies inline `fields`).
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,12 @@ class Operation:
     notes: tuple[str, ...] = ()
     #: Why the server may answer 503 instead (the handler's `_disable_if_*` decorators).
     disabled: tuple[str, ...] = ()
+    #: Full name of the proto message a 200 carries ("mlflow.GetRun.Response"); None: not a
+    #: proto answer (a route outside the protos, or file bytes).
+    response: str | None = None
+    #: (field, alias) pairs: a body may send the alias instead of the field (the handler reads
+    #: `run_id or run_uuid`, and the schema check falls back the same way).
+    aliases: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -92,7 +100,8 @@ def _operations_from_model(endpoints: Any) -> list[Operation]:
             if store.state:
                 notes.append("Depends on server state: " + "; ".join(
                     describe(r, f"<{r.field}>") for r in store.state) + ".")
-        if ep.reads_run_uuid:
+        aliases = (("run_id", "run_uuid"),) if ep.reads_run_uuid else ()
+        if aliases:
             notes.append("`run_uuid` (deprecated) is accepted in place of `run_id`.")
         disabled = tuple(_DISABLING[d] for d in ep.decorators if d in _DISABLING)
         for path in ep.paths:
@@ -106,8 +115,25 @@ def _operations_from_model(endpoints: Any) -> list[Operation]:
                     path=path, method=method, name=ep.name, group=ep.service,
                     handler=ep.handler or "", handler_line=server_model.handler_lines().get(ep.handler or ""),
                     body=_body_kind(path, method), fields=fields,
-                    drops_unknown=ep.request is not None, notes=tuple(notes), disabled=disabled))
+                    drops_unknown=ep.request is not None, notes=tuple(notes), disabled=disabled,
+                    response=ep.response, aliases=aliases))
     return ops
+
+
+def message_fields(full_name: str) -> tuple[Param, ...]:
+    """The fields of a proto message as MLflow writes it in an answer (message_to_json in
+    mlflow/utils/proto_json_utils.py: proto field names); nested messages by name, so a
+    recursive message stays finite."""
+    out = []
+    for fd in _descriptor(full_name).fields:
+        sub = fd.message_type
+        kind = _kind(_TYPE_NAME.get(fd.type, ""), sub.full_name if sub is not None else None)
+        out.append(Param(
+            name=fd.name, kind=kind, repeated=fd.is_repeated and kind != "map",
+            enum=tuple(v.name for v in fd.enum_type.values) if fd.enum_type else (),
+            fields=(_map_value(sub.full_name),) if kind == "map" else (),
+            message=sub.full_name if kind == "object" else None))
+    return tuple(out)
 
 
 def _param_from_model(f: Any, plain: bool) -> Param:
@@ -186,7 +212,8 @@ def _map_value(entry: str) -> Param:
     sub = value.message_type.full_name if value.message_type is not None else None
     kind = _kind(_TYPE_NAME.get(value.type, ""), sub)
     enum = tuple(v.name for v in value.enum_type.values) if value.enum_type else ()
-    return Param(name="value", kind=kind, enum=enum)
+    return Param(name="value", kind=kind, enum=enum,
+                 message=sub if kind == "object" else None)
 
 
 def _proto_type_names() -> dict[int, str]:

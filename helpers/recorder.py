@@ -6,7 +6,8 @@ HTTP server on 127.0.0.1 in front of the MLflow server sees the real bytes from 
 point `MLFLOW_TRACKING_URI` (or a client, or a URL) at `recorder.url`, and every request is
 forwarded (same method, path, headers and body bytes; only the connection headers and a Host that
 named the proxy are changed), answered with the server's own answer, and recorded as an `Exchange`
-exactly as the client sent it.
+exactly as the client sent it, with the time it started; its HAR export carries the Host the
+server saw, so it replays like the recording.
 
     with Recorder() as recorder:
         MlflowClient(tracking_uri=recorder.url).log_metric(run_id, "accuracy", 0.99)
@@ -21,7 +22,8 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,6 +80,19 @@ class Recorded:
     exchange: Exchange
     verdict: Verdict | None
     preflight_error: str | None = None
+    #: When the recorder started forwarding it (UTC): the HAR entry's startedDateTime.
+    started: datetime | None = None
+    #: The Host the server got, when the recorder changed it (the client's named the proxy).
+    server_host: str | None = None
+
+    def as_forwarded(self) -> Exchange:
+        """The exchange with the Host the server saw: what a replay must send."""
+        if self.server_host is None:
+            return self.exchange
+        sent = self.exchange.request
+        headers = tuple((k, self.server_host if k.lower() == "host" else v)
+                        for k, v in sent.headers)
+        return replace(self.exchange, request=replace(sent, headers=headers))
 
     @property
     def method(self) -> str:
@@ -274,7 +289,9 @@ class Recorder:
         """Write the recording as a HAR 1.2 file (helpers/har.py, secrets masked); the path."""
         from helpers import har
 
-        return har.save(self.exchanges, path)
+        records = self.records
+        return har.save([r.as_forwarded() for r in records], path,
+                        started=[r.started for r in records])
 
     def __repr__(self) -> str:
         state = f"at {self.url}" if self.running else "stopped"
@@ -295,7 +312,10 @@ class Recorder:
         # DNS-rebinding check reads Host). A Host the client chose on purpose goes through as is.
         outgoing = [(k, upstream_host if k.lower() == "host" and v in own else v)
                     for k, v in outgoing]
+        server_host = upstream_host if any(k.lower() == "host" and v in own
+                                           for k, v in headers) else None
         verdict, verdict_error = _preflight(method, url, headers, body, self.upstream)
+        started_at = datetime.now(timezone.utc)
         started = time.perf_counter()
         try:
             status, reason, answer_headers, raw, decoded = self._send_upstream(
@@ -312,7 +332,7 @@ class Recorder:
                             headers=tuple(answer_headers), body=decoded, elapsed_ms=elapsed_ms)
         with self._lock:
             self._records.append(Recorded(len(self._records) + 1, exchange, verdict,
-                                          verdict_error))
+                                          verdict_error, started_at, server_host))
         return status, reason, answer_headers, raw
 
     def _arrival(self, conn: socket.socket, arriving: bool) -> None:

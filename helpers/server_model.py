@@ -115,6 +115,8 @@ class Endpoint:
     #: its schema check; False when it checks the raw JSON only.
     parses_proto: bool = False
     store: StoreRule | None = None
+    #: Full name of the rpc's response message ("mlflow.LogMetric.Response"), None off the protos.
+    response: str | None = None
 
     @property
     def path(self) -> str:
@@ -352,7 +354,13 @@ def handlers() -> dict[str, _Handler]:
             if not isinstance(stmt, (ast.FunctionDef, ast.Import, ast.ImportFrom)) and not (
                     isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
                 pre.append(ast.unparse(stmt))
-        text = ast.unparse(fn)
+        # The handler's text and the top-level helpers it passes its request to
+        # (`_get_run` -> `get_run_impl(request_message)`, which reads `run_id or run_uuid`).
+        defs = _top_defs()
+        text = "\n".join([ast.unparse(fn)] + [
+            ast.unparse(defs[c.func.id]) for c in ast.walk(fn)
+            if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+            and isinstance(defs.get(c.func.id), ast.FunctionDef)])
         out[fn.name] = _Handler(
             name=fn.name, schema=schema,
             pre_steps=tuple(pre),
@@ -446,8 +454,10 @@ def endpoints() -> tuple[Endpoint, ...]:
                     verbs.append(ep.method)
             handler_name = by_request.get(method.input_type.full_name)
             handler = schemas.get(handler_name or "")
-            built.append(_endpoint(method.name, service.name, tuple(verbs), tuple(paths),
-                                   method.input_type, handler, handler_name))
+            built.append(replace(
+                _endpoint(method.name, service.name, tuple(verbs), tuple(paths),
+                          method.input_type, handler, handler_name),
+                response=method.output_type.full_name))
     for path, fn_name, methods in _extra_routes():
         handler = schemas.get(fn_name)
         same = next((e for e in built if e.handler == fn_name and e.service == "handlers.py"

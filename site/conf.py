@@ -49,6 +49,10 @@ myst_heading_anchors = 3
 html_theme = "sphinx_book_theme"
 html_title = "MLflow 400 Lab"
 html_static_path = ["_static"]
+# The kit's own favicon (without one every page makes the browser ask for /favicon.ico: a 404).
+html_favicon = "_static/favicon.svg"
+# First: the kit's override of one theme component (see the comment in the file).
+templates_path = ["_templates"]
 html_css_files = ["site.css"]
 html_last_updated_fmt = None
 html_show_sourcelink = False

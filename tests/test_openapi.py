@@ -203,3 +203,54 @@ def test_document_verdict_matches_the_live_server(document, server_url, fresh_ru
     else:
         assert answer.status_code == 400, answer.text
         assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+# ---- aliases and leniencies the document states, against the live server ----------------------
+
+
+def test_run_uuid_is_accepted_exactly_where_the_document_says(document, server_url,
+                                                              fresh_run) -> None:
+    """Where the handler reads `run_id or run_uuid` (derived from handlers.py), the document
+    takes `run_uuid` alone, and so does the server; where it does not (log-batch), both refuse."""
+    run = fresh_run["run_id"]
+    aliased = {path for path, item in document["paths"].items() for op in item.values()
+               if "`run_uuid` (deprecated) is accepted" in op.get("description", "")}
+    assert aliased == {"/api/2.0/mlflow/runs/update", "/api/2.0/mlflow/runs/log-metric",
+                       "/api/2.0/mlflow/runs/log-parameter", "/api/2.0/mlflow/runs/set-tag",
+                       "/api/2.0/mlflow/runs/get", "/api/2.0/mlflow/artifacts/list",
+                       "/api/2.0/mlflow/metrics/get-history"}
+    bodies = {"/api/2.0/mlflow/runs/update": {"run_uuid": run, "run_name": "renamed"},
+              "/api/2.0/mlflow/runs/log-metric": {"run_uuid": run, "key": "m", "value": 1,
+                                                  "timestamp": 1},
+              "/api/2.0/mlflow/runs/log-parameter": {"run_uuid": run, "key": "p", "value": "1"},
+              "/api/2.0/mlflow/runs/set-tag": {"run_uuid": run, "key": "t", "value": "1"}}
+    for path, body in bodies.items():
+        assert openapi.check_body(document, "POST", path, body) == [], path
+        answer = requests.post(server_url + path, json=body, timeout=30)
+        assert answer.status_code == 200, (path, answer.text)
+        empty = {**body, "run_uuid": ""}  # the fallback gets run_id's checks: not empty
+        assert openapi.check_body(document, "POST", path, empty), path
+        assert requests.post(server_url + path, json=empty, timeout=30).status_code == 400, path
+    for path in aliased - set(bodies):  # GET: the document keeps run_id required, and says so
+        (param,) = [p for p in document["paths"][path]["get"]["parameters"]
+                    if p["name"] == "run_id"]
+        assert param["required"] and "`run_uuid` (deprecated) in its place" in param["description"]
+        answer = requests.get(server_url + path, params={"run_uuid": run, "metric_key": "m"},
+                              timeout=30)
+        assert answer.status_code == 200, (path, answer.text)
+    batch = {"run_uuid": run, "params": [{"key": "b", "value": "1"}]}  # no fallback there
+    assert openapi.check_body(document, "POST", "/api/2.0/mlflow/runs/log-batch", batch)
+    answer = requests.post(server_url + "/api/2.0/mlflow/runs/log-batch", json=batch, timeout=30)
+    assert answer.status_code == 400 and "run_id" in answer.json()["message"]
+
+
+def test_a_double_encoded_body_is_taken_as_the_document_says(document, server_url,
+                                                            fresh_run) -> None:
+    assert openapi.DOUBLE_ENCODED_NOTE in document["info"]["description"]
+    body = {"run_id": fresh_run["run_id"], "key": "twice", "value": "encoded"}
+    answer = requests.post(server_url + "/api/2.0/mlflow/runs/log-parameter",
+                           json=json.dumps(body), timeout=30)  # a JSON string holding the object
+    assert answer.status_code == 200, answer.text
+    run = requests.get(server_url + "/api/2.0/mlflow/runs/get",
+                       params={"run_id": fresh_run["run_id"]}, timeout=30).json()["run"]
+    assert {"key": "twice", "value": "encoded"} in run["data"]["params"]

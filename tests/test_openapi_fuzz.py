@@ -11,7 +11,12 @@ and mode, derandomized (the same inputs every run), and a wall-clock budget.
   document does not model are counted, not failed.
 - A request invalid under the document must get a 4xx (Schemathesis's own
   `negative_data_rejection` check, with its serialization-aware exceptions). One leniency is
-  known and reported instead: a body that is not a JSON object is read as `{}`.
+  known and reported instead: a body that is not a JSON object is read as `{}`; and a GET query
+  value that protobuf's JSON parser refuses is left unset (handlers.py::_get_request_message
+  parses what it can), so the request is answered as if it had not been sent.
+- Every answer must match the document's response for its status (Schemathesis's
+  `response_schema_conformance`): a 200 carries the rpc's typed proto response message, an error
+  MLflow's `{error_code, message}` (or the documented HTML / plain-text page).
 - Every 5xx except the documented 501/503 is a server error: each must be listed in
   openapi/server-errors.md. Regenerate that report with
   `python -m tests.test_openapi_fuzz` (it starts its own fresh server).
@@ -58,36 +63,43 @@ class FuzzResult:
     statuses: Counter = field(default_factory=Counter)
     schema_refusals: list[dict] = field(default_factory=list)  # valid, refused for a schema reason
     accepted_invalid: list[dict] = field(default_factory=list)  # invalid, answered 2xx
+    nonconforming: list[dict] = field(default_factory=list)  # the answer breaks its schema
+    conforming: int = 0  # answers checked against their response schema, and matching it
     lenient_bodies: int = 0  # invalid only because the body is not a JSON object: read as {}
+    lenient_queries: int = 0  # a GET query value protobuf cannot parse: left unset, answered
     other_refusals: int = 0  # valid, refused for state or an unmodelled rule
     switched_off: int = 0  # 501/503, documented
     no_invalid_input: int = 0  # operations where nothing invalid can be expressed
     server_errors: dict[str, dict] = field(default_factory=dict)  # "METHOD /path" -> first case
+    log: Path | None = None  # the server's log: where each 500's cause is read
 
     @property
     def failures(self) -> int:
-        return len(self.schema_refusals) + len(self.accepted_invalid)
+        return len(self.schema_refusals) + len(self.accepted_invalid) + len(self.nonconforming)
 
     def figures(self) -> str:
         return (f"operations {self.operations} (probed with valid input {self.tried['positive']}, "
                 f"with invalid input {self.tried['negative']}), examples {self.examples}, "
                 f"failures {self.failures} "
                 f"(valid refused for a schema reason {len(self.schema_refusals)}, invalid accepted "
-                f"{len(self.accepted_invalid)}); server errors on {len(self.server_errors)} "
-                f"operations; refused for state or unmodelled rules {self.other_refusals}; "
-                f"non-object bodies read as {{}} {self.lenient_bodies}; switched off (501/503) "
+                f"{len(self.accepted_invalid)}, answer not as documented {len(self.nonconforming)}; "
+                f"answers matching their documented schema {self.conforming}); server errors on "
+                f"{len(self.server_errors)} operations; refused for state or unmodelled rules "
+                f"{self.other_refusals}; "
+                f"non-object bodies read as {{}} {self.lenient_bodies}; unparseable query values "
+                f"left unset {self.lenient_queries}; switched off (501/503) "
                 f"{self.switched_off}; statuses {dict(sorted(self.statuses.items()))}")
 
 
 def run_fuzz(base_url: str, document: Path, *, examples: int = FUZZ_EXAMPLES,
-             budget: float = BUDGET_SECONDS) -> FuzzResult:
+             budget: float = BUDGET_SECONDS, log: Path | None = None) -> FuzzResult:
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
     from schemathesis import openapi as st_openapi
-    from schemathesis.specs.openapi.checks import negative_data_rejection
+    from schemathesis.specs.openapi.checks import negative_data_rejection, response_schema_conformance
 
     schema = st_openapi.from_path(document)
-    result = FuzzResult()
+    result = FuzzResult(log=log)
     session = requests.Session()
     session.trust_env = False  # loopback only, never through a proxy
     deadline = time.monotonic() + budget
@@ -100,35 +112,62 @@ def run_fuzz(base_url: str, document: Path, *, examples: int = FUZZ_EXAMPLES,
                 break
             result.tried[mode.value] += 1
             try:
-                _probe(op, mode, examples, base_url, session, result, negative_data_rejection)
+                _probe(op, mode, examples, base_url, session, result,
+                       (negative_data_rejection, response_schema_conformance))
             except Unsatisfiable:  # e.g. a GET whose only input is a free-form path string
                 result.no_invalid_input += 1
     return result
 
 
-def _probe(op, mode, examples: int, base_url: str, session, result: FuzzResult, check) -> None:
+def _probe(op, mode, examples: int, base_url: str, session, result: FuzzResult,
+           checks: tuple) -> None:
     from hypothesis import HealthCheck, Phase, given, settings
 
     @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
               phases=[Phase.generate], suppress_health_check=list(HealthCheck))
     @given(case=op.as_strategy(generation_mode=mode))
     def probe(case) -> None:
+        offset = result.log.stat().st_size if result.log else 0
         response = case.call(base_url=base_url, session=session, timeout=30)
         result.examples += 1
         result.statuses[response.status_code] += 1
-        _classify(result, case, response, mode.value, check)
+        cause = _cause(result.log, offset) if response.status_code >= 500 else ""
+        _conforms(result, case, response, checks[1])
+        _classify(result, case, response, mode.value, checks[0], cause)
 
     probe()
 
 
-def _classify(result: FuzzResult, case, response, mode: str, negative_check) -> None:
+def _cause(log: Path | None, offset: int) -> str:
+    """What the server's log says about the 500 it just answered: the innermost MLflow frame of
+    the traceback and the exception, or the line MLflow's handler logged when it caught it."""
+    if log is None:
+        return ""
+    with open(log, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode("utf-8", errors="replace")
+    frames = re.findall(r'File "[^"]*?/site-packages/(mlflow/[^"]+)", line (\d+), in (\w+)', text)
+    raised = re.findall(r"^(\w+(?:Error|Exception)): (.*)$", text, re.M)
+    if frames and raised:
+        (path, line, fn), (kind, message) = frames[-1], raised[-1]
+        return f"{path}:{line} in {fn}: {kind}: {message[:200]}"
+    caught = re.findall(r"ERROR mlflow\.server\.handlers: Error in (\w+): (.*?)"
+                        r"(?:\. Set MLFLOW_LOGGING_LEVEL=DEBUG for traceback\.)?$", text, re.M)
+    if caught:
+        fn, message = caught[-1]
+        return f"mlflow/server/handlers.py, in {fn} (caught there): {message[:200]}"
+    return ""
+
+
+def _classify(result: FuzzResult, case, response, mode: str, negative_check,
+              cause: str = "") -> None:
     label = f"{case.method.upper()} {case.operation.path}"
     status = response.status_code
     if status in (501, 503):
         result.switched_off += 1
         return
     if status >= 500:
-        result.server_errors.setdefault(label, _describe(case, response))
+        result.server_errors.setdefault(label, {**_describe(case, response), "cause": cause})
         return
     if mode == "positive":
         if status >= 400:
@@ -146,8 +185,51 @@ def _classify(result: FuzzResult, case, response, mode: str, negative_check) -> 
         except FailureGroup:
             if not isinstance(case.body, dict) and case.operation.body:
                 result.lenient_bodies += 1
+            elif _unparseable_query(case):
+                result.lenient_queries += 1
             else:
                 result.accepted_invalid.append({**_describe(case, response), "mode": mode})
+
+
+def _conforms(result: FuzzResult, case, response, check) -> None:
+    """The answer against the document's schema for its status (200: the typed message)."""
+    from schemathesis.core.failures import FailureGroup
+
+    try:
+        case.validate_response(response, checks=[check])
+    except FailureGroup as failures:
+        result.nonconforming.append({**_describe(case, response), "mode": "answer",
+                                     "why": str(failures)[:300]})
+    else:
+        result.conforming += 1
+
+
+def _unparseable_query(case) -> bool:
+    """A GET with a query value MLflow's own parser (proto_json_utils.parse_dict) refuses for its
+    field: handlers.py::_get_request_message catches the ParseError and goes on without it."""
+    from google.protobuf.json_format import ParseError
+    from mlflow.utils.proto_json_utils import parse_dict
+
+    from helpers import server_model
+
+    if case.method.upper() != "GET" or not case.query:
+        return False
+    flask = re.sub(r"{(\w+)}", r"<\1>", case.operation.path)
+    endpoint = next((e for e in server_model.endpoints() if e.request and flask in
+                     [re.sub(r"<\w+:(\w+)>", r"<\1>", p) for p in e.paths]), None)
+    if endpoint is None:
+        return False
+    message = server_model.message_class(endpoint.request)
+    for name, value in case.query.items():
+        fd = message.DESCRIPTOR.fields_by_name.get(name)
+        if fd is None:
+            continue
+        values = [str(v) for v in (value if isinstance(value, list) else [value])]
+        try:
+            parse_dict({name: values if fd.is_repeated else values[0]}, message())
+        except ParseError:
+            return True
+    return False
 
 
 def _message(response) -> str:
@@ -182,7 +264,8 @@ def write_report(result: FuzzResult, target: Path = REPORT) -> None:
         f"`openapi/mlflow-{mlflow.__version__}.json` ({FUZZ_EXAMPLES} derandomized example per "
         "operation and mode). `tests/test_openapi_fuzz.py` fails when a run finds a 500 on an",
         "operation not listed here. Each entry is the first request that got the 5xx, exactly as",
-        "sent (the body is JSON; `null` means no body); MLflow answered 500 where a 400 was due.",
+        "sent (the body is JSON; `null` means no body), MLflow's answer, and its cause as the",
+        "server's log gives it; MLflow answered 500 where a 400 was due.",
         "",
         f"Figures of the run: {result.figures()}.",
         "",
@@ -201,8 +284,10 @@ def write_report(result: FuzzResult, target: Path = REPORT) -> None:
         if links:
             lines += ["Upstream: " + "; ".join(links), ""]
         lines += [f"- sent: `{case_line(entry)}`",
-                  f"- answer: {entry['status']} — `{entry['message'] or entry['answer']}`"[:400],
-                  ""]
+                  f"- answer: {entry['status']} — `{entry['message'] or entry['answer']}`"[:400]]
+        if entry.get("cause"):
+            lines.append(f"- cause (the server's log): `{entry['cause']}`")
+        lines.append("")
     target.write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -216,8 +301,9 @@ def case_line(entry: dict) -> str:
 
 
 @contextlib.contextmanager
-def dedicated_server() -> Iterator[str]:
-    """A fresh MLflow server in a throw-away data dir (loopback; killed and removed after)."""
+def dedicated_server() -> Iterator[tuple[str, Path]]:
+    """A fresh MLflow server in a throw-away data dir (loopback; killed and removed after): its
+    URL and its log."""
     from helpers import config
     from helpers.processes import free_port, kill_tree, new_group_kwargs
     from helpers.server_launch import launch_command, wait_until_ready
@@ -241,24 +327,25 @@ def dedicated_server() -> Iterator[str]:
                                 stdin=subprocess.DEVNULL, **new_group_kwargs())
     try:
         wait_until_ready(proc, url, time.monotonic() + 180, log, lambda _: None)
-        yield url
+        yield url, log
     finally:
         kill_tree(proc.pid)
         shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def fuzz_server() -> Iterator[str]:
-    with dedicated_server() as url:
-        yield url
+def fuzz_server() -> Iterator[tuple[str, Path]]:
+    with dedicated_server() as server:
+        yield server
 
 
 @pytest.mark.slow
-def test_schemathesis_against_the_live_server(fuzz_server: str, capsys) -> None:
+def test_schemathesis_against_the_live_server(fuzz_server: tuple[str, Path], capsys) -> None:
     from helpers import openapi
 
     started = time.monotonic()
-    result = run_fuzz(fuzz_server, openapi.default_output())
+    url, log = fuzz_server
+    result = run_fuzz(url, openapi.default_output(), log=log)
     elapsed = time.monotonic() - started
     with capsys.disabled():  # the figures show in every run, not only with -s
         print(f"\nSchemathesis: {result.figures()}; {elapsed:.1f} s")
@@ -267,6 +354,10 @@ def test_schemathesis_against_the_live_server(fuzz_server: str, capsys) -> None:
     assert not result.schema_refusals, (
         "valid under the document, refused for a schema reason:\n"
         + "\n".join(json.dumps(x, ensure_ascii=True, default=repr)[:400] for x in result.schema_refusals))
+    assert not result.nonconforming, (
+        "answers that break their documented schema:\n"
+        + "\n".join(json.dumps(x, ensure_ascii=True, default=repr)[:600] for x in result.nonconforming))
+    assert result.conforming >= result.examples // 2, result.figures()
     assert not result.accepted_invalid, (
         "invalid under the document, accepted by the server:\n"
         + "\n".join(json.dumps(x, ensure_ascii=True, default=repr)[:400] for x in result.accepted_invalid))
@@ -279,10 +370,10 @@ def test_schemathesis_against_the_live_server(fuzz_server: str, capsys) -> None:
 if __name__ == "__main__":
     from helpers import openapi
 
-    with dedicated_server() as base:
-        found = run_fuzz(base, openapi.default_output(), budget=900)
+    with dedicated_server() as (base, server_log):
+        found = run_fuzz(base, openapi.default_output(), budget=900, log=server_log)
     print(found.figures())
-    for item in found.schema_refusals + found.accepted_invalid:
+    for item in found.schema_refusals + found.accepted_invalid + found.nonconforming:
         print(json.dumps(item, ensure_ascii=True, default=repr)[:500])
     write_report(found)
     print(f"Wrote {REPORT}.")
