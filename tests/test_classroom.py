@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from benchmarks.classroom_load import LESSON, TempPostgres, read_back, run_lesson, sent_ok
-from helpers import classroom, config, errors, runs
+from helpers import classroom, config, errors, room_address, runs
 from helpers import room as learner_room
 from helpers.diagnose import explain
 from helpers.processes import free_port
@@ -328,36 +328,36 @@ def test_roster_and_credentials_file(tmp_path: Path) -> None:
 
 # -- which address learners are given ----------------------------------------------------------
 
-Iface = classroom.Interface
+Iface = room_address.Interface
 ROOM = [Iface("lo", True, ("127.0.0.1",)), Iface("wlan0", True, ("192.168.1.20",)),
         Iface("docker0", True, ("172.17.0.1",)), Iface("vboxnet0", True, ("169.254.10.3",))]
 
 
 def test_the_default_routes_address_is_advertised() -> None:
     """The issue's machine: the old rule (first private address as a string) took 169.254.10.3."""
-    ip, why = classroom.choose_address(ROOM, "192.168.1.20")
+    ip, why = room_address.choose_address(ROOM, "192.168.1.20")
     assert ip == "192.168.1.20"
     assert why == ("Learners are given 192.168.1.20 (wlan0: the default route's interface; also "
                    "up: docker0 172.17.0.1). Another? --advertise ADDRESS.")
 
 
 def test_without_a_default_route_a_physical_interface_wins() -> None:
-    ip, why = classroom.choose_address(ROOM, None)
+    ip, why = room_address.choose_address(ROOM, None)
     assert ip == "192.168.1.20" and "no default route; first up, non-virtual interface" in why
     # a default route through a VPN or docker address still wins: it is where traffic goes
-    assert classroom.choose_address(ROOM, "172.17.0.1")[0] == "172.17.0.1"
+    assert room_address.choose_address(ROOM, "172.17.0.1")[0] == "172.17.0.1"
 
 
 def test_down_loopback_and_link_local_interfaces_are_never_advertised() -> None:
     down = [Iface("lo", True, ("127.0.0.1",)), Iface("eth0", False, ("10.0.0.5",)),
             Iface("docker0", True, ("172.17.0.1",)), Iface("en1", True, ("169.254.3.3",))]
-    ip, why = classroom.choose_address(down, None)
+    ip, why = room_address.choose_address(down, None)
     assert ip == "172.17.0.1" and "only container/VM interfaces are up" in why
     with pytest.raises(errors.ClassroomError, match="no usable network address"):
-        classroom.choose_address([Iface("lo", True, ("127.0.0.1",)),
+        room_address.choose_address([Iface("lo", True, ("127.0.0.1",)),
                                   Iface("en1", True, ("169.254.3.3",))], "169.254.3.3")
     public_first = [Iface("eth0", True, ("93.184.216.34",)), Iface("eth1", True, ("10.1.2.3",))]
-    assert classroom.choose_address(public_first, None)[0] == "10.1.2.3"  # private before public
+    assert room_address.choose_address(public_first, None)[0] == "10.1.2.3"  # private before public
 
 
 def test_the_address_choice_is_explained_and_can_be_overridden(tmp_path: Path,
