@@ -502,7 +502,11 @@ def _auth_env(home: Path) -> dict[str, str]:
             "# Written by `python -m helpers serve --classroom --basic-auth`.\n"
             "default_permission = READ\n"
             f"database_uri = {database}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            "# MLflow's credential cache (off by default): PBKDF2 then runs once per learner per\n"
+            "# minute and worker instead of on every request; a changed password reaches every\n"
+            "# worker within the minute (mlflow/server/auth/basic_auth.ini).\n"
+            "auth_cache_ttl_seconds = 60\n")
         env[AUTH_CONFIG_ENV] = str(ini)
     if not os.environ.get(SECRET_KEY_ENV):
         # Only needs to be the same in every worker of this one server: a fresh one per start.
