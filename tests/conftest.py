@@ -61,7 +61,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # pytest-xdist gives each free worker the next file in collection order, and a long file
 # collected last would run alone at the end while the other worker sits idle.
 LONGEST_FIRST = (
-    "test_hub.py", "test_lab_command.py", "test_classroom_auth.py", "test_server_safety.py",
+    "test_rerun.py", "test_hub.py", "test_lab_command.py", "test_classroom_auth.py", "test_server_safety.py",
     "test_openapi_fuzz.py", "test_classroom.py", "test_doctor.py", "test_server.py",
     "test_integration_pattern.py", "test_browser.py", "test_bootstrap.py",
 )
