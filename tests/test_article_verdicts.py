@@ -70,11 +70,35 @@ def test_every_article_request_gets_400_on_this_server(server, fresh_run) -> Non
 
 def test_verdicts_match_the_measurements(live) -> None:
     got = {v.claim.number: v.verdict for v in live}
-    assert got == {1: "holds", 2: "wrong", 3: "holds", 4: "holds", 5: "holds", 6: "wrong",
-                   7: "holds for another reason", 8: "wrong", 9: "wrong", 10: "wrong", 11: "holds"}
+    yes, other, no = "confirmed", "right status, other cause", "not confirmed"
+    assert got == {1: yes, 2: no, 3: yes, 4: yes, 5: other, 6: no, 7: other, 8: no, 9: no,
+                   10: no, 11: yes, 12: no, 13: yes}
     by_number = {v.claim.number: v for v in live}
     assert by_number[8].exchanges[0].status == 404
     assert [x.status for x in by_number[3].exchanges] == [200, 200]  # Content-type == Content-Type
+    # Row 5: MLflow names a missing run_id, exactly as for an empty body, not a parse error.
+    assert by_number[5].reason == "run_id missing: the body is read as empty"
+    assert {by_number[n].reason for n in (2, 6, 9, 10)} == {"timestamp missing"}
+    assert by_number[8].reason == "no such run"
+
+
+def test_the_summary_counts_one_cause_once(live) -> None:
+    assert verdicts.summary(live) == (
+        "13 claims: 5 confirmed; 2 right status, other cause; 6 not confirmed, with 3 causes "
+        "behind them: timestamp missing (rows 2, 6, 9, 10); no such run (row 8); no such file in MLflow "
+        "3.17.2 (row 12).")
+
+
+def test_the_articles_source_pointers_are_checked_in_the_installed_mlflow() -> None:
+    """The article recommends two files; the installed MLflow is the authority on both."""
+    from helpers.source import mlflow_file
+
+    missing = verdicts.judge_source_file(12, "mlflow/tracking/request_header_provider.py")
+    assert not mlflow_file("tracking/request_header_provider.py").exists()
+    assert missing.verdict == "not confirmed"
+    assert "request_header/" in missing.answered and mlflow_file("tracking/request_header").is_dir()
+    present = verdicts.judge_source_file(13, "mlflow/store/tracking/rest_store.py")
+    assert present.verdict == "confirmed" and mlflow_file("store/tracking/rest_store.py").is_file()
 
 
 def test_the_rule_can_say_each_verdict() -> None:
@@ -87,9 +111,12 @@ def test_the_rule_can_say_each_verdict() -> None:
                         (("Content-Type", "application/json"),), body, 0.0)
 
     claim = verdicts.CLAIMS[0]  # no header -> 400 about Content-Type
-    assert verdicts.judge(claim, {"1a": answer(400, "Content-Type header is missing")}).verdict == "holds"
-    assert verdicts.judge(claim, {"1a": answer(400, "timestamp")}).verdict == "holds for another reason"
-    assert verdicts.judge(claim, {"1a": answer(200, "")}).verdict == "wrong"
+    assert verdicts.judge(claim, {"1a": answer(400, "Content-Type header is missing")}).verdict == "confirmed"
+    assert verdicts.judge(claim, {"1a": answer(400, "timestamp")}).verdict == "right status, other cause"
+    assert verdicts.judge(claim, {"1a": answer(200, "")}).verdict == "not confirmed"
+    row5 = verdicts.CLAIMS[4]  # a syntax error -> 400 "will break the parsing"
+    parse = answer(400, "Malformed JSON: could not parse the body")
+    assert verdicts.judge(row5, {"2a": parse, "{}": answer(400, "x")}).verdict == "confirmed"
 
 
 def test_readme_headline_table_is_the_live_table(live) -> None:
