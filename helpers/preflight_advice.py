@@ -139,6 +139,13 @@ def stop_kind(f: Field, value: Any) -> tuple[str, str]:
         name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
         return "trap-nan", (f"'{f.name}' is a bare {name} literal, which JSON "
                             "does not have (Python's json.dumps writes it anyway). ")
+    if f.type in ("int64", "int32") and (isinstance(value, bool) or isinstance(value, str)
+                                         and value != value.strip()):
+        # handlers.py::_assert_intlike then passes it (int(True), int(" 5 ")): a 200 with 0 stored
+        return "bool-as-number" if isinstance(value, bool) else "trap-parse-stopped", (
+            f"'{f.name}' is {json.dumps(value)}: an {f.type} field refuses a JSON "
+            f"{'boolean' if isinstance(value, bool) else 'string with spaces'}, and the "
+            "handler's _assert_intlike then accepts it, so 0 is stored, with a 200. ")
     if f.timestamp and isinstance(value, (int, float)):
         if 0 < abs(value) < SECONDS_THRESHOLD:
             return "trap-seconds-timestamp", (f"{f.name}={value!r} is fractional seconds "

@@ -481,8 +481,10 @@ class Pipeline:
                 if key == "run_id" and value is None and "run_uuid" in body:
                     value = body.get("run_uuid")
             except Exception as exc:  # `in` / .get() on a body that is not an object
-                raise self.fail(500, "server-error", check, f"{CRASH}: {type(exc).__name__}: "
-                                f"{exc}.", advice.crash_fix(body)) from None
+                raise self.fail(500, "server-error", f"{H}_validate_request_json_with_schema "
+                                f"(schema of {ep.handler})", f"{CRASH}: reading the body's "
+                                f"'{key}' fails ({type(exc).__name__}: {exc}).",
+                                advice.crash_fix(body)) from None
             for c in checks:
                 if c.type_check and proto_ok:
                     continue

@@ -95,8 +95,9 @@ def _truncate(sim: Pipeline, msg: Any, path: str, limit: int) -> None:
         if len(value) > limit:
             sim.add("warning", "trap-truncated", "mlflow/utils/validation.py::"
                     "_validate_length_limit", f"{where} has {len(value)} characters: the server "
-                    f"keeps the first {limit} and says nothing (MLFLOW_TRUNCATE_LONG_VALUES, on "
-                    "by default).", f"Keep it under {limit} characters, or log it as an artifact.")
+                    f"keeps the first {limit} and answers 200; only its log warns "
+                    "(MLFLOW_TRUNCATE_LONG_VALUES, on by default).",
+                    f"Keep it under {limit} characters, or log it as an artifact.")
             setattr(item, inner or path, value[:limit])
 
 

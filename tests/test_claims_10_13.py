@@ -399,3 +399,53 @@ def test_log_batch_with_a_body_that_is_not_an_object_is_500(post, raw) -> None:
 def test_500_is_deterministic(post, fresh_run) -> None:
     body = _metric(fresh_run["run_id"], "again", value=[0.95])
     assert [post(LOG_METRIC, body).status for _ in range(3)] == [500, 500, 500]
+
+
+# ------------------------------------------------------- issue 20: claims corrected in 10-13
+
+@pytest.mark.parametrize("sent", [True, False, " 5 ", 1.5])
+def test_an_int64_field_the_parser_refuses_is_stored_as_zero_with_200(post, stored, fresh_run,
+                                                                       sent) -> None:
+    """10: int64 fields refuse booleans, spaced strings and fractions; _assert_intlike then passes
+    them, and the field keeps its default. Preflight warns about each."""
+    from helpers import preflight
+
+    body = _metric(fresh_run["run_id"], "int64", timestamp=sent)
+    assert post(LOG_METRIC, body).status == 200
+    assert [t for _, t, _ in stored(fresh_run["run_id"], "int64")] == [0]
+    warned = preflight("POST", LOG_METRIC, JSON, json.dumps(body)).warnings
+    assert warned and any(w in warned[0].message for w in ("0 is stored", "as 0")), warned
+
+
+def test_a_timestamp_true_is_not_called_seconds_by_preflight() -> None:
+    from helpers import preflight
+
+    body = json.dumps({"run_id": "0" * 32, "key": "k", "value": 1, "timestamp": True})
+    found = preflight("POST", LOG_METRIC, JSON, body).warnings[0]
+    assert found.id == "bool-as-number" and "boolean" in found.message
+    assert "seconds" not in found.message
+
+
+@pytest.mark.parametrize("key, ok", [("..acc", False), ("a..b", True), ("acc..", True)])
+def test_a_name_must_not_start_with_two_dots(post, fresh_run, key, ok) -> None:
+    """10: the path rule is "does not start with ..", not "no .." anywhere."""
+    answer = post(LOG_METRIC, _metric(fresh_run["run_id"], key))
+    assert answer.status == (200 if ok else 400), answer.text
+
+
+def test_log_batch_checks_each_item_before_the_limits(post, fresh_run) -> None:
+    """11: SqlAlchemyStore.log_batch runs _validate_batch_log_data before _validate_batch_log_limits."""
+    ts = runs.now_ms()
+    metrics = [{"key": f"m{i}", "value": 1, "timestamp": ts} for i in range(v.MAX_METRICS_PER_BATCH)]
+    metrics.append({"key": "acc@1", "value": 1, "timestamp": ts})
+    _assert_400(post(LOG_BATCH, {"run_id": fresh_run["run_id"], "metrics": metrics}),
+                "Names may only contain")
+
+
+def test_a_json_array_body_crashes_in_the_schema_walk_not_a_validator() -> None:
+    """13: the crash is request_json.get in _validate_request_json_with_schema."""
+    from helpers import preflight
+
+    found = preflight("POST", LOG_METRIC, JSON, '[{"key": "a"}]').errors[0]
+    assert found.id == "server-error"
+    assert "_validate_request_json_with_schema" in found.check and "AttributeError" in found.message
