@@ -31,7 +31,6 @@ LISTS = {
     "docs/instructor.md": ROOT / "docs" / "instructor.md",
 }
 PENDING = pytest.mark.xfail(strict=True, reason="fixed by issue 21's rewrite")
-DEEP_DIVE_EDITS = pytest.mark.xfail(strict=True, reason="fixed by issue 20 part A's deep-dive edits")
 
 
 def _markdown(path: Path) -> str:
@@ -84,8 +83,7 @@ def test_no_name_or_range_of_a_missing_notebook(path: Path) -> None:
     assert not unknown_names(_markdown(path))
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, marks=DEEP_DIVE_EDITS) if p.name[:2] == "15" else p
-                                  for p in BOOKS], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)
 def test_only_the_last_deep_dive_calls_itself_the_last(path: Path) -> None:
     if LAST.search(_markdown(path)):
         assert path == DEEP_DIVES[-1], f"{path.name} says it is the last; {DEEP_DIVES[-1].name} is"
