@@ -1,4 +1,5 @@
-# The two commands of the README. Both create .venv and install the pins on first use.
+# The learner's command (make lab, the README) and the contributor's (make test, docs/development.md).
+# Both create .venv and install the pins on first use.
 PYTHON ?= python3
 
 .PHONY: lab test notebooks lint lock site

@@ -4,7 +4,7 @@ Fixtures do not run for nbval cells, so the server is started in `pytest_session
 throw-away data directory, and `MLFLOW_400_LAB_HOME` is exported: every kernel nbval starts
 inherits it and `start_server()` there reuses this server through the kit's state file.
 
-With pytest-xdist (`-n 2 --dist loadfile`, the README's command) each worker is its own session
+With pytest-xdist (`-n 2 --dist loadfile`, docs/development.md's test command) each worker is its own session
 with its own server and data directory; the controller, which runs no test, starts none.
 """
 

@@ -140,3 +140,20 @@ def test_as_written_cells_carry_the_articles_code(path: Path) -> None:
         assert "'{run_uuid:\"your_run_uuid\",\"key\":\"some_metric\",\"value\":0.99}'" in code
     if path.stem.startswith("03"):
         assert '"run_uuid": "this_is_not_a_real_uuid"' in code
+
+
+@pytest.mark.parametrize("path", CORE, ids=lambda p: p.stem)
+def test_the_first_code_cell_says_in_one_line_that_it_runs_first(path: Path) -> None:
+    """Skipping it gives a bare NameError further down: its first line says so, and what it does."""
+    first = next(c for c in _read(path).cells if c.cell_type == "code").source.splitlines()
+    assert first[0].startswith("# Run this cell first: it "), first[0]
+    assert len(first) > 1 and not first[1].startswith("#"), "one line, not a paragraph"
+
+
+@pytest.mark.parametrize("stem", ["00_start_here", "03_invalid_run_id", "05_verdicts"])
+def test_the_checks_diagram_is_shown_with_a_caption(stem: str) -> None:
+    text = _markdown(_read(NOTEBOOKS / f"{stem}.ipynb"))
+    image = "![The order of MLflow's checks](images/server_checks.svg)"
+    assert image in text and (NOTEBOOKS / "images" / "server_checks.svg").exists()
+    caption = text.split(image, 1)[1].strip().splitlines()[0]
+    assert caption.startswith("*") and caption.endswith("*"), "a one-line caption under the picture"

@@ -4,32 +4,45 @@ from __future__ import annotations
 
 import time
 
+import requests
+
 from helpers.exercises.limits import check_batches
 from helpers.exercises.retries import check_retry_decisions
 from helpers.exercises.types_names import CASES, check_type_predictions
-from helpers.exercises.verdicts import check_one_change
+from helpers.exercises.verdicts import check_verdicts
 from helpers.runs import metric_history
 from tests.solutions import load_solution
 
 
-def test_05_solution_passes_and_is_stored(fresh_run: dict) -> None:
-    data = load_solution("05_verdicts").data(fresh_run["run_id"])
-    feedback = check_one_change(data, fresh_run["run_id"])
+def test_05_solution_matches_the_rule_on_live_answers(fresh_run: dict) -> None:
+    feedback = check_verdicts(load_solution("05_verdicts").PREDICTIONS, fresh_run["run_id"])
     assert feedback.passed, str(feedback)
-    assert feedback.exchange.request.header("Content-type") == "application/json"
-    assert [p["value"] for p in metric_history(fresh_run["run_id"], "some_metric")] == [0.99]
+    assert str(feedback).splitlines()[0].endswith("all 3 verdicts match the rule on live answers.")
 
 
-def test_05_refuses_placeholders_changes_and_seconds(fresh_run: dict) -> None:
+def test_05_the_claims_get_these_answers_from_the_server(server_url: str, fresh_run: dict) -> None:
+    """Ground truth from the server itself, with plain requests: what each claim's request gets."""
+    url = f"{server_url}/api/2.0/mlflow/runs/log-metric"
+    point = {"run_id": fresh_run["run_id"], "key": "loss", "value": 0.5, "timestamp": int(time.time() * 1000)}
+    a = requests.post(url, json={**point, "step": -1})
+    b = requests.post(url, json={**point, "key": "loss?"})
+    c = requests.post(url, data=str(point), headers={"Content-Type": "application/json"})
+    assert a.status_code == 200
+    assert b.status_code == 400 and "loss?" in b.json()["message"]
+    assert c.status_code == 400 and "'run_id'" in c.json()["message"] and "JSON" not in c.json()["message"]
+    assert sorted(p["step"] for p in metric_history(fresh_run["run_id"], "loss")) == [-1]
+
+
+def test_05_refuses_placeholders_and_odd_labels_and_says_why(fresh_run: dict) -> None:
     run_id = fresh_run["run_id"]
-    base = {"run_uuid": run_id, "key": "some_metric", "value": 0.99}
-    assert "placeholder" in str(check_one_change({**base, ...: ...}, run_id))
-    assert "you changed value" in str(check_one_change({**base, "value": 1, "timestamp": 1}, run_id))
-    assert "exactly one" in str(check_one_change({**base, "timestamp": 1, "step": 1}, run_id))
-    wrong = check_one_change({**base, "step": 1}, run_id)  # a field, but not the missing one
-    assert not wrong.passed and wrong.exchange.status == 400 and "'timestamp'" in str(wrong)
-    seconds = check_one_change({**base, "timestamp": int(time.time())}, run_id)
-    assert not seconds.passed and "1970" in str(seconds)
+    assert "placeholder" in str(check_verdicts({"A": ..., "B": ..., "C": ...}, run_id))
+    assert "C is missing" in str(check_verdicts({"A": "confirmed", "B": "confirmed"}, run_id))
+    assert "'holds' is not among them" in str(check_verdicts({"A": "holds", "B": "confirmed",
+                                                                "C": "confirmed"}, run_id))
+    wrong = check_verdicts({"A": "confirmed", "B": "Confirmed ", "C": "confirmed"}, run_id)
+    assert not wrong.passed
+    assert str(wrong).splitlines()[0].endswith("1 of 3 verdicts match the rule on live answers.")
+    assert "→ right status, other cause: 400, but MLflow never says JSON" in str(wrong)
 
 
 def test_10_solution_matches_the_live_server(fresh_run: dict) -> None:

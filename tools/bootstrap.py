@@ -46,9 +46,9 @@ LOCK_COMMAND = "make lock"
 # bytecode) reinstalls an existing .venv once.
 INSTALL_FORMAT = "2:compiled-for-tests"
 
-# The README's test command: strict nbval (not --nbval-lax) with the sanitize file, spread over two
-# worker processes (pytest-xdist), each with its own MLflow server; --dist loadfile keeps every
-# notebook (and every test file's fixtures) whole on one worker.
+# The test command (docs/development.md): strict nbval (not --nbval-lax) with the sanitize file,
+# spread over two worker processes (pytest-xdist), each with its own MLflow server; --dist loadfile
+# keeps every notebook (and every test file's fixtures) whole on one worker.
 TEST_ARGS = ["-m", "pytest", "-n", "2", "--dist", "loadfile", "--nbval", "--nbval-current-env",
              "--nbval-sanitize-with", "notebooks/sanitize.cfg", "tests", "notebooks"]
 
