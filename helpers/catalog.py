@@ -1,11 +1,5 @@
-"""Look up MLflow REST endpoints in the server model, by URL, path, suffix or RPC name.
-
-The model itself (routes, fields, the handlers' schemas, limits) is helpers.server_model,
-derived at runtime from the installed MLflow; this module finds endpoints in it, and routes a
-URL path as the server does (Flask's url map, and the routes served outside it).
-
-For tools that document the API (the OpenAPI generator): `endpoints()` lists every route and
-method; `Endpoint` and `Field` (helpers/server_model.py) document what each one holds.
+"""Look up MLflow REST endpoints in the server model (helpers.server_model) by URL, path, suffix
+or RPC name, and route a URL path as the server does (Flask's url map, and the routes outside it).
 """
 
 from __future__ import annotations
@@ -67,9 +61,6 @@ def _match_loose(query: str) -> list[Endpoint]:
     if by_name:
         return by_name
     return [e for e in _model_endpoints() if any(p.lower().endswith("/" + key) for p in e.paths)]
-
-
-# ------------------------------------------------------------------ the router
 
 
 @functools.cache

@@ -175,6 +175,8 @@ def crash_fix(body: Any) -> str:
 
 _NAME_FIX = "Use letters, digits, _ - . space : / only, and no '..' or leading '/'."
 _SPLIT = "Split it into several requests."
+ID_FIX = ("Experiment ids are the whole numbers the server gave, sent as strings (e.g. \"0\"); "
+          "experiments/get-by-name looks one up by name.")
 #: MLflow's refusals once the schema passed, by a phrase of the message: (phrase, finding id,
 #: fix); the first match wins.
 STORE_REFUSALS = (
@@ -186,16 +188,26 @@ STORE_REFUSALS = (
      "Send each field once, by its proto name: the one the handler's checks read."),
     ("batch logging request", "batch-limit", _SPLIT),
     ("at most", "batch-limit", _SPLIT),
-    ("exceeds the maximum length", "too-long", "Shorten it."),
+    ("exceeds the maximum length", "too-long", "Shorten it to the length the message names."),
     ("Names may only contain", "invalid-name", _NAME_FIX),
     ("resolve to", "invalid-name", _NAME_FIX),
+    ("Invalid experiment ID", "bad-experiment-id", ID_FIX),
+    ("invalid literal for int()", "bad-experiment-id", ID_FIX),
+    ("Names cannot contain", "invalid-name", "Leave '/' and ':' out of model names: they "
+     "separate the parts of models:/<name>/<version> URIs."),
+    ("alias", "invalid-alias", "Use letters, digits, '_' and '-' for aliases, not 'latest' or "
+     "'v<number>' (both are reserved)."),
+    ("must be an integer", "bad-version", "Send the version number as a string of digits."),
+    ("model version source", "invalid-source", "Register what a run or logged model holds: "
+     "runs:/<run_id>/<path> with that run_id, or models:/<model_id> with that model_id."),
+    ("Missing value", "missing-field", "Send a non-blank value."),
 )
 
 
-def store_refusal(message: str) -> tuple[str, str]:
+def store_refusal(message: str, default: str = "store-check") -> tuple[str, str]:
     """The finding id and fix for MLflow's refusal `message` (STORE_REFUSALS)."""
     return next(((id_, fix) for phrase, id_, fix in STORE_REFUSALS if phrase in message),
-                ("store-check", "Change the value as the message says."))
+                (default, "Change the value the message names."))
 
 
 #: Unknown fields named one by one (each costs a difflib search); the rest get one summary.

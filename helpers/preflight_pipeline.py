@@ -1,12 +1,7 @@
-"""Predict what the MLflow server answers to one request, and why, by running the server model.
-
-`preflight()` walks the server's pipeline on the exact bytes: security middleware, router,
-decorators, Content-Type, JSON, protobuf parsing, the handler's `schema` (MLflow's validators,
-from helpers.server_model), then what the store checks and the server state that decides
-(helpers/preflight_store.py, from the rules of helpers/model_table.py). Findings have stable ids
-and name the MLflow code they mirror. What server state decides is `None` offline, with a
-"state" finding; `server=URL` settles it with read-only lookups. A step the model does not
-cover gets a "not-modelled" finding and `None`, never a guess. docs/architecture.md maps it.
+"""Predict what the MLflow server answers to one request, and why, by running the server model
+on the exact bytes, step by step in the server's order (docs/architecture.md maps the steps).
+What server state decides is `None` offline, with a "state" finding (`server=URL` settles it with
+read-only lookups); a step the model does not cover gets a "not-modelled" finding, never a guess.
 """
 
 from __future__ import annotations
@@ -123,9 +118,6 @@ def preflight(method: str, path_or_url: str, headers: Mapping[str, str | None] |
                    state_checked=sim.state_checked)
 
 
-# --------------------------------------------------------------------------- request model
-
-
 @dataclass(frozen=True)
 class _Request:
     method: str
@@ -166,9 +158,6 @@ class _Answer(Exception):
                  error_code: str | None = None):
         super().__init__(status, message)
         self.status, self.message, self.error_code = status, message, error_code
-
-
-# ----------------------------------------------------------------------------- simulation
 
 
 @dataclass
@@ -293,7 +282,6 @@ class Pipeline:
             raise self.not_modelled(f"what {ep.handler} does after its schema check passes "
                                     "(its store call)")
 
-    # -- handler steps
 
     def _pre_step(self, ep: Endpoint, step: str) -> None:
         """A statement a handler runs before its schema check, where the model knows it."""

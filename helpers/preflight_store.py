@@ -1,11 +1,6 @@
-"""Preflight's last steps: what the store does once a handler's checks pass, and the server
-state that still decides the answer, both run generically from helpers/model_table.py.
-
-`run(sim)` warns of what the store truncates, runs the handler and its store call on an empty
-database holding the run or experiment the state rules name (helpers.store_checks: MLflow's own
-checks, in the server's order), adds the few kit steps no MLflow check covers (below, each
-citing the MLflow code it mirrors), then settles the rule's `StateRule`s: offline as a "state"
-finding and no status, with `server=URL` by read-only GET lookups.
+"""Preflight's last steps, run generically from helpers/model_table.py: what the store truncates,
+the handler and its store call (helpers.store_checks), the few kit steps no MLflow check covers,
+then the state rules: offline a "state" finding and no status, with `server=URL` GET lookups.
 """
 
 from __future__ import annotations
@@ -54,9 +49,6 @@ def _truncate(sim: Pipeline, msg: Any, path: str, limit: int) -> None:
                     f"keeps the first {limit} and says nothing (MLFLOW_TRUNCATE_LONG_VALUES, on "
                     "by default).", f"Keep it under {limit} characters, or log it as an artifact.")
             setattr(item, inner or path, value[:limit])
-
-
-# -------------------------------------------------------------------------------- state
 
 
 def state(sim: Pipeline, rules: tuple[StateRule, ...]) -> None:
@@ -151,9 +143,6 @@ def _settle(sim: Pipeline, rule: StateRule) -> None:
                            "write-once.", rule.fix, code=rule.error_code)
     if rule.expect == "present" and value not in {t["key"] for t in run.get("tags", [])}:
         raise _refuse(sim, rule, value, stage)
-
-
-# ------------------------------------------------------- kit steps no validator covers
 
 
 def _log_metric(sim: Pipeline) -> None:
