@@ -109,7 +109,6 @@ def path_params(ep: Endpoint, path: str) -> dict[str, str]:
     return found.groupdict() if found else {}
 
 
-
 @functools.cache
 def _other_routes() -> tuple[tuple[str, None], ...]:
     """Routes served outside get_endpoints: mlflow/server/__init__.py's `@app.route`s and the

@@ -87,7 +87,6 @@ PARAM_UNCHANGED = StateRule("param", "key", "unchanged", 400, "INVALID_PARAMETER
                             "Log the same value, or use a new key or run; values that change "
                             "belong in metrics.", _S + "log_param", "param-overwrite")
 _RUN = (RUN_EXISTS, RUN_ACTIVE)
-_TRUNCATE_VALUE = (("value", uv.MAX_PARAM_VAL_LENGTH),)
 
 STORE: dict[str, StoreRule] = {
     # SqlAlchemyStore.create_experiment: location, name, tags; names are unique.
@@ -111,7 +110,7 @@ STORE: dict[str, StoreRule] = {
                            state=_RUN),
     # log_param: write-once (another value for a logged key: 400); long values truncated.
     "logParam": StoreRule(limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
-                          truncates=_TRUNCATE_VALUE, state=(*_RUN, PARAM_UNCHANGED)),
+                          truncates=(("value", uv.MAX_PARAM_VAL_LENGTH),), state=(*_RUN, PARAM_UNCHANGED)),
     "setTag": StoreRule(limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
                         truncates=(("value", uv.MAX_TAG_VAL_LENGTH),), state=_RUN),
     "deleteTag": StoreRule(state=(*_RUN, StateRule(

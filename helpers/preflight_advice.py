@@ -10,7 +10,6 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from google.protobuf.json_format import ParseError
 from mlflow.utils.proto_json_utils import parse_dict
 
 from helpers.model_table import SECONDS_THRESHOLD
@@ -127,27 +126,28 @@ def parses(ep: Endpoint, key: str, value: Any) -> bool:
     try:
         parse_dict({key: value}, ep.request_class())
         return True
-    except ParseError:
-        return False
-    except Exception:  # noqa: BLE001 - anything else stops the parser too
+    except Exception:  # noqa: BLE001 - ParseError, or anything else that stops the parser
         return False
 
 
-def stop_kind(f: Field, value: Any) -> tuple[str, str]:
-    """The finding id and a lead sentence for the field protobuf could not read."""
+def stop_kind(f: Field, value: Any) -> tuple[str, str, str]:
+    """The finding id, a lead sentence and a fix ("": the generic one) for the field protobuf
+    could not read."""
     if isinstance(value, float) and not math.isfinite(value):
         name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        return "trap-nan", (f"'{f.name}' is a bare {name} literal, which JSON "
-                            "does not have (Python's json.dumps writes it anyway). ")
+        return "trap-nan", (f"'{f.name}' is a bare {name} literal, which JSON does not have "
+                            "(Python's json.dumps writes it anyway). "), (
+            "Send non-finite values as strings (\"NaN\", \"Infinity\"); "
+            "json.dumps(body, allow_nan=False) catches them before sending.")
     if f.timestamp and isinstance(value, (int, float)):
         if 0 < abs(value) < SECONDS_THRESHOLD:
             return "trap-seconds-timestamp", (f"{f.name}={value!r} is fractional seconds "
-                                              "(time.time()), not integer milliseconds. ")
+                                              "(time.time()), not integer milliseconds. "), ""
         return "trap-fractional-timestamp", (f"{f.name}={value!r} has a fraction; an int64 "
-                                             "timestamp cannot hold one. ")
+                                             "timestamp cannot hold one. "), ""
     if f.name == "step" and isinstance(value, float):
-        return "trap-fractional-step", f"step={value!r} has a fraction; step is an int64. "
-    return "trap-parse-stopped", ""
+        return "trap-fractional-step", f"step={value!r} has a fraction; step is an int64. ", ""
+    return "trap-parse-stopped", "", ""
 
 
 def type_hint(f: Field | None) -> str:

@@ -10,7 +10,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -88,7 +88,6 @@ class Verdict:
         from helpers.display import verdict_text
 
         return verdict_text(self)
-
 
 
 def preflight(method: str, path_or_url: str, headers: Mapping[str, str | None] | None = None,
@@ -232,8 +231,7 @@ class Pipeline:
         for i in range(mark, len(self.findings)):
             f = self.findings[i]
             if f.severity == "error":
-                self.findings[i] = Finding("error", f.check, "Once Content-Type is fixed: "
-                                           + f.message, f.fix, f.id)
+                self.findings[i] = replace(f, message="Once Content-Type is fixed: " + f.message)
 
     def content_type(self) -> None:
         """mlflow/server/validation.py::_validate_content_type (POST and PUT only)."""
@@ -413,12 +411,9 @@ class Pipeline:
         f, value = by_key[bad], body[bad]
         lost = f"'{bad}'" + (f" and every field after it ({', '.join(dropped)})"
                              if dropped else "")
-        id_, why = advice.stop_kind(f, value)
-        fix = (f"Fix the item the parser names inside '{bad}'." if f.message
-               else f"Send '{bad}' as {advice.type_hint(f)}.")
-        if id_ == "trap-nan":
-            fix = ("Send non-finite values as strings (\"NaN\", \"Infinity\"); "
-                   "json.dumps(body, allow_nan=False) catches them before sending.")
+        id_, why, fix = advice.stop_kind(f, value)
+        fix = fix or (f"Fix the item the parser names inside '{bad}'." if f.message
+                      else f"Send '{bad}' as {advice.type_hint(f)}.")
         self.add("warning", id_, PARSE,
                  f"{why}The proto parser gives up at '{bad}' ({str(exc).rstrip('.')[:120]}): "
                  f"{lost} reach the handler as 0 or empty. Its type checks then run on the raw "

@@ -54,8 +54,6 @@ def _truncate(sim: Pipeline, msg: Any, path: str, limit: int) -> None:
 def state(sim: Pipeline, rules: tuple[StateRule, ...]) -> None:
     """What a valid request still depends on; settled by lookups when a server is given. An
     empty id names nothing: that answer needs no lookup."""
-    if not rules:
-        return
     if sim.server is None:
         first = rules[0]
         if first.expect in ("exists", "active", "deleted") and not _value(sim, first):
@@ -145,10 +143,6 @@ def _settle(sim: Pipeline, rule: StateRule) -> None:
         raise _refuse(sim, rule, value, stage)
 
 
-def _log_metric(sim: Pipeline) -> None:
-    _infinite(sim, [sim.message.value], "value")
-
-
 def _log_batch(sim: Pipeline) -> None:
     m, body = sim.message, sim.request_json
     _infinite(sim, [x.value for x in m.metrics], "metrics[{}].value")
@@ -188,5 +182,6 @@ def _create_run(sim: Pipeline) -> None:
 
 #: The kit's steps per RPC, after the handler and its store call.
 _KIT_STEPS: dict[str, Callable[[Pipeline], None]] = {
-    "logMetric": _log_metric, "logBatch": _log_batch, "createRun": _create_run,
+    "logMetric": lambda sim: _infinite(sim, [sim.message.value], "value"),
+    "logBatch": _log_batch, "createRun": _create_run,
 }

@@ -47,7 +47,8 @@ class Check:
     #: "required", "string", "intlike", ... (an `_assert_` name without its prefix), or the
     #: source text of a lambda / other validator.
     name: str
-    #: MLflow's own function, compiled from handlers.py; None when it could not be compiled.
+    #: MLflow's own function, compiled from handlers.py (None: not found there, or a nested
+    #: `_fields_present` key).
     fn: Callable[[Any], Any] | None = field(repr=False, compare=False)
     #: True for handlers.py::_TYPE_VALIDATORS: skipped when protobuf parsing succeeded.
     type_check: bool = False
@@ -320,15 +321,10 @@ def handlers() -> dict[str, _Handler]:
         if call is None:
             continue
         namespace = dict(_validators())
-        nested = [s for s in fn.body if isinstance(s, ast.FunctionDef)]
-        if nested:
-            _fill(namespace, nested)
         schema_node = next(k.value for k in call.keywords if k.arg == "schema")
-        for name in _free_names([schema_node]) - set(namespace) - set(dir(builtins)):
-            try:
-                namespace[name] = resolve(name)
-            except (KeyError, ImportError, AttributeError):
-                namespace[name] = _Unresolved(name)
+        # The handler's nested helpers compiled, and the names its schema uses resolved.
+        _fill(namespace, [s for s in fn.body if isinstance(s, ast.FunctionDef)]
+              + [ast.copy_location(ast.Expr(schema_node), schema_node)])
         schema = tuple(
             (key.value, tuple(_check(e, namespace) for e in getattr(value, "elts", [value])))
             for key, value in zip(schema_node.keys, schema_node.values)
@@ -362,13 +358,6 @@ def _handler_by_request() -> dict[str, str]:
     table = _top_defs()["HANDLERS"].value
     return {resolve(ast.unparse(k)).DESCRIPTOR.full_name: ast.unparse(v)
             for k, v in zip(table.keys, table.values)}
-
-
-@functools.cache
-def _decorators() -> dict[str, tuple[str, ...]]:
-    """Decorators of every top-level function of handlers.py, schema or not."""
-    return {name: tuple(ast.unparse(d) for d in node.decorator_list)
-            for name, node in _top_defs().items() if isinstance(node, ast.FunctionDef)}
 
 
 @functools.cache
@@ -459,7 +448,8 @@ def _endpoint(name: str, service: str, verbs: tuple[str, ...], paths: tuple[str,
     return Endpoint(name=name, service=service, http_methods=verbs, paths=paths,
                     request=message.full_name if message is not None else None, fields=fields,
                     handler=handler_name, schema=schema,
-                    decorators=_decorators().get(handler_name or "", ()),
+                    decorators=tuple(ast.unparse(d) for d in getattr(
+                        _top_defs().get(handler_name or ""), "decorator_list", ())),
                     pre_steps=handler.pre_steps if handler else (),
                     reads_run_uuid=handler.reads_run_uuid if handler else False,
                     parses_proto=handler.parses_proto if handler else False, store=store)
