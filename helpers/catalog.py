@@ -1,11 +1,5 @@
-"""Look up MLflow REST endpoints in the server model, by URL, path, suffix or RPC name.
-
-The model itself (routes, fields, the handlers' schemas, limits) is helpers.server_model,
-derived at runtime from the installed MLflow; this module finds endpoints in it, and routes a
-URL path as the server does (Flask's url map, and the routes served outside it).
-
-For tools that document the API (the OpenAPI generator): `endpoints()` lists every route and
-method; `Endpoint` and `Field` (helpers/server_model.py) document what each one holds.
+"""Look up MLflow REST endpoints in the server model (helpers.server_model) by URL, path, suffix
+or RPC name, and route a URL path as the server does (Flask's url map, and the routes outside it).
 """
 
 from __future__ import annotations
@@ -69,9 +63,6 @@ def _match_loose(query: str) -> list[Endpoint]:
     return [e for e in _model_endpoints() if any(p.lower().endswith("/" + key) for p in e.paths)]
 
 
-# ------------------------------------------------------------------ the router
-
-
 @functools.cache
 def _routes() -> tuple[tuple[str, Endpoint], ...]:
     return tuple((p, e) for e in _model_endpoints() for p in e.paths)
@@ -116,7 +107,6 @@ def path_params(ep: Endpoint, path: str) -> dict[str, str]:
     found = next((m for p, e in _candidates(path, _routes()) if e is ep
                   and (m := p.fullmatch(path))), None)
     return found.groupdict() if found else {}
-
 
 
 @functools.cache

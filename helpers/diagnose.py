@@ -46,11 +46,6 @@ class Diagnosis:
     #: What the model predicted for the request (None: it could not tell offline).
     predicted_status: int | None = None
 
-    def row(self) -> list[Any]:
-        """The field-guide row: status, body kind, error_code, family, cause, fix."""
-        return [self.status, self.body_kind, self.error_code or "—", self.family, self.cause,
-                self.fix]
-
     def __str__(self) -> str:
         return display.diagnosis_text(self)
 
@@ -233,9 +228,6 @@ def _answer_side(verdict: Verdict, exchange: Exchange) -> _Found:
             "MLflow, its message names the check.")
 
 
-FIELD_GUIDE_HEADERS = ("status", "body kind", "error_code", "family", "cause", "fix")
-
-
 def field_guide(exchanges: Iterable[Exchange], *, one_per_family: bool = True) -> Table:
     """A table (status, body kind, error_code, family, cause, fix) explaining live exchanges.
 
@@ -245,12 +237,12 @@ def field_guide(exchanges: Iterable[Exchange], *, one_per_family: bool = True) -
     rows: list[list[Any]] = []
     seen: set[str] = set()
     for exchange in exchanges:
-        diagnosis = explain(exchange)
-        if one_per_family and diagnosis.family in seen:
+        d = explain(exchange)
+        if one_per_family and d.family in seen:
             continue
-        seen.add(diagnosis.family)
-        rows.append(diagnosis.row())
-    return Table(rows, FIELD_GUIDE_HEADERS)
+        seen.add(d.family)
+        rows.append([d.status, d.body_kind, d.error_code or "—", d.family, d.cause, d.fix])
+    return Table(rows, ("status", "body kind", "error_code", "family", "cause", "fix"))
 
 
 #: Families only the answer can tell (the others are the ids of preflight's findings).

@@ -1,15 +1,9 @@
 """The one hand-written table of the server model: what cannot be derived from MLflow's source.
 
-Everything else the model knows (routes, fields, the handlers' schemas and validators, limits,
-security rules, search grammars) is read from the installed MLflow at runtime by
-helpers/server_model.py, and the handlers' and stores' checks run as MLflow's own code
-(helpers/store_checks.py). What the SQL store keeps (limits, milliseconds, truncation) and which
-server state decides an answer live only in code paths the model cannot read generically, so
-they are written here once, as data, for MLflow 3.17.2 (mlflow/store/tracking/
-sqlalchemy_store.py). Preflight runs these rules generically (helpers/preflight_store.py) and
-explain matches live answers against the same state rules (helpers/diagnose.py).
-Every entry is tested against the live server by tests/test_store_table.py and
-tests/test_model_agreement.py; docs/architecture.md says where each kind of fact lives.
+What the SQL store keeps (limits, milliseconds, truncation) and which server state decides an
+answer live only in code paths the model cannot read generically (mlflow/store/tracking/
+sqlalchemy_store.py), so they are written here once, as data, for MLflow 3.17.2. Every entry is
+tested against the live server (tests/test_store_table.py); docs/architecture.md maps the rest.
 """
 
 from __future__ import annotations
@@ -93,7 +87,6 @@ PARAM_UNCHANGED = StateRule("param", "key", "unchanged", 400, "INVALID_PARAMETER
                             "Log the same value, or use a new key or run; values that change "
                             "belong in metrics.", _S + "log_param", "param-overwrite")
 _RUN = (RUN_EXISTS, RUN_ACTIVE)
-_TRUNCATE_VALUE = (("value", uv.MAX_PARAM_VAL_LENGTH),)
 
 STORE: dict[str, StoreRule] = {
     # SqlAlchemyStore.create_experiment: location, name, tags; names are unique.
@@ -117,7 +110,7 @@ STORE: dict[str, StoreRule] = {
                            state=_RUN),
     # log_param: write-once (another value for a logged key: 400); long values truncated.
     "logParam": StoreRule(limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
-                          truncates=_TRUNCATE_VALUE, state=(*_RUN, PARAM_UNCHANGED)),
+                          truncates=(("value", uv.MAX_PARAM_VAL_LENGTH),), state=(*_RUN, PARAM_UNCHANGED)),
     "setTag": StoreRule(limits=(("key", uv.MAX_ENTITY_KEY_LENGTH),),
                         truncates=(("value", uv.MAX_TAG_VAL_LENGTH),), state=_RUN),
     "deleteTag": StoreRule(state=(*_RUN, StateRule(

@@ -10,7 +10,6 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from google.protobuf.json_format import ParseError
 from mlflow.utils.proto_json_utils import parse_dict
 
 from helpers.model_table import SECONDS_THRESHOLD
@@ -127,34 +126,35 @@ def parses(ep: Endpoint, key: str, value: Any) -> bool:
     try:
         parse_dict({key: value}, ep.request_class())
         return True
-    except ParseError:
-        return False
-    except Exception:  # noqa: BLE001 - anything else stops the parser too
+    except Exception:  # noqa: BLE001 - ParseError, or anything else that stops the parser
         return False
 
 
-def stop_kind(f: Field, value: Any) -> tuple[str, str]:
-    """The finding id and a lead sentence for the field protobuf could not read."""
+def stop_kind(f: Field, value: Any) -> tuple[str, str, str]:
+    """The finding id, a lead sentence and a fix ("": the generic one) for the field protobuf
+    could not read."""
     if isinstance(value, float) and not math.isfinite(value):
         name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        return "trap-nan", (f"'{f.name}' is a bare {name} literal, which JSON "
-                            "does not have (Python's json.dumps writes it anyway). ")
+        return "trap-nan", (f"'{f.name}' is a bare {name} literal, which JSON does not have "
+                            "(Python's json.dumps writes it anyway). "), (
+            "Send non-finite values as strings (\"NaN\", \"Infinity\"); "
+            "json.dumps(body, allow_nan=False) catches them before sending.")
     if f.type in ("int64", "int32") and (isinstance(value, bool) or isinstance(value, str)
                                          and value != value.strip()):
         # handlers.py::_assert_intlike then passes it (int(True), int(" 5 ")): a 200 with 0 stored
         return "bool-as-number" if isinstance(value, bool) else "trap-parse-stopped", (
             f"'{f.name}' is {json.dumps(value)}: an {f.type} field refuses a JSON "
             f"{'boolean' if isinstance(value, bool) else 'string with spaces'}, and the "
-            "handler's _assert_intlike then accepts it, so 0 is stored, with a 200. ")
+            "handler's _assert_intlike then accepts it, so 0 is stored, with a 200. "), ""
     if f.timestamp and isinstance(value, (int, float)):
         if 0 < abs(value) < SECONDS_THRESHOLD:
             return "trap-seconds-timestamp", (f"{f.name}={value!r} is fractional seconds "
-                                              "(time.time()), not integer milliseconds. ")
+                                              "(time.time()), not integer milliseconds. "), ""
         return "trap-fractional-timestamp", (f"{f.name}={value!r} has a fraction; an int64 "
-                                             "timestamp cannot hold one. ")
+                                             "timestamp cannot hold one. "), ""
     if f.name == "step" and isinstance(value, float):
-        return "trap-fractional-step", f"step={value!r} has a fraction; step is an int64. "
-    return "trap-parse-stopped", ""
+        return "trap-fractional-step", f"step={value!r} has a fraction; step is an int64. ", ""
+    return "trap-parse-stopped", "", ""
 
 
 def type_hint(f: Field | None) -> str:
@@ -182,6 +182,8 @@ def crash_fix(body: Any) -> str:
 
 _NAME_FIX = "Use letters, digits, _ - . space : / only, and no '..' or leading '/'."
 _SPLIT = "Split it into several requests."
+ID_FIX = ("Experiment ids are the whole numbers the server gave, sent as strings (e.g. \"0\"); "
+          "experiments/get-by-name looks one up by name.")
 #: MLflow's refusals once the schema passed, by a phrase of the message: (phrase, finding id,
 #: fix); the first match wins.
 STORE_REFUSALS = (
@@ -193,16 +195,26 @@ STORE_REFUSALS = (
      "Send each field once, by its proto name: the one the handler's checks read."),
     ("batch logging request", "batch-limit", _SPLIT),
     ("at most", "batch-limit", _SPLIT),
-    ("exceeds the maximum length", "too-long", "Shorten it."),
+    ("exceeds the maximum length", "too-long", "Shorten it to the length the message names."),
     ("Names may only contain", "invalid-name", _NAME_FIX),
     ("resolve to", "invalid-name", _NAME_FIX),
+    ("Invalid experiment ID", "bad-experiment-id", ID_FIX),
+    ("invalid literal for int()", "bad-experiment-id", ID_FIX),
+    ("Names cannot contain", "invalid-name", "Leave '/' and ':' out of model names: they "
+     "separate the parts of models:/<name>/<version> URIs."),
+    ("alias", "invalid-alias", "Use letters, digits, '_' and '-' for aliases, not 'latest' or "
+     "'v<number>' (both are reserved)."),
+    ("must be an integer", "bad-version", "Send the version number as a string of digits."),
+    ("model version source", "invalid-source", "Register what a run or logged model holds: "
+     "runs:/<run_id>/<path> with that run_id, or models:/<model_id> with that model_id."),
+    ("Missing value", "missing-field", "Send a non-blank value."),
 )
 
 
-def store_refusal(message: str) -> tuple[str, str]:
+def store_refusal(message: str, default: str = "store-check") -> tuple[str, str]:
     """The finding id and fix for MLflow's refusal `message` (STORE_REFUSALS)."""
     return next(((id_, fix) for phrase, id_, fix in STORE_REFUSALS if phrase in message),
-                ("store-check", "Change the value as the message says."))
+                (default, "Change the value the message names."))
 
 
 #: Unknown fields named one by one (each costs a difflib search); the rest get one summary.

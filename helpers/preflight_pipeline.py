@@ -1,12 +1,7 @@
-"""Predict what the MLflow server answers to one request, and why, by running the server model.
-
-`preflight()` walks the server's pipeline on the exact bytes: security middleware, router,
-decorators, Content-Type, JSON, protobuf parsing, the handler's `schema` (MLflow's validators,
-from helpers.server_model), then what the store checks and the server state that decides
-(helpers/preflight_store.py, from the rules of helpers/model_table.py). Findings have stable ids
-and name the MLflow code they mirror. What server state decides is `None` offline, with a
-"state" finding; `server=URL` settles it with read-only lookups. A step the model does not
-cover gets a "not-modelled" finding and `None`, never a guess. docs/architecture.md maps it.
+"""Predict what the MLflow server answers to one request, and why, by running the server model
+on the exact bytes, step by step in the server's order (docs/architecture.md maps the steps).
+What server state decides is `None` offline, with a "state" finding (`server=URL` settles it with
+read-only lookups); a step the model does not cover gets a "not-modelled" finding, never a guess.
 """
 
 from __future__ import annotations
@@ -15,7 +10,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -95,7 +90,6 @@ class Verdict:
         return verdict_text(self)
 
 
-
 def preflight(method: str, path_or_url: str, headers: Mapping[str, str | None] | None = None,
               body: bytes | str | None = None, *, server: str | None = None,
               session: requests.Session | None = None) -> Verdict:
@@ -121,9 +115,6 @@ def preflight(method: str, path_or_url: str, headers: Mapping[str, str | None] |
                    predicted_status=status, expected_message=message, expected_error_code=code,
                    findings=tuple(sim.findings), message=sim.message,
                    state_checked=sim.state_checked)
-
-
-# --------------------------------------------------------------------------- request model
 
 
 @dataclass(frozen=True)
@@ -166,9 +157,6 @@ class _Answer(Exception):
                  error_code: str | None = None):
         super().__init__(status, message)
         self.status, self.message, self.error_code = status, message, error_code
-
-
-# ----------------------------------------------------------------------------- simulation
 
 
 @dataclass
@@ -243,8 +231,7 @@ class Pipeline:
         for i in range(mark, len(self.findings)):
             f = self.findings[i]
             if f.severity == "error":
-                self.findings[i] = Finding("error", f.check, "Once Content-Type is fixed: "
-                                           + f.message, f.fix, f.id)
+                self.findings[i] = replace(f, message="Once Content-Type is fixed: " + f.message)
 
     def content_type(self) -> None:
         """mlflow/server/validation.py::_validate_content_type (POST and PUT only)."""
@@ -293,7 +280,6 @@ class Pipeline:
             raise self.not_modelled(f"what {ep.handler} does after its schema check passes "
                                     "(its store call)")
 
-    # -- handler steps
 
     def _pre_step(self, ep: Endpoint, step: str) -> None:
         """A statement a handler runs before its schema check, where the model knows it."""
@@ -425,12 +411,9 @@ class Pipeline:
         f, value = by_key[bad], body[bad]
         lost = f"'{bad}'" + (f" and every field after it ({', '.join(dropped)})"
                              if dropped else "")
-        id_, why = advice.stop_kind(f, value)
-        fix = (f"Fix the item the parser names inside '{bad}'." if f.message
-               else f"Send '{bad}' as {advice.type_hint(f)}.")
-        if id_ == "trap-nan":
-            fix = ("Send non-finite values as strings (\"NaN\", \"Infinity\"); "
-                   "json.dumps(body, allow_nan=False) catches them before sending.")
+        id_, why, fix = advice.stop_kind(f, value)
+        fix = fix or (f"Fix the item the parser names inside '{bad}'." if f.message
+                      else f"Send '{bad}' as {advice.type_hint(f)}.")
         self.add("warning", id_, PARSE,
                  f"{why}The proto parser gives up at '{bad}' ({str(exc).rstrip('.')[:120]}): "
                  f"{lost} reach the handler as 0 or empty. Its type checks then run on the raw "

@@ -1,11 +1,6 @@
-"""Preflight's last steps: what the store does once a handler's checks pass, and the server
-state that still decides the answer, both run generically from helpers/model_table.py.
-
-`run(sim)` warns of what the store truncates, runs the handler and its store call on an empty
-database holding the run or experiment the state rules name (helpers.store_checks: MLflow's own
-checks, in the server's order), adds the few kit steps no MLflow check covers (below, each
-citing the MLflow code it mirrors), then settles the rule's `StateRule`s: offline as a "state"
-finding and no status, with `server=URL` by read-only GET lookups.
+"""Preflight's last steps, run generically from helpers/model_table.py: what the store truncates,
+the handler and its store call (helpers.store_checks), the few kit steps no MLflow check covers,
+then the state rules: offline a "state" finding and no status, with `server=URL` GET lookups.
 """
 
 from __future__ import annotations
@@ -57,14 +52,9 @@ def _truncate(sim: Pipeline, msg: Any, path: str, limit: int) -> None:
             setattr(item, inner or path, value[:limit])
 
 
-# -------------------------------------------------------------------------------- state
-
-
 def state(sim: Pipeline, rules: tuple[StateRule, ...]) -> None:
     """What a valid request still depends on; settled by lookups when a server is given. An
     empty id names nothing: that answer needs no lookup."""
-    if not rules:
-        return
     if sim.server is None:
         first = rules[0]
         if first.expect in ("exists", "active", "deleted") and not _value(sim, first):
@@ -154,13 +144,6 @@ def _settle(sim: Pipeline, rule: StateRule) -> None:
         raise _refuse(sim, rule, value, stage)
 
 
-# ------------------------------------------------------- kit steps no validator covers
-
-
-def _log_metric(sim: Pipeline) -> None:
-    _infinite(sim, [sim.message.value], "value")
-
-
 def _log_batch(sim: Pipeline) -> None:
     m, body = sim.message, sim.request_json
     _infinite(sim, [x.value for x in m.metrics], "metrics[{}].value")
@@ -200,5 +183,6 @@ def _create_run(sim: Pipeline) -> None:
 
 #: The kit's steps per RPC, after the handler and its store call.
 _KIT_STEPS: dict[str, Callable[[Pipeline], None]] = {
-    "logMetric": _log_metric, "logBatch": _log_batch, "createRun": _create_run,
+    "logMetric": lambda sim: _infinite(sim, [sim.message.value], "value"),
+    "logBatch": _log_batch, "createRun": _create_run,
 }

@@ -1,12 +1,8 @@
-"""One model of the MLflow server a learner runs, derived at runtime from the installed MLflow.
-
-Preflight (before sending) and explain (after the answer) run on these facts, read from MLflow
-itself without importing `mlflow.server`: routes from the services' `rpc` options and the extra
-tuples of `handlers.py::get_endpoints`; every handler's `schema={...}` dict, read with `ast`,
-its validators MLflow's own `_assert_*` functions compiled from the same source (asserts kept,
-so it works under `python -O`); limits from MLflow's constants, security rules and messages
-from `mlflow/server/security_utils.py`, loaded from its file. What cannot be derived is in
-the one hand table, helpers/model_table.py (docs/architecture.md says where each fact lives).
+"""One model of the MLflow server, derived at runtime from the installed MLflow without importing
+`mlflow.server`: routes from the services' `rpc` options and handlers.py::get_endpoints, each
+handler's `schema={...}` dict read with `ast`, its validators compiled from handlers.py (asserts
+kept under `python -O`). What cannot be derived is in helpers/model_table.py; docs/architecture.md
+says where each fact lives.
 """
 
 from __future__ import annotations
@@ -39,11 +35,9 @@ PREFIXES = ("/api", "/ajax-api")
 _SERVICES = ("service_pb2.MlflowService", "model_registry_pb2.ModelRegistryService",
              "mlflow_artifacts_pb2.MlflowArtifactsService", "webhooks_pb2.WebhookService")
 _TYPE_NAMES = {v: n[5:].lower() for n, v in vars(FieldDescriptor).items() if n.startswith("TYPE_")}
+_PATHS = ("_get_paths", "_get_rest_path", "_get_ajax_path")
 _SCHEMA_CALLS = ("_get_request_message", "_get_validated_flask_request_json",
                  "_get_workspace_request_message")
-
-
-# ------------------------------------------------------------------------------ data model
 
 
 @dataclass(frozen=True)
@@ -53,7 +47,8 @@ class Check:
     #: "required", "string", "intlike", ... (an `_assert_` name without its prefix), or the
     #: source text of a lambda / other validator.
     name: str
-    #: MLflow's own function, compiled from handlers.py; None when it could not be compiled.
+    #: MLflow's own function, compiled from handlers.py (None: not found there, or a nested
+    #: `_fields_present` key).
     fn: Callable[[Any], Any] | None = field(repr=False, compare=False)
     #: True for handlers.py::_TYPE_VALIDATORS: skipped when protobuf parsing succeeded.
     type_check: bool = False
@@ -84,8 +79,6 @@ class Field:
     checks: tuple[Check, ...] = ()
     #: Limits: from the validators, then from the store table (e.g. {"max_length": 250}).
     limits: tuple[tuple[str, int], ...] = ()
-    #: "body", or "query" for a GET.
-    location: str = "body"
     #: Holds milliseconds since the epoch (the store rule's `timestamps`).
     timestamp: bool = False
 
@@ -141,9 +134,6 @@ class Endpoint:
     def request_class(self) -> Any:
         """The generated protobuf class the server parses the body into."""
         return message_class(self.request) if self.request else None
-
-
-# --------------------------------------------------------------------------- MLflow sources
 
 
 @functools.cache
@@ -275,11 +265,8 @@ def _check(expr: ast.expr, namespace: dict[str, Any]) -> Check:
     if isinstance(expr, ast.Name):  # most checks name a validator: no compile needed
         fn = namespace.get(name)
     else:
-        try:
-            fn = eval(compile(ast.Expression(expr), str(mlflow_file(HANDLERS)),  # noqa: S307
-                              "eval", optimize=0), namespace)
-        except (NameError, SyntaxError):
-            fn = None
+        fn = eval(compile(ast.Expression(expr), str(mlflow_file(HANDLERS)),  # noqa: S307
+                          "eval", optimize=0), namespace)
     body = _top_defs().get(name) if isinstance(expr, ast.Name) else expr
     return Check(name=name.removeprefix("_assert_"), fn=fn,
                  type_check=fn in namespace.get("_TYPE_VALIDATORS", ()),
@@ -334,15 +321,10 @@ def handlers() -> dict[str, _Handler]:
         if call is None:
             continue
         namespace = dict(_validators())
-        nested = [s for s in fn.body if isinstance(s, ast.FunctionDef)]
-        if nested:
-            _fill(namespace, nested)
         schema_node = next(k.value for k in call.keywords if k.arg == "schema")
-        for name in _free_names([schema_node]) - set(namespace) - set(dir(builtins)):
-            try:
-                namespace[name] = resolve(name)
-            except (KeyError, ImportError, AttributeError):
-                namespace[name] = _Unresolved(name)
+        # The handler's nested helpers compiled, and the names its schema uses resolved.
+        _fill(namespace, [s for s in fn.body if isinstance(s, ast.FunctionDef)]
+              + [ast.copy_location(ast.Expr(schema_node), schema_node)])
         schema = tuple(
             (key.value, tuple(_check(e, namespace) for e in getattr(value, "elts", [value])))
             for key, value in zip(schema_node.keys, schema_node.values)
@@ -373,26 +355,9 @@ def handlers() -> dict[str, _Handler]:
 def _handler_by_request() -> dict[str, str]:
     """handlers.py::HANDLERS: full request message name (two services share short names, e.g.
     `ListArtifacts as ListArtifactsMlflowArtifacts`) -> handler function name."""
-    node = _top_defs()["HANDLERS"]
-    value = node.value if isinstance(node, ast.Assign) else None
-    if not isinstance(value, ast.Dict):
-        return {}
-    out: dict[str, str] = {}
-    for k, v in zip(value.keys, value.values):
-        if k is None:
-            continue
-        try:
-            out[resolve(ast.unparse(k)).DESCRIPTOR.full_name] = ast.unparse(v)
-        except (KeyError, ImportError, AttributeError):
-            out[ast.unparse(k)] = ast.unparse(v)
-    return out
-
-
-@functools.cache
-def _decorators() -> dict[str, tuple[str, ...]]:
-    """Decorators of every top-level function of handlers.py, schema or not."""
-    return {name: tuple(ast.unparse(d) for d in node.decorator_list)
-            for name, node in _top_defs().items() if isinstance(node, ast.FunctionDef)}
+    table = _top_defs()["HANDLERS"].value
+    return {resolve(ast.unparse(k)).DESCRIPTOR.full_name: ast.unparse(v)
+            for k, v in zip(table.keys, table.values)}
 
 
 @functools.cache
@@ -416,17 +381,18 @@ def _extra_routes() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
 
 
 def _path_expr(node: ast.expr) -> str | None:
-    """`_get_rest_path("/mlflow/x", version=3)` -> "/api/3.0/mlflow/x" (ajax likewise)."""
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args
-            and isinstance(node.args[0], ast.Constant)):
-        return None
-    version = next((k.value.value for k in node.keywords if k.arg == "version"
-                    and isinstance(k.value, ast.Constant)), 2)
-    prefix = {"_get_rest_path": "/api", "_get_ajax_path": "/ajax-api"}.get(node.func.id)
-    return f"{prefix}/{version}.0{node.args[0].value}" if prefix else None
+    """`_get_rest_path("/mlflow/x", version=3)` (ajax likewise), run by handlers.py itself."""
+    if isinstance(node, ast.Call) and getattr(node.func, "id", "") in _PATHS[1:] and \
+            node.args and isinstance(node.args[0], ast.Constant):
+        return eval(compile(ast.Expression(node), HANDLERS, "eval"), _paths())  # noqa: S307
+    return None
 
 
-# ---------------------------------------------------------------------------------- catalog
+@functools.cache
+def _paths() -> dict[str, Any]:
+    """handlers.py's own path builders: `_get_paths` concatenates plainly (a proto path without
+    a leading slash, like searchDatasets', really is served as /api/2.0mlflow/...)."""
+    return handler_functions(_PATHS)
 
 
 @functools.cache
@@ -442,12 +408,10 @@ def endpoints() -> tuple[Endpoint, ...]:
             .services_by_name[service_name]
         for method in service.methods:
             rpc = method.GetOptions().Extensions[databricks_pb2.rpc]
-            if not rpc.endpoints:
-                continue
             paths: list[str] = []
             verbs: list[str] = []
             for ep in rpc.endpoints:
-                for served in _served_paths(ep.path, ep.since.major):
+                for served in _paths()["_get_paths"](ep.path, version=ep.since.major):
                     if served not in paths:
                         paths.append(served)
                 if ep.method not in verbs:
@@ -477,27 +441,18 @@ def _endpoint(name: str, service: str, verbs: tuple[str, ...], paths: tuple[str,
     schema = handler.schema if handler else None
     checks = dict(schema or ())
     store = STORE.get(name) if service == "MlflowService" else None
-    location = "query" if verbs == ("GET",) else "body"
     if message is not None:
-        fields = _fields(message, checks, handler, store, 0, (), location)
+        fields = _fields(message, checks, handler, store, 0, ())
     else:  # a route outside the protos: its schema is all there is to say about its fields
-        fields = tuple(_field(k, k, "", False, None, (), (), cs, store, location)
-                       for k, cs in checks.items())
+        fields = tuple(_field(k, k, "", False, None, (), (), cs, store) for k, cs in checks.items())
     return Endpoint(name=name, service=service, http_methods=verbs, paths=paths,
                     request=message.full_name if message is not None else None, fields=fields,
                     handler=handler_name, schema=schema,
-                    decorators=_decorators().get(handler_name or "", ()),
+                    decorators=tuple(ast.unparse(d) for d in getattr(
+                        _top_defs().get(handler_name or ""), "decorator_list", ())),
                     pre_steps=handler.pre_steps if handler else (),
                     reads_run_uuid=handler.reads_run_uuid if handler else False,
                     parses_proto=handler.parses_proto if handler else False, store=store)
-
-
-def _served_paths(proto_path: str, major: int) -> list[str]:
-    """handlers.py::_get_paths: plain concatenation (a proto path without a leading slash,
-    like searchDatasets', really is served as /api/2.0mlflow/...)."""
-    flask_path = re.sub(r"{(\w+)}", r"<\1>", proto_path)
-    flask_path = re.sub(r"{assessment\.trace_id}", r"<trace_id>", flask_path)
-    return [f"{prefix}/{major}.0{flask_path}" for prefix in PREFIXES]
 
 
 def _nested_required(handler: _Handler | None) -> dict[str, tuple[str, ...]]:
@@ -518,7 +473,7 @@ def _nested_required(handler: _Handler | None) -> dict[str, tuple[str, ...]]:
 
 def _fields(message: Descriptor, checks: dict[str, tuple[Check, ...]],
             handler: _Handler | None, store: StoreRule | None, depth: int,
-            seen: tuple[str, ...], location: str, prefix: str = "") -> tuple[Field, ...]:
+            seen: tuple[str, ...], prefix: str = "") -> tuple[Field, ...]:
     nested_required = _nested_required(handler) if depth == 0 else {}
     out = []
     for fd in message.fields:
@@ -528,21 +483,18 @@ def _fields(message: Descriptor, checks: dict[str, tuple[Check, ...]],
                 and not sub.GetOptions().map_entry:
             inner = {k: (Check("required", None),) for k in nested_required.get(fd.name, ())}
             nested = _fields(sub, inner, None, store, depth + 1, (*seen, message.full_name),
-                             "body", f"{prefix}{fd.name}[]." if fd.is_repeated
-                             else f"{prefix}{fd.name}.")
+                             f"{prefix}{fd.name}[]." if fd.is_repeated else f"{prefix}{fd.name}.")
         proto_required = bool(fd.GetOptions().Extensions[databricks_pb2.validate_required])
         out.append(_field(fd.name, fd.json_name, _TYPE_NAMES.get(fd.type, str(fd.type)),
                           fd.is_repeated, sub.full_name if sub is not None else None, nested,
                           tuple(v.name for v in fd.enum_type.values) if fd.enum_type else (),
-                          checks.get(fd.name, ()), store, location, proto_required,
-                          prefix + fd.name))
+                          checks.get(fd.name, ()), store, proto_required, prefix + fd.name))
     return tuple(out)
 
 
 def _field(name: str, json_name: str, type_: str, repeated: bool, message: str | None,
            nested: tuple[Field, ...], enums: tuple[str, ...], checks: tuple[Check, ...],
-           store: StoreRule | None, location: str, proto_required: bool = False,
-           path: str = "") -> Field:
+           store: StoreRule | None, proto_required: bool = False, path: str = "") -> Field:
     limits = tuple(lim for c in checks for lim in c.limits)
     if store is not None:
         kind = "max_items" if repeated else "max_length"
@@ -551,7 +503,6 @@ def _field(name: str, json_name: str, type_: str, repeated: bool, message: str |
                  fields=nested, enum_values=enums,
                  enforced=any(c.name == "required" for c in checks), documented=proto_required,
                  handler_checks=tuple(c.name for c in checks), checks=checks, limits=limits,
-                 location=location,
                  timestamp=store is not None and (path or name) in store.timestamps)
 
 

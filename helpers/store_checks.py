@@ -1,18 +1,12 @@
-"""What the server says once a handler's schema check passes: the handler itself, run on an
-in-memory database.
+"""What the server says once a handler's schema check passes: handlers.py's own handler (compiled
+by helpers.server_model, the request stood in by the parsed message), run on MLflow's SQL stores
+bound to an in-memory SQLite database that holds the Default experiment and never commits.
 
-handlers.py's handler (compiled by helpers.server_model, the request stood in by the parsed
-message) runs its own checks (model version sources, custom views, say), then calls the SQL
-store (mlflow/store/tracking/sqlalchemy_store.py, mlflow/store/model_registry/
-sqlalchemy_store.py), used without its constructor: bound to an in-memory SQLite database
-holding MLflow's tables and, as on every server, the Default experiment (id 0); its sessions
-never commit. For the search, registry and experiment-id RPCs (`STEPS`, run by
-helpers/preflight_pipeline.py) the database is otherwise empty and the handler stops at its
-first store call: what it refuses before any row matters is the answer, with MLflow's own
-message and a finding id saying which part failed and how to write it; a search it passes
-answers 200; what needs rows (not found, already exists) is server state. For the store table's
-RPCs (helpers/preflight_store.py) it also holds the run or experiment their state rules name,
-and the handler runs to its end; the state rules then decide.
+For the search, registry and experiment-id RPCs (`STEPS`) the handler stops at its first store
+call on the otherwise empty database: what is refused before any row matters is the answer, a
+search that passes answers 200, what needs rows (not found, already exists) is server state. For
+the store table's RPCs (helpers/preflight_store.py) the database also holds the run or experiment
+their state rules name, and the handler runs to its end.
 """
 
 from __future__ import annotations
@@ -24,6 +18,7 @@ import traceback
 import warnings
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 from mlflow.environment_variables import MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX
 from mlflow.exceptions import MlflowException
@@ -31,7 +26,7 @@ from mlflow.store.artifact.host_policy import host_addressed_uri_targets
 
 from helpers import server_model
 from helpers.errors import NotModelled
-from helpers.preflight_advice import CRASH
+from helpers.preflight_advice import CRASH, ID_FIX, store_refusal
 
 #: RPCs whose handler searches: the store passing means 200, whatever the data.
 SEARCHES = ("searchExperiments", "searchRuns", "searchTraces", "searchTracesV3",
@@ -127,13 +122,6 @@ class _Store:
         return call
 
 
-class _Response:
-    """flask.Response for a handler's last lines: what it answers is not a check."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.set_data = lambda data: None
-
-
 @functools.cache
 def _handler(name: str) -> Callable[[], Any]:
     """handlers.py's handler `name`, reading the request from `_NOW` and the empty stores."""
@@ -141,7 +129,8 @@ def _handler(name: str) -> Callable[[], Any]:
                  for getter in ("_get_tracking_store", "_get_model_registry_store")}
     return server_model.handler_functions(
         (name,), _get_request_message=lambda *a, **k: _NOW["message"],
-        _get_request_json=lambda *a, **k: _NOW["json"], Response=_Response,
+        _get_request_json=lambda *a, **k: _NOW["json"],
+        Response=mock.MagicMock,  # flask.Response: what the handler answers is not a check
         _get_source_run=_needs_state, _get_source_model=_needs_state,
         _validate_artifact_uri_scheme=_host_scheme, **stand_ins)[name]
 
@@ -267,10 +256,7 @@ def _refusal(sim: Any, where: str, exc: MlflowException) -> Exception:
         if sim.endpoint.name in SEARCHES:
             id_, message, fix = _describe_search(sim, exc, [f.name for f in frames[1:]])
         else:
-            id_, message, fix = next(((i, exc.message, f) for key, i, f in _FIXES
-                                      if key in exc.message),
-                                     ("invalid-value", exc.message, "Change the value the "
-                                      "message names."))
+            (id_, fix), message = store_refusal(exc.message, "invalid-value"), exc.message
     if raised is not exc:
         message = (f"The store crashes ({type(raised).__name__}) and the server answers "
                    f"500 INTERNAL_ERROR: {message}")
@@ -283,28 +269,6 @@ def _is_state(exc: MlflowException) -> bool:
     return exc.error_code in STATE_CODES or type(exc.__cause__).__module__.startswith("sqlalchemy")
 
 
-# ---------------------------------------------------------------- finding ids and fixes
-
-_ID_FIX = ("Experiment ids are the whole numbers the server gave, sent as strings (e.g. "
-           "\"0\"); experiments/get-by-name looks one up by name.")
-#: Registry and experiment-id refusals: (text of MLflow's message, finding id, fix).
-_FIXES = (
-    ("Invalid experiment ID", "bad-experiment-id", _ID_FIX),
-    ("invalid literal for int()", "bad-experiment-id", _ID_FIX),
-    ("Names cannot contain", "invalid-name", "Leave '/' and ':' out of model names: they "
-     "separate the parts of models:/<name>/<version> URIs."),
-    ("alias", "invalid-alias", "Use letters, digits, '_' and '-' for aliases, not 'latest' or "
-     "'v<number>' (both are reserved)."),
-    ("must be an integer", "bad-version", "Send the version number as a string of digits, "
-     "e.g. \"1\"."),
-    ("model version source", "invalid-source", "Register what a run or logged model holds: "
-     "runs:/<run_id>/<path> with that run_id, or models:/<model_id> with that model_id."),
-    ("Missing value", "missing-field", "Send a non-blank value."),
-    ("exceeds the maximum length", "too-long", "Shorten it to the length the message names."),
-    ("resolve to", "invalid-name", "Keep '..' and a leading '/' out of keys: names may be "
-     "used as file paths."),
-    ("Names may only contain", "invalid-name", "Use letters, digits, _ - . space : / only."),
-)
 
 #: Search finding ids (stable: other code keys on them) and fixes, by the MLflow function that
 #: raised, else by its message; max_results' fix names the limit (`_search_fix`).
@@ -316,8 +280,8 @@ _SEARCH_IDS = (
      "with a key the message allows (e.g. 'metrics.acc DESC'; quote odd keys with backticks), "
      "each key once."),
     ("orderby", "search-order-by", ""),
-    ("_parse_experiment_id", "bad-experiment-id", _ID_FIX),
-    ("int()", "bad-experiment-id", _ID_FIX),
+    ("_parse_experiment_id", "bad-experiment-id", ID_FIX),
+    ("int()", "bad-experiment-id", ID_FIX),
     ("filter", "search-filter", ""),
     ("max_results", "search-max-results", ""))
 
