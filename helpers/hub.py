@@ -106,11 +106,13 @@ def ensure_proxy(say: Callable[[str], None]) -> Path:
 
 def unreadable_by_others(paths: Sequence[Path]) -> Path | None:
     """The first folder (or file) on the way to `paths` that other users may not enter or read."""
-    for path in paths:
-        path = path.absolute()  # not resolve(): the venv's python may be a symlink to /usr/bin
+    # Both the path as given and where its links lead: a venv's python is a link to the base
+    # interpreter (e.g. under a private /root/.pyenv), and a learner's server must run that too.
+    for path in [p for given in paths for p in (given.absolute(), given.resolve())]:
         for part in [*reversed(path.parents), path]:
             mode = part.stat().st_mode
-            need = 0o005 if part.is_dir() else 0o004
+            # a folder on the way needs only "enter" (o+x); the target itself must be readable
+            need = 0o001 if part != path else (0o005 if part.is_dir() else 0o004)
             if mode & need != need:
                 return part
     return None

@@ -150,8 +150,10 @@ def test_a_private_folder_is_named_before_learners_fail_on_it() -> None:
     (private / "kit" / "python").write_text("")
     private.chmod(0o700)
     assert hub.unreadable_by_others([private / "kit" / "python"]) == private
-    private.chmod(0o755)
+    private.chmod(0o711)  # enter, not list: enough for a folder on the way
     assert hub.unreadable_by_others([private / "kit" / "python"]) is None
+    (private / "kit" / "python").chmod(0o600)  # the target itself must be readable
+    assert hub.unreadable_by_others([private / "kit" / "python"]) == private / "kit" / "python"
     shutil.rmtree(base)
 
 

@@ -30,7 +30,6 @@ LISTS = {
     "README.md": ROOT / "README.md",
     "docs/instructor.md": ROOT / "docs" / "instructor.md",
 }
-PENDING = pytest.mark.xfail(strict=True, reason="fixed by issue 21's rewrite")
 
 
 def _markdown(path: Path) -> str:
@@ -77,8 +76,7 @@ def test_notebook_05_lists_every_deep_dive() -> None:
 DOCUMENTS = [*BOOKS, ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, marks=PENDING) if p.name == "instructor.md" else p
-                                  for p in DOCUMENTS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.name)
 def test_no_name_or_range_of_a_missing_notebook(path: Path) -> None:
     assert not unknown_names(_markdown(path))
 
