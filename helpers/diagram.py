@@ -10,6 +10,7 @@ the output is deterministic for one MLflow version.
 
 from __future__ import annotations
 
+import ast
 import sys
 from dataclasses import dataclass
 from html import escape
@@ -55,7 +56,6 @@ def _exists(ref: str) -> str:
     """`ref` if its function or class is defined in the installed MLflow, else LookupError."""
     path, _, name = ref.partition("::")
     top = name.split(".")[0]
-    import ast
     if not any(isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
                and n.name == top for n in ast.walk(source.tree(path))):
         raise LookupError(f"mlflow/{path} defines no {top}: the diagram's step is out of date")
@@ -70,12 +70,41 @@ def _mlflow_ref(check: str) -> str:
     return check.removeprefix("mlflow/")
 
 
+#: The SQL store method each drawn RPC's handler calls (handlers.py::_log_metric calls
+#: `_get_tracking_store().log_metric`); its validators are read from MLflow's source below.
+STORE_METHOD = {"logMetric": "log_metric"}
+_SQL_STORE = "store/tracking/sqlalchemy_store.py"
+
+
+def _store_validators(method: str, depth: int = 3) -> tuple[str, ...]:
+    """The `_validate*` functions SqlAlchemyStore.`method` reaches through its own methods (as
+    called, or handed on as `self._x`), as "utils/validation.py::name" references."""
+    cls = next(n for n in source.tree(_SQL_STORE).body
+               if isinstance(n, ast.ClassDef) and n.name == "SqlAlchemyStore")
+    methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
+    seen, found, todo = set(), [], [(method, 0)]
+    while todo:
+        name, level = todo.pop(0)
+        if name in seen or name not in methods or level > depth:
+            continue
+        seen.add(name)
+        for node in ast.walk(methods[name]):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id.startswith("_validate") and node.func.id not in found:
+                found.append(node.func.id)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id == "self":
+                todo.append((node.attr, level + 1))
+    return tuple(f"utils/validation.py::{name}" for name in found)
+
+
 def steps(rpc: str = "logMetric") -> tuple[Step, ...]:
     """The server's checks for one endpoint, in the order preflight walks them (Pipeline.run)."""
     ep = next(e for e in catalog.endpoints() if e.name == rpc)
     store = ep.store
-    validators = tuple(_mlflow_ref(v.fn if ":" in v.fn else advice.UV + v.fn)
-                       for v in (store.validators if store else ()))
+    method = STORE_METHOD.get(rpc, "")
+    validators = ((f"{_SQL_STORE}::SqlAlchemyStore.{method}",) if method else ()) \
+        + _store_validators(method)
     state = tuple(dict.fromkeys(_mlflow_ref(r.check) for r in (store.state if store else ())))
     handler = f"server/handlers.py::{ep.handler}"
     raw = (
