@@ -211,6 +211,8 @@ def send(
             body = deadline.read(response)
         finally:
             response.close()
+    except requests.exceptions.InvalidJSONError:
+        raise  # the body, not the server: NaN or a set in json= (the caller says so, see exercises)
     except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
             requests.exceptions.MissingSchema) as exc:
         raise ServerUnreachable(

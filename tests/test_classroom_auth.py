@@ -156,6 +156,7 @@ def _kit_as_a_learner(room: Room, creds: dict[str, str], monkeypatch: pytest.Mon
     # Addressed as 127.0.0.1 (where the room is bound): offline, preflight predicts MLflow's
     # default Host allow-list, which does not name 127.1 (the room allows it with --advertise).
     local = f"http://127.0.0.1:{room.port}"
+    monkeypatch.setenv(config.TRACKING_URI_ENV, local)  # the learner's credentials go there
     verdict = preflight("POST", f"{local}{API}/runs/log-metric",
                         {"Content-Type": "application/json"}, body, server=local)
     assert verdict.predicted_status == 200 and verdict.state_checked, verdict.findings
