@@ -98,3 +98,25 @@ def test_the_test_command_is_written_where_contributors_look() -> None:
     assert command in (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "make test" in readme and "(docs/development.md)" in readme
+
+
+def test_the_instructor_guide_states_each_notebooks_own_minutes() -> None:
+    """The guide's tables give each notebook the minutes its first cell states (the formula's)."""
+    rows = re.findall(r"^\| `(\d\d_\w+)` \|.*?\| (\d+) min \|", LISTS["docs/instructor.md"]
+                      .read_text(encoding="utf-8"), flags=re.M)
+    assert len(rows) == len(STEMS), rows
+    for stem, minutes in rows:
+        first = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text(encoding="utf-8"))
+        said = re.search(r"About (\d+) minutes", "".join(first["cells"][0]["source"]))
+        assert said and int(minutes) == int(said.group(1)), (stem, minutes)
+
+
+def test_the_readme_states_the_core_paths_sum() -> None:
+    """"about N minutes" in the README is the sum of what the core notebooks state."""
+    total = 0
+    for path in sorted((ROOT / "notebooks").glob("0[0-5]_*.ipynb")):
+        first = json.loads(path.read_text(encoding="utf-8"))["cells"][0]
+        total += int(re.search(r"About (\d+) minutes", "".join(first["source"])).group(1))
+    said = re.findall(r"[Cc]ore path, (?:in order, )?about (\d+) minutes",
+                      LISTS["README.md"].read_text(encoding="utf-8"))
+    assert said and all(int(n) == total for n in said), (said, total)

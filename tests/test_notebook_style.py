@@ -85,9 +85,10 @@ def test_house_style(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)
-def test_stated_time_is_within_30_percent_of_the_formula(path: Path) -> None:
+def test_stated_time_is_the_formula_rounded(path: Path) -> None:
+    """"About N minutes" is the formula above, rounded (0.1 of slack for re-execution noise)."""
     nb = _read(path)
-    assert abs(stated_minutes(nb) - formula_minutes(nb)) <= 0.3 * formula_minutes(nb)
+    assert abs(stated_minutes(nb) - formula_minutes(nb)) <= 0.6, round(formula_minutes(nb), 1)
 
 
 @pytest.mark.parametrize("path", [p for p in BOOKS if p not in CORE], ids=lambda p: p.stem)
