@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils import validation as uv
 from mlflow.utils.proto_json_utils import parse_dict
 
-from helpers import catalog, preflight_route, preflight_store, source, store_checks
+from helpers import catalog, preflight_route, preflight_store, redact, source, store_checks
 from helpers import preflight_advice as advice
 from helpers import server_model as model
 from helpers.errors import NotModelled
@@ -131,7 +131,8 @@ class _Request:
               body: bytes | str | None) -> _Request:
         absolute = "://" in path_or_url
         parts = urlsplit(path_or_url if absolute else "http://_/" + path_or_url.lstrip("/"))
-        host = parts.netloc.rpartition("@")[2] if absolute else None  # no user:password@
+        # no user:password@, found by the masking rule (a password may hold "/" or "#")
+        host = redact.host_of(path_or_url) if absolute else None
         seen: dict[str, str] = {}
         for name, value in (headers or {}).items():
             if value is not None:  # requests' merge: the last spelling of a name wins

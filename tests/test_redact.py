@@ -73,3 +73,14 @@ def test_one_list_covers_jwt_sas_signatures_and_password_lists() -> None:
     shown = redact.mask_body(body)
     assert shown == '{"password_list": "****", "keep": [1, 2], "x": {"y": {"password": "****"}}}'
     assert not redact.is_secret_name("design") and not redact.is_secret_name("signal")
+
+
+def test_preflight_never_takes_a_password_for_the_host() -> None:
+    """A password holding "/" (issue 22's case): preflight's Host, and so its findings, show none of it."""
+    from helpers import preflight
+
+    verdict = preflight("POST", "http://ana:S3/cr3t99@evil.example:5000/api/2.0/mlflow/runs/log-metric",
+                        {"Content-Type": "application/json"}, "{}")
+    shown = " ".join(f"{f.message} {f.fix}" for f in verdict.findings) + str(verdict.expected_message)
+    assert "cr3t99" not in shown and "S3" not in shown, shown
+    assert "evil.example" in shown  # the host the security check names
