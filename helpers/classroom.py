@@ -24,7 +24,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,13 +43,8 @@ AUTH_CONFIG_ENV = "MLFLOW_AUTH_CONFIG_PATH"
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 BACKEND_URI_ENV = "MLFLOW_BACKEND_STORE_URI"  # read by `mlflow server`; the kit reads it too
 MIN_PASSWORD = 12  # mlflow/utils/validation.py::_validate_password
-MASK = "****"
 CREDENTIALS = "credentials.csv"  # in <data dir>/classroom: name,password per learner (and admin)
 AUTH_DB = "basic_auth.db"  # in <data dir>/classroom: MLflow's auth database (basic_auth.ini)
-#: A learner name: it becomes a user name and part of experiment names (config.learner_name).
-#: ASCII only: MLflow's client (through `requests`) sends the user name in a Basic auth header
-#: encoded as latin-1, so a name outside ASCII would not reach the server as written.
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 
 
 @dataclass
@@ -212,8 +206,9 @@ def serve(room: Classroom, out: Callable[[str], None] | None = None) -> int:
     try:
         say(room.describe())
         say(f"MLflow {handle.mlflow_version or '?'} answers at {room.url}.")
-        if server_launch.shadowing_note(handle.mlflow_version):
-            say(server_launch.shadowing_note(handle.mlflow_version))
+        shadowed = server_launch.shadowing_note(handle.mlflow_version)
+        if shadowed:
+            say(shadowed)
         posix, windows = learner_lines(room)
         say("Each learner runs this line once, in the kit's folder (it asks for their name"
             + (" and password" if room.basic_auth else "") + "; every later terminal and "
@@ -259,10 +254,9 @@ def read_roster(path: str | Path) -> list[str]:
         name = raw.split("#", 1)[0].strip()
         if not name:
             continue
-        if not NAME.fullmatch(name):
+        if not config.LEARNER_NAME.fullmatch(name):
             raise ClassroomError(f"{path}, line {number}: {name!r} is not a usable learner name "
-                                 "(ASCII letters A-Z and a-z, digits, '.', '_', '-'; up to 40; "
-                                 "no spaces, no accents: write José as Jose).")
+                                 f"({config.LEARNER_NAME_RULE}).")
         if name.lower() in seen:
             raise ClassroomError(f"{path}, line {number}: {name!r} is already on line "
                                  f"{seen[name.lower()]}; each learner needs their own name.")
@@ -309,14 +303,7 @@ def save_credentials(path: Path, rows: Mapping[str, str]) -> None:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["name", "password"])
     writer.writerows(rows.items())
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    config.write_private(path, buffer.getvalue())
 
 
 def create_learners(base: str, room: Classroom) -> dict[str, str]:

@@ -9,6 +9,7 @@ import getpass
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -96,6 +97,28 @@ def open_private(path: Path) -> BinaryIO:
     except OSError:  # a file system without POSIX modes (some Windows shares)
         pass
     return os.fdopen(fd, "wb")
+
+
+#: A learner name (roster, `join`), ASCII only: MLflow's client (through `requests`) sends the user
+#: name in a Basic auth header encoded as latin-1, so a name outside ASCII would not reach the
+#: server as written.
+LEARNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
+LEARNER_NAME_RULE = ("ASCII letters A-Z and a-z, digits, '.', '_', '-'; up to 40; no spaces, no "
+                     "accents: write José as Jose")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` whole, readable by its owner only: a 0600 temporary file in the same
+    folder renamed over it, so an older file's looser mode, a half-written file or a link planted
+    at `path` never receives it. Raises OSError (the temporary file removed)."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def external_tracking_uri() -> str | None:
@@ -197,9 +220,10 @@ def bypass_proxy() -> list[str]:
     macOS and Windows can supply a system proxy that NO_PROXY also overrides. Returns the hosts
     it added (none when they were there already)."""
     added: list[str] = []
+    hosts = direct_hosts()  # reads room.json: once
     for name in ("NO_PROXY", "no_proxy"):
         have = [h.strip() for h in os.environ.get(name, "").split(",") if h.strip()]
-        missing = [h for h in direct_hosts() if h not in have]
+        missing = [h for h in hosts if h not in have]
         if missing:
             os.environ[name] = ",".join(have + missing)
             added += [h for h in missing if h not in added]

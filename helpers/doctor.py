@@ -235,9 +235,9 @@ def check_server(*, keep_server: bool = True, **_: object) -> Result:
                           f"{answer.reason} to a simple search", "stop it with `python -m helpers "
                           "stop` and try again; the log is in the kit's data folder")
         return Result("server", True, f"a local MLflow {handle.mlflow_version} server answers"
-                      + _proxy_note(handle.url))
+                      + proxy_line(handle.url))
     except KitError as exc:
-        return Result("server", False, redact.mask_text(str(exc)) + _proxy_note(handle.url))
+        return Result("server", False, redact.mask_text(str(exc)) + proxy_line(handle.url))
     finally:
         if not keep_server:
             handle.stop()
@@ -462,7 +462,7 @@ def _check_shared(external: str, wire) -> Result:
     except ServerUnreachable:
         origin, back = config.tracking_origin()
         return Result("server", False, f"{origin} is {shown}, but no server answers "
-                      f"there{config.userinfo_note(external)}{_proxy_note(external)}",
+                      f"there{config.userinfo_note(external)}{proxy_line(external)}",
                       f"`python -m helpers doctor --room` says what is in the way; or {back} to "
                       "use the kit's own local server")
     if answer.status == 401:
@@ -485,7 +485,7 @@ def _check_shared(external: str, wire) -> Result:
                       f"pinned {config.PINNED_MLFLOW}: answers may differ from the notebooks' saved "
                       "outputs", f"ask the instructor to run mlflow=={config.PINNED_MLFLOW}")
     return Result("server", True, f"the shared server at {shown} answers, MLflow {seen} as pinned"
-                  + _proxy_note(external))
+                  + proxy_line(external))
 
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -495,10 +495,6 @@ def proxy_settings() -> list[str]:
     """The proxy variables set in this environment, as `NAME=value` with credentials masked."""
     return [f"{name}={redact.mask_url(os.environ[name])}" for name in _PROXY_VARS
             if os.environ.get(name)]
-
-
-def _proxy_note(url: str) -> str:
-    return proxy_line(url)
 
 
 def proxy_line(url: str) -> str:

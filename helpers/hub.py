@@ -36,7 +36,7 @@ from pathlib import Path
 
 import psutil
 
-from helpers import config, processes
+from helpers import config, processes, redact
 from helpers.errors import ClassroomError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,13 +147,15 @@ def ensure_learner(name: str, password: str) -> Learner:
 def copy_lessons(learner: Learner) -> Path:
     """`~/mlflow-400-lab/notebooks`, copied from the kit once: a restart keeps the learner's edits."""
     target = learner.home / LESSONS / "notebooks"
+    if (learner.home / LESSONS).is_symlink() or target.is_symlink():  # root must not follow it
+        raise ClassroomError(f"{learner.home / LESSONS} is a link: remove it, then start the room again.")
     if not target.exists():
         shutil.copytree(ROOT / "notebooks", target,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
         for folder, _, files in os.walk(learner.home / LESSONS):
-            os.chown(folder, learner.uid, learner.gid)
+            os.chown(folder, learner.uid, learner.gid, follow_symlinks=False)
             for file in files:
-                os.chown(os.path.join(folder, file), learner.uid, learner.gid)
+                os.chown(os.path.join(folder, file), learner.uid, learner.gid, follow_symlinks=False)
     return target
 
 
@@ -161,11 +163,10 @@ def write_netrc(learner: Learner, host: str, password: str) -> Path:
     """`~/.netrc` (0600, the learner's): `requests` sends these credentials to `host` only, so the
     article's own calls (no auth argument) reach the room's server as this learner."""
     path = learner.home / ".netrc"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"machine {host}\n  login {learner.name}\n  password {password}\n")
-    os.chown(path, learner.uid, learner.gid)
-    os.chmod(path, 0o600)
+    # Root writes in a folder the learner owns: a new file renamed over whatever is there (a link
+    # to /etc/shadow included), then chowned without following links.
+    config.write_private(path, f"machine {host}\n  login {learner.name}\n  password {password}\n")
+    os.chown(path, learner.uid, learner.gid, follow_symlinks=False)
     return path
 
 
@@ -228,7 +229,7 @@ def start_hub(settings: dict, say: Callable[[str], None], timeout: float = 120.0
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
             raise ClassroomError(f"JupyterHub exited on start (code {proc.returncode}); its log "
-                                 f"{log_path} ends: " + " | ".join(tail))
+                                 f"{log_path} ends: " + redact.mask_text(" | ".join(tail)))
         try:
             if requests.get(f"{url}/hub/api/", timeout=2).status_code == 200:
                 return Hub(proc=proc, url=url, home=home, log_path=log_path)

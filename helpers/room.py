@@ -15,18 +15,16 @@ import getpass
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from helpers import config
+from helpers import config, redact
 from helpers.errors import ConfigError
 
 NETRC_ENV = "NETRC"  # requests and curl both read it
 #: Characters a netrc token can carry without quoting (the kit's passwords are URL-safe base64).
 _TOKEN = re.compile(r"[^\s\"'\\#]+")
 #: A learner name, as classroom mode makes the accounts (helpers/classroom.py NAME).
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 
 
 def netrc_path() -> Path:
@@ -64,9 +62,9 @@ def join(url: str, learner: str, password: str | None = None) -> list[str]:
     `password` (a `--basic-auth` room) goes into the netrc file, replacing only this host's entry.
     """
     host = room_host(url)
-    if not _NAME.fullmatch(learner):
-        raise ConfigError(f"{learner!r} is not a usable name: letters, digits, '.', '_', '-' "
-                          "(up to 40, no spaces), as on the instructor's list.")
+    if not config.LEARNER_NAME.fullmatch(learner):
+        raise ConfigError(f"{learner!r} is not a usable name ({config.LEARNER_NAME_RULE}), "
+                          "as on the instructor's list.")
     if password is not None and not _TOKEN.fullmatch(password):
         raise ConfigError("That password has a space, quote, backslash or # in it, which the "
                           "instructor's passwords never have: type it again as given.")
@@ -74,8 +72,8 @@ def join(url: str, learner: str, password: str | None = None) -> list[str]:
     folder = config.data_dir()
     folder.mkdir(parents=True, exist_ok=True)
     _write_private(config.room_file(), json.dumps({"url": url, "learner": learner}) + "\n")
-    done = [f"This laptop now uses the room's server {url} as {learner}, in every new terminal "
-            "and notebook (settings: " + str(config.room_file()) + ")."]
+    done = [f"This laptop now uses the room's server {redact.mask_url(url)} as {learner}, in every "
+            "new terminal and notebook (settings: " + str(config.room_file()) + ")."]
     if password is not None:
         path = netrc_path()
         replaced = set_netrc_entry(path, host, learner, password)
@@ -95,7 +93,7 @@ def leave() -> str:
     config.room_file().unlink(missing_ok=True)
     host = urlsplit(joined["url"]).hostname or ""
     removed = remove_netrc_entry(netrc_path(), host) if host else False
-    return (f"Left the room {joined['url']}" + (f" (its entry in {netrc_path()} removed)"
+    return (f"Left the room {redact.mask_url(joined['url'])}" + (f" (its entry in {netrc_path()} removed)"
                                                 if removed else "")
             + ": the kit uses this laptop's own local server again (`make lab`).")
 
@@ -174,11 +172,7 @@ def _write_private(path: Path, text: str) -> None:
     """Write `text` to `path` through a 0600 temporary file in the same folder, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(temp, 0o600)
-        os.replace(temp, path)
+        config.write_private(path, text)
     except OSError as exc:
         raise ConfigError(f"Cannot write {path} ({exc.strerror}): set NETRC to a file you can "
                           "write, or free the folder, then run the command again.") from None

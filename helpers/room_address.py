@@ -92,6 +92,3 @@ def lan_addresses() -> list[str]:
         except ClassroomError:
             return found
         found.append(ip)
-
-
-# -- the database ----------------------------------------------------------------------------

@@ -142,6 +142,24 @@ def test_the_kit_never_takes_over_a_user_it_did_not_make() -> None:
         hub.ensure_learner("root", "not-used-password")  # refused before any password is set
 
 
+def test_a_link_a_learner_plants_is_replaced_never_followed(tmp_path: Path) -> None:
+    """The hub runs as root in folders learners own: a `~/.netrc` link to another file gets a new
+    file in its place (the target untouched), and a linked lessons folder is refused."""
+    victim = tmp_path / "victim"
+    victim.write_text("root:secret\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".netrc").symlink_to(victim)
+    me = hub.Learner("ana", os.getuid(), os.getgid(), home)
+    written = hub.write_netrc(me, "127.0.0.1", "Pw-123456789")
+    assert victim.read_text() == "root:secret\n"
+    assert not written.is_symlink() and written.stat().st_mode & 0o777 == 0o600
+    assert "password Pw-123456789" in written.read_text()
+    (home / hub.LESSONS).symlink_to(tmp_path)
+    with pytest.raises(ClassroomError, match="is a link"):
+        hub.copy_lessons(me)
+
+
 def test_a_private_folder_is_named_before_learners_fail_on_it() -> None:
     base = Path(tempfile.mkdtemp())  # not tmp_path: pytest's own folder is private (0700)
     base.chmod(0o755)
