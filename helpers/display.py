@@ -137,7 +137,6 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-# How an Exchange shows itself (repr, to_text, notebook HTML): wire asks for these by kind.
 def verdict_text(v: Any) -> str:
     """A preflight Verdict (helpers/preflight_pipeline.py) as plain text: the prediction, then
     each finding with its fix and the check it mirrors."""
@@ -179,5 +178,6 @@ def diagnosis_html(d: Any) -> str:
             f"{html.escape(f'{d.status} {d.reason}'.strip())}{code}<table>{rows}</table></div>")
 
 
+# How an Exchange shows itself (repr, to_text, notebook HTML): wire asks for these by kind.
 wire.register_renderer("text", exchange_text)
 wire.register_renderer("html", exchange_html)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from mlflow.environment_variables import MLFLOW_TRUNCATE_LONG_VALUES
 from mlflow.utils import validation as uv
@@ -101,7 +100,7 @@ def _lookup(sim: Pipeline, path: str, params: dict[str, str]) -> tuple[int, Any]
     learner's credentials, one deadline); only MLflow's own answers count (see wire.mlflow_state)."""
     found = wire.mlflow_state(f"{sim.server}/api/2.0/mlflow/{path}", params, session=sim.session)
     if isinstance(found, str):
-        host = urlsplit(redact.mask_url(sim.server or "")).netloc.rpartition("@")[2]
+        host = redact.host_of(sim.server or "")
         raise sim.fail(None, "state-lookup-failed", "helpers/preflight_store.py",
                        f"Could not look up server state at {host}: {found}.",
                        "Check that the server is running and that this is its address (with "
