@@ -8,7 +8,7 @@ tested against the live server (tests/test_store_table.py); docs/architecture.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mlflow.utils import validation as uv
 
@@ -29,23 +29,19 @@ class StateRule:
     store checks it. Preflight settles it with a read-only lookup; explain matches a live
     answer's message against `message` to name the rule that fired."""
 
-    #: What is looked up: "run", "experiment", "experiment-name", "param" or "tag".
-    subject: str
-    #: The request field naming it ("params": every param of a log-batch).
-    field: str
+    subject: str  #: what is looked up: "run", "experiment", "experiment-name", "param" or "tag"
+    field: str  #: the request field naming it ("params": every param of a log-batch)
     #: What must hold: "exists", "active", "deleted", "free" (no such name), "unchanged"
     #: (write-once values), "present" (the run has the tag).
     expect: str
     status: int
     error_code: str
-    #: MLflow's message; {value}, {stage}, {run} are filled in. A trailing "…" marks a prefix:
-    #: the rest is MLflow's own detail (old and new values, SQL text), not predicted.
+    #: MLflow's message; {value}, {stage}, {run}, {key} are filled in. A trailing "…" marks a
+    #: prefix: the rest is MLflow's own detail (old and new values, SQL text), not predicted.
     message: str
     fix: str
-    #: The MLflow function that answers.
-    check: str
-    #: The finding id (the family in explain).
-    id: str
+    check: str  #: the MLflow function that answers
+    id: str  #: the finding id (the family in explain)
 
 
 @dataclass(frozen=True)
@@ -53,14 +49,10 @@ class StoreRule:
     """What the store does after the handler's checks pass, for one RPC (its checks themselves
     are MLflow's code, run by helpers/store_checks.py)."""
 
-    #: Limits the store enforces, per field path (documented on the fields).
-    limits: tuple[tuple[str, int], ...] = ()
-    #: Fields holding milliseconds since the epoch.
-    timestamps: tuple[str, ...] = ()
-    #: Silent changes: (field path, limit) truncated without an error, before validation.
-    truncates: tuple[tuple[str, int], ...] = ()
-    #: The server state that still decides the answer, checked in order.
-    state: tuple[StateRule, ...] = ()
+    limits: tuple[tuple[str, int], ...] = ()  #: (field path, limit) the store enforces
+    timestamps: tuple[str, ...] = ()  #: fields holding milliseconds since the epoch
+    truncates: tuple[tuple[str, int], ...] = ()  #: (field path, limit) cut silently, before validation
+    state: tuple[StateRule, ...] = ()  #: the server state that still decides the answer, in order
 
 
 _S = "mlflow/store/tracking/sqlalchemy_store.py::SqlAlchemyStore."
@@ -125,23 +117,16 @@ STORE: dict[str, StoreRule] = {
         timestamps=("metrics[].timestamp",),
         truncates=(("params[].value", uv.MAX_PARAM_VAL_LENGTH),
                    ("tags[].value", uv.MAX_TAG_VAL_LENGTH)),
-        state=(*_RUN, StateRule("param", "params", "unchanged", 400, "INVALID_PARAMETER_VALUE",
-                                "Changing param values is not allowed…", PARAM_UNCHANGED.fix,
-                                _S + "log_batch", "param-overwrite"))),
+        state=(*_RUN, replace(PARAM_UNCHANGED, field="params", check=_S + "log_batch",
+                              message="Changing param values is not allowed…"))),
     "setExperimentTag": StoreRule(
         limits=(("key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
                 ("value", uv.MAX_EXPERIMENT_TAG_VAL_LENGTH)),
         state=(EXPERIMENT_EXISTS, EXPERIMENT_ACTIVE)),
     # delete_experiment / restore_experiment: only an active (a deleted) one is found: 404.
-    "deleteExperiment": StoreRule(
-        state=(StateRule("experiment", "experiment_id", "active", 404,
-                         "RESOURCE_DOES_NOT_EXIST", EXPERIMENT_EXISTS.message,
-                         EXPERIMENT_EXISTS.fix, _S + "delete_experiment",
-                         "resource-not-found"),)),
-    "restoreExperiment": StoreRule(
-        state=(StateRule("experiment", "experiment_id", "deleted", 404,
-                         "RESOURCE_DOES_NOT_EXIST", EXPERIMENT_EXISTS.message,
-                         "Use the id of a deleted experiment (experiments/search with "
-                         "view_type DELETED_ONLY).", _S + "restore_experiment",
-                         "resource-not-found"),)),
+    "deleteExperiment": StoreRule(state=(replace(EXPERIMENT_EXISTS, expect="active",
+                                                 check=_S + "delete_experiment"),)),
+    "restoreExperiment": StoreRule(state=(replace(
+        EXPERIMENT_EXISTS, expect="deleted", check=_S + "restore_experiment",
+        fix="Use the id of a deleted experiment (experiments/search with view_type DELETED_ONLY)."),)),
 }

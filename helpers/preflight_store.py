@@ -73,9 +73,7 @@ def describe(rule: StateRule, value: Any = None) -> str:
     what = {"exists": "exists", "active": "exists and is active", "deleted": "is deleted",
             "free": "is not taken yet", "unchanged": "was not logged before with another "
             "value (params are write-once)", "present": "is set on the run"}[rule.expect]
-    subject = {"experiment-name": "experiment name", "param": "param", "tag": "tag"}.get(
-        rule.subject, rule.subject)
-    return f"{subject}{named} {what} (else {rule.status})"
+    return f"{rule.subject.replace('-', ' ')}{named} {what} (else {rule.status})"
 
 
 def _value(sim: Pipeline, rule: StateRule) -> Any:
@@ -112,20 +110,16 @@ def _lookup(sim: Pipeline, path: str, params: dict[str, str]) -> tuple[int, Any]
 def _settle(sim: Pipeline, rule: StateRule) -> None:
     value = _value(sim, rule)
     if rule.subject == "experiment-name":
-        status, _ = _lookup(sim, "experiments/get-by-name", {"experiment_name": value})
-        if status == 200:
-            raise _refuse(sim, rule, value, "")
-        return
-    if rule.subject == "experiment":
+        status, data = _lookup(sim, "experiments/get-by-name", {"experiment_name": value})
+    elif rule.subject == "experiment":
         status, data = _lookup(sim, "experiments/get", {"experiment_id": value})
-        stage = data.get("experiment", {}).get("lifecycle_stage", "") if status == 200 else ""
-    else:  # run, param, tag: one runs/get
+    else:  # run, param, tag: one runs/get (the table puts the run rules first: the run is there)
         run_id = _value(sim, RUN_EXISTS)
         status, data = _lookup(sim, "runs/get", {"run_id": run_id}) if run_id else (404, {})
-        stage = data.get("run", {}).get("info", {}).get("lifecycle_stage", "")
-        if status == 404 and rule.subject != "run":
-            raise _refuse(sim, RUN_EXISTS, run_id, "")
-    if rule.expect in ("exists", "active", "deleted") and status == 404:
+    found = data.get("experiment") or data.get("run", {}).get("info", {})
+    stage = found.get("lifecycle_stage", "") if status == 200 else ""
+    if rule.expect == "free" and status == 200 or \
+            rule.expect in ("exists", "active", "deleted") and status == 404:
         raise _refuse(sim, rule, value, "")
     if rule.expect in ("active", "deleted") and stage != rule.expect:
         raise _refuse(sim, rule, value, stage)

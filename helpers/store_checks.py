@@ -1,22 +1,24 @@
 """What the server says once a handler's schema check passes: handlers.py's own handler (compiled
-by helpers.server_model, the request stood in by the parsed message), run on MLflow's SQL stores
-bound to an in-memory SQLite database that holds the Default experiment and never commits.
+by helpers.server_model, fed the parsed message) on MLflow's SQL stores, bound to an in-memory
+SQLite database that holds the Default experiment and never commits.
 
 For the search, registry and experiment-id RPCs (`STEPS`) the handler stops at its first store
-call on the otherwise empty database: what is refused before any row matters is the answer, a
-search that passes answers 200, what needs rows (not found, already exists) is server state. For
-the store table's RPCs (helpers/preflight_store.py) the database also holds the run or experiment
-their state rules name, and the handler runs to its end.
+call: what it refuses before any row matters is the answer, a search that passes answers 200,
+what needs rows (not found, already exists) is server state. For the store table's RPCs
+(helpers/preflight_store.py) the database also holds the run or experiment their state rules
+name, and the handler runs to its end.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import re
 import threading
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
@@ -29,24 +31,20 @@ from helpers.errors import NotModelled
 from helpers.preflight_advice import CRASH, ID_FIX, store_refusal
 
 #: RPCs whose handler searches: the store passing means 200, whatever the data.
-SEARCHES = ("searchExperiments", "searchRuns", "searchTraces", "searchTracesV3",
-            "searchLoggedModels", "searchEvaluationDatasets", "searchRegisteredModels",
-            "searchModelVersions")
+SEARCHES = ("searchExperiments", "searchRuns", "searchTraces", "searchTracesV3", "searchLoggedModels",
+            "searchEvaluationDatasets", "searchRegisteredModels", "searchModelVersions")
 #: RPCs whose handler reads or writes named rows: the store passing leaves it to server state.
 LOOKUPS = (
-    "createRegisteredModel", "renameRegisteredModel", "updateRegisteredModel",
-    "deleteRegisteredModel", "getRegisteredModel", "getLatestVersions", "createModelVersion",
-    "updateModelVersion", "transitionModelVersionStage", "deleteModelVersion", "getModelVersion",
-    "setRegisteredModelTag", "setModelVersionTag", "deleteRegisteredModelTag",
-    "deleteModelVersionTag", "setRegisteredModelAlias", "deleteRegisteredModelAlias",
-    "getModelVersionByAlias", "getExperiment", "getExperimentByName", "updateExperiment",
-    "deleteExperimentTag", "getScorer", "deleteScorer", "listScorerVersions",
-    "getLabelSchemaByName", "listLabelSchemas", "calculateTraceFilterCorrelation",
-    "getOrCreateUserQueue", "getReviewQueueByName", "listReviewQueues", "startTrace",
-    "createLoggedModel")
+    "createRegisteredModel", "renameRegisteredModel", "updateRegisteredModel", "deleteRegisteredModel",
+    "getRegisteredModel", "getLatestVersions", "createModelVersion", "updateModelVersion",
+    "transitionModelVersionStage", "deleteModelVersion", "getModelVersion", "setRegisteredModelTag",
+    "setModelVersionTag", "deleteRegisteredModelTag", "deleteModelVersionTag", "setRegisteredModelAlias",
+    "deleteRegisteredModelAlias", "getModelVersionByAlias", "getExperiment", "getExperimentByName",
+    "updateExperiment", "deleteExperimentTag", "getScorer", "deleteScorer", "listScorerVersions",
+    "getLabelSchemaByName", "listLabelSchemas", "calculateTraceFilterCorrelation", "getOrCreateUserQueue",
+    "getReviewQueueByName", "listReviewQueues", "startTrace", "createLoggedModel")
 #: Error codes that say "this row is (not) there": server state decides them, not the request.
-STATE_CODES = ("RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "NOT_FOUND",
-               "ALREADY_EXISTS")
+STATE_CODES = ("RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "NOT_FOUND", "ALREADY_EXISTS")
 _LOCK = threading.Lock()  # one in-memory database, one connection, one request at a time
 _NOW: dict[str, Any] = {}  # the request being run and the store method it reached (under _LOCK)
 
@@ -151,23 +149,18 @@ def _call(handler: str, message: Any, request_json: Any = None,
     with _LOCK:
         _NOW.clear()
         _NOW.update(message=message, json=request_json, assumed=assumed)
-        rows = _insert(assumed or {})
-        try:
+        with _rows(assumed or {}), contextlib.suppress(_Stop):
             _handler(handler)()
-        except _Stop:
-            pass
-        finally:
-            _delete(rows)
         return _NOW.get("where")
 
 
-def _insert(assumed: dict[str, tuple[str, str]]) -> list[tuple[Any, Any]]:
-    """The assumed experiment and run, committed to the empty database (Default is there):
-    (table, key column, key) for `_delete`."""
+@contextlib.contextmanager
+def _rows(assumed: dict[str, tuple[str, str]]) -> Iterator[None]:
+    """The assumed experiment and run in the database (Default is there) while the handler runs."""
     import sqlalchemy
     from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlRun
 
-    rows: list[tuple[Any, Any]] = []
+    rows: list[tuple[Any, dict[str, Any]]] = []  # (key column, row)
     experiment_id, stage = assumed.get("experiment", ("0", ""))
     if experiment_id.isdigit() and int(experiment_id) != 0:
         rows.append((SqlExperiment.experiment_id, dict(
@@ -178,18 +171,16 @@ def _insert(assumed: dict[str, tuple[str, str]]) -> list[tuple[Any, Any]]:
         rows.append((SqlRun.run_uuid, dict(
             run_uuid=run_id, name="assumed", experiment_id=0, status="RUNNING",
             user_id="assumed", lifecycle_stage=stage, artifact_uri="mlflow-artifacts:/0/r")))
-    with stores()["_get_tracking_store"].engine.begin() as conn:
+    engine = stores()["_get_tracking_store"].engine
+    with engine.begin() as conn:
         for key, values in rows:
             conn.execute(sqlalchemy.insert(key.table).values(**values))
-    return rows
-
-
-def _delete(rows: list[tuple[Any, Any]]) -> None:
-    import sqlalchemy
-
-    with stores()["_get_tracking_store"].engine.begin() as conn:
-        for key, values in rows:
-            conn.execute(sqlalchemy.delete(key.table).where(key == values[key.name]))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            for key, values in rows:
+                conn.execute(sqlalchemy.delete(key.table).where(key == values[key.name]))
 
 
 def run(sim: Any, assumed: dict[str, tuple[str, str]] | None = None) -> None:
@@ -209,9 +200,15 @@ def run(sim: Any, assumed: dict[str, tuple[str, str]] | None = None) -> None:
                        "the answer.", severity="info") from None
     except NotModelled as exc:
         raise sim.not_modelled(f"what {ep.handler} does after its schema check ({exc})") from None
-    except MlflowException as exc:
-        if assumed is not None and _is_state(exc):
-            return  # the store table's state rules say what the server holds
+    except MlflowException as exc:  # a row missing or taken, or the database refusing a write,
+        # is server state: the store table's state rules say it, else a "state" finding
+        if exc.error_code in STATE_CODES or type(exc.__cause__).__module__.startswith("sqlalchemy"):
+            if assumed is not None:
+                return
+            raise sim.fail(None, "state", _NOW.get("where") or where, "Valid as far as the handler "
+                           "and the store check before they look rows up (on an empty database: "
+                           f"{exc.message!r}): what this server holds decides the answer.",
+                           severity="info") from None
         raise _refusal(sim, _NOW.get("where") or where, exc) from None
     except Exception as exc:  # the store's own crash is Flask's 500 page; a stand-in's is ours
         if not any("/mlflow/store/" in f.filename
@@ -233,12 +230,7 @@ def run(sim: Any, assumed: dict[str, tuple[str, str]] | None = None) -> None:
 
 
 def _refusal(sim: Any, where: str, exc: MlflowException) -> Exception:
-    """An MlflowException as the server's answer, or as server state when it says a row is
-    missing or taken (on an empty database every named row is missing)."""
-    if _is_state(exc):
-        return sim.fail(None, "state", where, "Valid as far as the handler and the store check "
-                        f"before they look rows up (on an empty database: {exc.message!r}): "
-                        "what this server holds decides the answer.", severity="info")
+    """MLflow's refusal as the server's answer, named by the MLflow function that raised it."""
     crashed = exc.__cause__ if isinstance(exc.__cause__, Exception) else None
     raised = crashed if exc.error_code == "INTERNAL_ERROR" and crashed else exc
     frames = [f for f in traceback.extract_tb(raised.__traceback__)[1:] if "/mlflow/" in f.filename
@@ -264,26 +256,17 @@ def _refusal(sim: Any, where: str, exc: MlflowException) -> Exception:
                     code=exc.error_code)
 
 
-def _is_state(exc: MlflowException) -> bool:
-    """A row missing or taken, or the database refusing a write: what the server holds decides."""
-    return exc.error_code in STATE_CODES or type(exc.__cause__).__module__.startswith("sqlalchemy")
-
-
-
-#: Search finding ids (stable: other code keys on them) and fixes, by the MLflow function that
-#: raised, else by its message; max_results' fix names the limit (`_search_fix`).
+#: Search finding ids (stable: other code keys on them) and fixes, by the first key in the name
+#: of an MLflow function that raised, else in its message; `_search_fix` writes the empty fixes.
 _SEARCH_IDS = (
-    ("page_token", "search-page-token", "Send back the next_page_token of the previous answer "
-     "unchanged, or leave page_token out for the first page."),
-    ("PaginationToken", "search-page-token", ""),
-    ("order_by", "search-order-by", "Write each order_by item as '<key> ASC' or '<key> DESC' "
-     "with a key the message allows (e.g. 'metrics.acc DESC'; quote odd keys with backticks), "
-     "each key once."),
-    ("orderby", "search-order-by", ""),
-    ("_parse_experiment_id", "bad-experiment-id", ID_FIX),
-    ("int()", "bad-experiment-id", ID_FIX),
-    ("filter", "search-filter", ""),
-    ("max_results", "search-max-results", ""))
+    (("page_token", "PaginationToken"), "search-page-token", "Send back the next_page_token of "
+     "the previous answer unchanged, or leave page_token out for the first page."),
+    (("order_by", "orderby"), "search-order-by", "Write each order_by item as '<key> ASC' or "
+     "'<key> DESC' with a key the message allows (e.g. 'metrics.acc DESC'; quote odd keys with "
+     "backticks), each key once."),
+    (("_parse_experiment_id", "int()"), "bad-experiment-id", ID_FIX),
+    (("filter",), "search-filter", ""),
+    (("max_results",), "search-max-results", ""))
 
 _FILTER_FIXES = (
     ("Invalid comparator", "Use one of the comparators the message lists. For patterns use "
@@ -308,13 +291,14 @@ _FILTER_FIXES = (
 
 def _describe_search(sim: Any, exc: MlflowException, names: list[str]) -> tuple[str, str, str]:
     said = exc.message
-    id_ = next((i for key, i, _ in _SEARCH_IDS for n in names if key in n), None) or \
-        next((i for key, i, _ in _SEARCH_IDS if key in said), "search-filter")
+    id_ = next((i for keys, i, _ in _SEARCH_IDS for k in keys for n in names if k in n), None) \
+        or next((i for keys, i, _ in _SEARCH_IDS for k in keys if k in said), "search-filter")
     field = "filter" if hasattr(sim.message, "filter") else "filter_string"
-    hyphen = _hyphenated(getattr(sim.message, field)) if id_ == "search-filter" else None
-    if hyphen is None or not _quoting_helps(sim, field, *hyphen):
+    hyphen = _HYPHENATED.search(_unquoted(getattr(sim.message, field))) \
+        if id_ == "search-filter" else None  # the first one outside quotes and backticks
+    if hyphen is None or not _quoting_helps(sim, field, *hyphen.groups()):
         return id_, said, _search_fix(sim, id_, said, names)
-    entity, key = hyphen
+    entity, key = hyphen.groups()
     return ("search-filter-hyphen",
             f"The filter names {entity}.{key} without quotes: the parser reads '-' as minus, "
             f"so it sees no single identifier. MLflow says: {said}",
@@ -332,12 +316,11 @@ def _search_fix(sim: Any, id_: str, said: str, names: list[str]) -> str:
             "searchModelVersions": (r.SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD,
                                     r.SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT),
         }.get(sim.endpoint.name, (t.SEARCH_MAX_RESULTS_THRESHOLD, t.SEARCH_MAX_RESULTS_DEFAULT))
-        return (f"Send max_results: a whole number from 1 to {limit} (MLflow's client sends "
-                f"{default}). Left out, the handler passes the proto "
-                "default, which is 0 where the proto has none, though the docs call it "
-                "optional.")
+        return (f"Send max_results: a whole number from 1 to {limit} (MLflow's client sends {default}). "
+                "Left out, the handler passes the proto default, which is 0 where the proto has "
+                "none, though the docs call it optional.")
     if id_ != "search-filter":
-        return next(fix for _, i, fix in _SEARCH_IDS if i == id_ and fix)
+        return next(fix for _, i, fix in _SEARCH_IDS if i == id_)
     return next((fix for key, fix in _FILTER_FIXES if key in said), None) or \
         next((fix for key, fix in _FILTER_FIXES for n in names if key in n and n[0] != "<"),
              "Write the filter as <entity>.<key> <comparator> <value>, clauses joined "
@@ -347,8 +330,7 @@ def _search_fix(sim: Any, id_: str, said: str, names: list[str]) -> str:
 def _quoting_helps(sim: Any, field: str, entity: str, key: str) -> bool:
     """Whether, with the key in backticks, the store accepts that clause (it may still refuse
     another one, which the next attempt will show)."""
-    quoted = type(sim.message)()
-    quoted.CopyFrom(sim.message)
+    quoted = copy.deepcopy(sim.message)
     setattr(quoted, field, getattr(sim.message, field).replace(f"{entity}.{key}",
                                                                 f"{entity}.`{key}`", 1))
     try:
@@ -366,12 +348,6 @@ _HYPHENATED = re.compile(r"(?<![\w.`])([A-Za-z_]+)\.([\w.]*-[\w.\-]*\w)")
 def _unquoted(text: str) -> str:
     """The filter with its quoted strings and backticked names blanked, positions kept."""
     return re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", lambda m: " " * len(m.group()), text)
-
-
-def _hyphenated(text: str) -> tuple[str, str] | None:
-    """The first `entity.key-with-hyphen` outside quotes and backticks, if any."""
-    found = _HYPHENATED.search(_unquoted(text))
-    return (found.group(1), found.group(2)) if found else None
 
 
 def quote_hyphenated(text: str) -> str:

@@ -33,7 +33,7 @@ from mlflow.utils import validation as uv
 from mlflow.utils.mlflow_tags import MLFLOW_CUSTOM_VIEW_TAG_PREFIX
 
 from helpers.catalog import endpoint
-from helpers.model_table import STORE
+from helpers.model_table import RUN_EXISTS, STORE
 from helpers.preflight_pipeline import preflight
 from helpers.wire import Exchange, send
 
@@ -631,6 +631,16 @@ def test_the_live_server_answers_what_the_table_says(probe: Probe, server_url: s
 # the rule from the live answer alone.
 
 STATE_CASES = [(rpc, rule) for rpc, store in STORE.items() for rule in store.state]
+
+
+def test_a_param_or_tag_rule_comes_after_the_run_exists_rule() -> None:
+    """preflight_store settles a param or tag rule with the run already found (its 404 is the
+    run rule's answer): the table keeps that order."""
+    for rpc, store in STORE.items():
+        subjects = [r.subject for r in store.state]
+        for i, rule in enumerate(store.state):
+            if rule.subject in ("param", "tag"):
+                assert RUN_EXISTS in store.state[:i], (rpc, subjects)
 
 
 def _break_state(server_url: str, rpc: str, subject: str, expect: str, body: dict,
