@@ -95,10 +95,6 @@ class _NeedsState(BaseException):
     """A source check of _create_model_version reached for the run or logged model it names."""
 
 
-def _needs_state(*args: Any, **kwargs: Any) -> Any:
-    raise _NeedsState
-
-
 class _Store:
     """A store as the handler sees it: its first method call runs on the empty database."""
 
@@ -129,7 +125,8 @@ def _handler(name: str) -> Callable[[], Any]:
         (name,), _get_request_message=lambda *a, **k: _NOW["message"],
         _get_request_json=lambda *a, **k: _NOW["json"],
         Response=mock.MagicMock,  # flask.Response: what the handler answers is not a check
-        _get_source_run=_needs_state, _get_source_model=_needs_state,
+        _get_source_run=mock.Mock(side_effect=_NeedsState),
+        _get_source_model=mock.Mock(side_effect=_NeedsState),
         _validate_artifact_uri_scheme=_host_scheme, **stand_ins)[name]
 
 
