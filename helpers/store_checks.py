@@ -157,27 +157,25 @@ def _rows(assumed: dict[str, tuple[str, str]]) -> Iterator[None]:
     import sqlalchemy
     from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlRun
 
-    rows: list[tuple[Any, dict[str, Any]]] = []  # (key column, row)
+    rows: list[Any] = []
     experiment_id, stage = assumed.get("experiment", ("0", ""))
     if experiment_id.isdigit() and int(experiment_id) != 0:
-        rows.append((SqlExperiment.experiment_id, dict(
-            experiment_id=int(experiment_id), name=f"assumed {experiment_id}",
-            lifecycle_stage=stage, artifact_location="mlflow-artifacts:/1")))
+        rows.append(SqlExperiment(experiment_id=int(experiment_id), name=f"assumed {experiment_id}",
+                                  lifecycle_stage=stage, artifact_location="mlflow-artifacts:/1"))
     if "run" in assumed:
-        run_id, stage = assumed["run"]
-        rows.append((SqlRun.run_uuid, dict(
-            run_uuid=run_id, name="assumed", experiment_id=0, status="RUNNING",
-            user_id="assumed", lifecycle_stage=stage, artifact_uri="mlflow-artifacts:/0/r")))
+        rows.append(SqlRun(run_uuid=assumed["run"][0], lifecycle_stage=assumed["run"][1],
+                           name="assumed", experiment_id=0, status="RUNNING", user_id="assumed",
+                           artifact_uri="mlflow-artifacts:/0/r"))
     engine = stores()["_get_tracking_store"].engine
-    with engine.begin() as conn:
-        for key, values in rows:
-            conn.execute(sqlalchemy.insert(key.table).values(**values))
-    try:
-        yield
-    finally:
-        with engine.begin() as conn:
-            for key, values in rows:
-                conn.execute(sqlalchemy.delete(key.table).where(key == values[key.name]))
+    with sqlalchemy.orm.Session(engine, expire_on_commit=False) as session:
+        session.add_all(rows)
+        session.commit()
+        try:
+            yield
+        finally:
+            for row in rows:
+                session.delete(row)
+            session.commit()
 
 
 def run(sim: Any, assumed: dict[str, tuple[str, str]] | None = None) -> None:
@@ -254,7 +252,7 @@ def _refusal(sim: Any, where: str, exc: MlflowException) -> Exception:
 
 
 #: Search finding ids (stable: other code keys on them) and fixes, by the first key in the name
-#: of an MLflow function that raised, else in its message; `_search_fix` writes the empty fixes.
+#: of an MLflow function that raised, else in its message; `_describe_search` writes the others.
 _SEARCH_IDS = (
     (("page_token", "PaginationToken"), "search-page-token", "Send back the next_page_token of "
      "the previous answer unchanged, or leave page_token out for the first page."),
@@ -287,22 +285,10 @@ _FILTER_FIXES = (
 
 
 def _describe_search(sim: Any, exc: MlflowException, names: list[str]) -> tuple[str, str, str]:
+    """The search finding (id, message, fix) for MLflow's refusal, raised in functions `names`."""
     said = exc.message
     id_ = next((i for keys, i, _ in _SEARCH_IDS for k in keys for n in names if k in n), None) \
         or next((i for keys, i, _ in _SEARCH_IDS for k in keys if k in said), "search-filter")
-    field = "filter" if hasattr(sim.message, "filter") else "filter_string"
-    hyphen = _HYPHENATED.search(_unquoted(getattr(sim.message, field))) \
-        if id_ == "search-filter" else None  # the first one outside quotes and backticks
-    if hyphen is None or not _quoting_helps(sim, field, *hyphen.groups()):
-        return id_, said, _search_fix(sim, id_, said, names)
-    entity, key = hyphen.groups()
-    return ("search-filter-hyphen",
-            f"The filter names {entity}.{key} without quotes: the parser reads '-' as minus, "
-            f"so it sees no single identifier. MLflow says: {said}",
-            f"Quote the key with backticks: {entity}.`{key}`.")
-
-
-def _search_fix(sim: Any, id_: str, said: str, names: list[str]) -> str:
     if id_ == "search-max-results":
         from mlflow.store import model_registry as r
         from mlflow.store import tracking as t
@@ -313,12 +299,20 @@ def _search_fix(sim: Any, id_: str, said: str, names: list[str]) -> str:
             "searchModelVersions": (r.SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD,
                                     r.SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT),
         }.get(sim.endpoint.name, (t.SEARCH_MAX_RESULTS_THRESHOLD, t.SEARCH_MAX_RESULTS_DEFAULT))
-        return (f"Send max_results: a whole number from 1 to {limit} (MLflow's client sends {default}). "
-                "Left out, the handler passes the proto default, which is 0 where the proto has "
-                "none, though the docs call it optional.")
+        return id_, said, (f"Send max_results: a whole number from 1 to {limit} (MLflow's client "
+                           f"sends {default}). Left out, the handler passes the proto default, "
+                           "which is 0 where the proto has none, though the docs call it optional.")
     if id_ != "search-filter":
-        return next(fix for _, i, fix in _SEARCH_IDS if i == id_)
-    return next((fix for key, fix in _FILTER_FIXES if key in said), None) or \
+        return id_, said, next(fix for _, i, fix in _SEARCH_IDS if i == id_)
+    field = "filter" if hasattr(sim.message, "filter") else "filter_string"
+    hyphen = _HYPHENATED.search(_unquoted(getattr(sim.message, field)))  # outside quotes
+    if hyphen is not None and _quoting_helps(sim, field, *hyphen.groups()):
+        entity, key = hyphen.groups()
+        return ("search-filter-hyphen",
+                f"The filter names {entity}.{key} without quotes: the parser reads '-' as minus, "
+                f"so it sees no single identifier. MLflow says: {said}",
+                f"Quote the key with backticks: {entity}.`{key}`.")
+    return id_, said, next((fix for key, fix in _FILTER_FIXES if key in said), None) or \
         next((fix for key, fix in _FILTER_FIXES for n in names if key in n and n[0] != "<"),
              "Write the filter as <entity>.<key> <comparator> <value>, clauses joined "
              "with AND (e.g. metrics.acc > 0.9 AND params.lr = '0.01').")
@@ -328,8 +322,7 @@ def _quoting_helps(sim: Any, field: str, entity: str, key: str) -> bool:
     """Whether, with the key in backticks, the store accepts that clause (it may still refuse
     another one, which the next attempt will show)."""
     quoted = copy.deepcopy(sim.message)
-    setattr(quoted, field, getattr(sim.message, field).replace(f"{entity}.{key}",
-                                                                f"{entity}.`{key}`", 1))
+    setattr(quoted, field, getattr(quoted, field).replace(f"{entity}.{key}", f"{entity}.`{key}`", 1))
     try:
         _call(sim.endpoint.handler, quoted)
     except (Exception, _NeedsState) as exc:  # noqa: BLE001 - any failure is an answer too
@@ -350,11 +343,9 @@ def _unquoted(text: str) -> str:
 def quote_hyphenated(text: str) -> str:
     """The filter with every hyphenated key in backticks: metrics.val-loss -> metrics.`val-loss`
     (what the "search-filter-hyphen" finding's fix says, for a corrected request)."""
-    out, last = [], 0
-    for found in _HYPHENATED.finditer(_unquoted(text)):
-        out += [text[last:found.start(2)], f"`{found.group(2)}`"]
-        last = found.end(2)
-    return "".join(out) + text[last:]
+    for start, end in reversed([m.span(2) for m in _HYPHENATED.finditer(_unquoted(text))]):
+        text = f"{text[:start]}`{text[start:end]}`{text[end:]}"
+    return text
 
 
 STEPS: dict[str, Callable[[Any], None]] = {name: run for name in (*SEARCHES, *LOOKUPS)}
