@@ -64,14 +64,13 @@ RUN_ACTIVE = StateRule("run", "run_id", "active", 400, "INVALID_PARAMETER_VALUE"
                        "The run {value} must be in the 'active' state. Current state is {stage}.",
                        "Restore the run first (runs/restore), or use an active one.",
                        _S + "_check_run_is_active", "not-active")
-EXPERIMENT_EXISTS = StateRule("experiment", "experiment_id", "exists", 404,
-                              "RESOURCE_DOES_NOT_EXIST", "No Experiment with id={value} exists",
+EXPERIMENT_EXISTS = StateRule("experiment", "experiment_id", "exists", 404, "RESOURCE_DOES_NOT_EXIST",
+                              "No Experiment with id={value} exists",
                               "Use the id of an existing experiment (experiments/search).",
                               _S + "get_experiment", "resource-not-found")
-EXPERIMENT_ACTIVE = StateRule("experiment", "experiment_id", "active", 400,
-                              "INVALID_PARAMETER_VALUE", "The experiment {value} must be in the "
-                              "'active' state. Current state is {stage}.",
-                              "Restore the experiment first, or use an active one.",
+EXPERIMENT_ACTIVE = StateRule("experiment", "experiment_id", "active", 400, "INVALID_PARAMETER_VALUE",
+                              "The experiment {value} must be in the 'active' state. Current state is "
+                              "{stage}.", "Restore the experiment first, or use an active one.",
                               _S + "_check_experiment_is_active", "not-active")
 PARAM_UNCHANGED = StateRule("param", "key", "unchanged", 400, "INVALID_PARAMETER_VALUE",
                             "Changing param values is not allowed. Param with key='{key}' was "
@@ -83,14 +82,12 @@ _RUN = (RUN_EXISTS, RUN_ACTIVE)
 STORE: dict[str, StoreRule] = {
     # SqlAlchemyStore.create_experiment: location, name, tags; names are unique.
     "createExperiment": StoreRule(
-        limits=(("name", uv.MAX_EXPERIMENT_NAME_LENGTH),
-                ("tags[].key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
+        limits=(("name", uv.MAX_EXPERIMENT_NAME_LENGTH), ("tags[].key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
                 ("tags[].value", uv.MAX_EXPERIMENT_TAG_VAL_LENGTH)),
         state=(StateRule("experiment-name", "name", "free", 400, "RESOURCE_ALREADY_EXISTS",
                          "Experiment(name={value}) already exists…",
-                         "Pick a unique name, or use the existing experiment "
-                         "(experiments/get-by-name).", _S + "create_experiment",
-                         "already-exists"),)),
+                         "Pick a unique name, or use the existing experiment (experiments/get-by-name).",
+                         _S + "create_experiment", "already-exists"),)),
     # create_run: the experiment must exist and be active; start_time is ms, stored as sent.
     "createRun": StoreRule(timestamps=("start_time",), state=(EXPERIMENT_EXISTS, EXPERIMENT_ACTIVE)),
     "updateRun": StoreRule(timestamps=("end_time",), state=_RUN),
@@ -107,22 +104,19 @@ STORE: dict[str, StoreRule] = {
                         truncates=(("value", uv.MAX_TAG_VAL_LENGTH),), state=_RUN),
     "deleteTag": StoreRule(state=(*_RUN, StateRule(
         "tag", "key", "present", 404, "RESOURCE_DOES_NOT_EXIST",
-        "No tag with name: {value} in run with id {run}",
-        "Delete a tag the run has (runs/get lists them).", _S + "delete_tag",
-        "resource-not-found"))),
+        "No tag with name: {value} in run with id {run}", "Delete a tag the run has (runs/get lists them).",
+        _S + "delete_tag", "resource-not-found"))),
     # log_batch: the batch checks, then the run; params write-once, values truncated.
     "logBatch": StoreRule(
         limits=(("metrics", uv.MAX_METRICS_PER_BATCH), ("params", uv.MAX_PARAMS_TAGS_PER_BATCH),
                 ("tags", uv.MAX_PARAMS_TAGS_PER_BATCH)),
         timestamps=("metrics[].timestamp",),
-        truncates=(("params[].value", uv.MAX_PARAM_VAL_LENGTH),
-                   ("tags[].value", uv.MAX_TAG_VAL_LENGTH)),
+        truncates=(("params[].value", uv.MAX_PARAM_VAL_LENGTH), ("tags[].value", uv.MAX_TAG_VAL_LENGTH)),
         state=(*_RUN, replace(PARAM_UNCHANGED, field="params", check=_S + "log_batch",
                               message="Changing param values is not allowed…"))),
-    "setExperimentTag": StoreRule(
-        limits=(("key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
-                ("value", uv.MAX_EXPERIMENT_TAG_VAL_LENGTH)),
-        state=(EXPERIMENT_EXISTS, EXPERIMENT_ACTIVE)),
+    "setExperimentTag": StoreRule(limits=(("key", uv.MAX_EXPERIMENT_TAG_KEY_LENGTH),
+                                          ("value", uv.MAX_EXPERIMENT_TAG_VAL_LENGTH)),
+                                  state=(EXPERIMENT_EXISTS, EXPERIMENT_ACTIVE)),
     # delete_experiment / restore_experiment: only an active (a deleted) one is found: 404.
     "deleteExperiment": StoreRule(state=(replace(EXPERIMENT_EXISTS, expect="active",
                                                  check=_S + "delete_experiment"),)),

@@ -24,8 +24,7 @@ def run(sim: Pipeline, rule: StoreRule) -> None:
     (raises the deciding answer)."""
     for path, limit in rule.truncates:
         _truncate(sim, sim.message, path, limit)
-    store_checks.run(sim, {r.subject: (str(_value(sim, r)), "deleted" if r.expect == "deleted"
-                                       else "active")
+    store_checks.run(sim, {r.subject: (str(_value(sim, r)), "deleted" if r.expect == "deleted" else "active")
                            for r in rule.state if r.subject in ("run", "experiment")})
     if sim.endpoint.name in _KIT_STEPS:
         _KIT_STEPS[sim.endpoint.name](sim)
@@ -43,10 +42,9 @@ def _truncate(sim: Pipeline, msg: Any, path: str, limit: int) -> None:
     for where, item in items:
         value = getattr(item, inner or path)
         if len(value) > limit:
-            sim.add("warning", "trap-truncated", "mlflow/utils/validation.py::"
-                    "_validate_length_limit", f"{where} has {len(value)} characters: the server "
-                    f"keeps the first {limit} and answers 200; only its log warns "
-                    "(MLFLOW_TRUNCATE_LONG_VALUES, on by default).",
+            sim.add("warning", "trap-truncated", "mlflow/utils/validation.py::_validate_length_limit",
+                    f"{where} has {len(value)} characters: the server keeps the first {limit} and "
+                    "answers 200; only its log warns (MLFLOW_TRUNCATE_LONG_VALUES, on by default).",
                     f"Keep it under {limit} characters, or log it as an artifact.")
 
 
@@ -54,9 +52,8 @@ def state(sim: Pipeline, rules: tuple[StateRule, ...]) -> None:
     """What a valid request still depends on; settled by lookups when a server is given. An
     empty id names nothing: that answer needs no lookup."""
     if sim.server is None:
-        first = rules[0]
-        if first.expect in ("exists", "active", "deleted") and not _value(sim, first):
-            raise _refuse(sim, first, _value(sim, first), "")
+        if rules[0].expect in ("exists", "active", "deleted") and not _value(sim, rules[0]):
+            raise _refuse(sim, rules[0], _value(sim, rules[0]), "")
         words = "; ".join(describe(r, _value(sim, r)) for r in rules)
         raise sim.fail(None, "state", " / ".join(dict.fromkeys(r.check for r in rules)),
                        f"Valid as sent; the answer depends on server state: {words}. "
@@ -84,8 +81,7 @@ def _value(sim: Pipeline, rule: StateRule) -> Any:
 
 def _refuse(sim: Pipeline, rule: StateRule, value: Any, stage: str) -> Exception:
     run = _value(sim, RUN_EXISTS) if "{run}" in rule.message else ""
-    said = rule.message.format(value=value, stage=stage, run=run,
-                               key=getattr(sim.message, "key", ""))
+    said = rule.message.format(value=value, stage=stage, run=run, key=getattr(sim.message, "key", ""))
     exact = not said.endswith("…")
     return sim.fail(rule.status, rule.id, rule.check, said.rstrip("…") + (
         "" if exact else f" ({describe(rule, value)})"), rule.fix,
@@ -97,9 +93,8 @@ def _lookup(sim: Pipeline, path: str, params: dict[str, str]) -> tuple[int, Any]
     learner's credentials, one deadline); only MLflow's own answers count (see wire.mlflow_state)."""
     found = wire.mlflow_state(f"{sim.server}/api/2.0/mlflow/{path}", params, session=sim.session)
     if isinstance(found, str):
-        host = redact.host_of(sim.server or "")
         raise sim.fail(None, "state-lookup-failed", "helpers/preflight_store.py",
-                       f"Could not look up server state at {host}: {found}.",
+                       f"Could not look up server state at {redact.host_of(sim.server or '')}: {found}.",
                        "Check that the server is running and that this is its address (with "
                        "basic auth: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD set).",
                        severity="info")
@@ -160,13 +155,12 @@ def _infinite(sim: Pipeline, values: list[float], where: str) -> None:
 def _create_run(sim: Pipeline) -> None:
     m = sim.message
     if not m.experiment_id:
-        raise sim.fail(
-            400, "store-check", STORE + "create_run",
-            "No experiment_id: the store looks up the Default experiment for checks but "
-            "inserts the run with experiment_id '' and the database refuses it (a "
-            "FOREIGN KEY/type error reported as 400 BAD_REQUEST with SQL in the message).",
-            "Send \"experiment_id\": \"0\" (Default) or the id experiments/create returned.",
-            code="BAD_REQUEST")
+        raise sim.fail(400, "store-check", STORE + "create_run", "No experiment_id: the store looks "
+                       "up the Default experiment for checks but inserts the run with experiment_id "
+                       "'' and the database refuses it (a FOREIGN KEY/type error reported as 400 "
+                       "BAD_REQUEST with SQL in the message).",
+                       "Send \"experiment_id\": \"0\" (Default) or the id experiments/create returned.",
+                       code="BAD_REQUEST")
     if any(not t.key for t in m.tags):
         sim.add("warning", "empty-tag-key", STORE + "create_run",
                 "runs/create does not validate tags: a tag without a key is stored as ''.",

@@ -107,8 +107,7 @@ class _Store:
             return found
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            _NOW["where"] = (f"{type(self.real).__module__.replace('.', '/')}.py::"
-                             f"SqlAlchemyStore.{method}")
+            _NOW["where"] = f"{type(self.real).__module__.replace('.', '/')}.py::SqlAlchemyStore.{method}"
             answer = found(*args, **kwargs)
             if _NOW["assumed"] is None:
                 raise _Stop
@@ -139,10 +138,9 @@ def _host_scheme(uri: str, field_name: str) -> None:
 
 def _call(handler: str, message: Any, request_json: Any = None,
           assumed: dict[str, tuple[str, str]] | None = None) -> str | None:
-    """Run the handler on `message`: the store method it reached, None when it skipped its
-    store (it answers 200 on its own). Raises what the handler or the store raises. Without
-    `assumed`, the handler stops at its first store call; with it, the rows it names exist
-    ({"run" or "experiment": (id, lifecycle stage)}) and the handler runs to its end."""
+    """Run the handler on `message`: the store method it reached, None when it skipped its store (it
+    answers 200 on its own). Without `assumed` the handler stops at its first store call; with it,
+    the rows it names ({"run" or "experiment": (id, lifecycle stage)}) exist and it runs to its end."""
     with _LOCK:
         _NOW.clear()
         _NOW.update(message=message, json=request_json, assumed=assumed)
@@ -182,10 +180,9 @@ def run(sim: Any, assumed: dict[str, tuple[str, str]] | None = None) -> None:
     """The step for one RPC of SEARCHES or LOOKUPS, or (with the rows it `assumed`) of the
     store table (helpers/preflight_store.py); raises the deciding answer, if any."""
     ep, m = sim.endpoint, sim.message
-    if ep.name == "createModelVersion" and m.source and \
-            MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX.get():
-        raise sim.not_modelled("the source pattern set by "
-                               "MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX")
+    regex = MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX  # the server's setting, not ours
+    if ep.name == "createModelVersion" and m.source and regex.get():
+        raise sim.not_modelled(f"the source pattern set by {regex.name}")
     where = "mlflow/server/handlers.py::" + ep.handler
     try:
         reached = _call(ep.handler, m, sim.request_json, assumed)
@@ -206,12 +203,10 @@ def run(sim: Any, assumed: dict[str, tuple[str, str]] | None = None) -> None:
                            severity="info") from None
         raise _refusal(sim, _NOW.get("where") or where, exc) from None
     except Exception as exc:  # the store's own crash is Flask's 500 page; a stand-in's is ours
-        if not any("/mlflow/store/" in f.filename
-                   for f in traceback.extract_tb(exc.__traceback__)):
+        if not any("/mlflow/store/" in f.filename for f in traceback.extract_tb(exc.__traceback__)):
             raise sim.not_modelled(f"{ep.handler} of this MLflow ({type(exc).__name__})") from None
-        raise sim.fail(500, "server-error", _NOW.get("where") or where,
-                       f"{CRASH}: {type(exc).__name__}: {exc}.",
-                       "Change the value the message names.") from None
+        raise sim.fail(500, "server-error", _NOW.get("where") or where, f"{CRASH}: "
+                       f"{type(exc).__name__}: {exc}.", "Change the value the message names.") from None
     if reached is None or assumed is not None:
         return  # the handler skips its store (200), or the state rules decide next
     if ep.name in SEARCHES:
@@ -264,11 +259,10 @@ _SEARCH_IDS = (
     (("max_results",), "search-max-results", ""))
 
 _FILTER_FIXES = (
-    ("Invalid comparator", "Use one of the comparators the message lists. For patterns use "
-     "LIKE or ILIKE ('%' matches any text); regular expressions (RLIKE) are not supported here."),
-    ("Invalid clause(s)", "Join comparisons with AND only: MLflow's filter has no OR, NOT or "
-     "parentheses around clauses. Run one search per alternative, or use IN ('a', 'b') where "
-     "the key supports it."),
+    ("Invalid comparator", "Use one of the comparators the message lists. For patterns use LIKE or ILIKE "
+     "('%' matches any text); regular expressions (RLIKE) are not supported here."),
+    ("Invalid clause(s)", "Join comparisons with AND only: MLflow's filter has no OR, NOT or parentheses "
+     "around clauses. Run one search per alternative, or use IN ('a', 'b') where the key supports it."),
     ("list", "IN / NOT IN take a parenthesized list of quoted strings, e.g. "
      "attributes.run_id IN ('a', 'b'), and only on the keys the message names."),
     ("Expected numeric value", "Compare metrics and numeric attributes with a bare number, "
