@@ -25,9 +25,8 @@ SECONDS_THRESHOLD = 10**11
 
 @dataclass(frozen=True)
 class StateRule:
-    """One fact about server state that decides the answer to a valid request, in the order the
-    store checks it. Preflight settles it with a read-only lookup; explain matches a live
-    answer's message against `message` to name the rule that fired."""
+    """One fact about server state that decides a valid request's answer, in the store's order.
+    Preflight settles it with a read-only lookup; explain matches a live answer against `message`."""
 
     subject: str  #: what is looked up: "run", "experiment", "experiment-name", "param" or "tag"
     field: str  #: the request field naming it ("params": every param of a log-batch)
@@ -109,8 +108,7 @@ STORE: dict[str, StoreRule] = {
     # log_batch: the batch checks, then the run; params write-once, values truncated.
     "logBatch": StoreRule(
         limits=(("metrics", uv.MAX_METRICS_PER_BATCH), ("params", uv.MAX_PARAMS_TAGS_PER_BATCH),
-                ("tags", uv.MAX_PARAMS_TAGS_PER_BATCH)),
-        timestamps=("metrics[].timestamp",),
+                ("tags", uv.MAX_PARAMS_TAGS_PER_BATCH)), timestamps=("metrics[].timestamp",),
         truncates=(("params[].value", uv.MAX_PARAM_VAL_LENGTH), ("tags[].value", uv.MAX_TAG_VAL_LENGTH)),
         state=(*_RUN, replace(PARAM_UNCHANGED, field="params", check=_S + "log_batch",
                               message="Changing param values is not allowed…"))),

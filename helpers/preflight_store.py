@@ -20,10 +20,10 @@ if TYPE_CHECKING:
     from helpers.preflight_pipeline import Pipeline
 
 def run(sim: Pipeline, rule: StoreRule) -> None:
-    """The handler and its store call on the rows the state rules name, then the server state
-    (raises the deciding answer)."""
-    for path, limit in rule.truncates:
-        _truncate(sim, sim.message, path, limit)
+    """Truncation, the handler on the rows the state rules name, the kit's steps, then the state."""
+    if MLFLOW_TRUNCATE_LONG_VALUES.get():
+        for path, limit in rule.truncates:
+            _truncate(sim, path, limit)
     store_checks.run(sim, {r.subject: (str(_value(sim, r)), "deleted" if r.expect == "deleted" else "active")
                            for r in rule.state if r.subject in ("run", "experiment")})
     if sim.endpoint.name in _KIT_STEPS:
@@ -31,14 +31,11 @@ def run(sim: Pipeline, rule: StoreRule) -> None:
     state(sim, rule.state)
 
 
-def _truncate(sim: Pipeline, msg: Any, path: str, limit: int) -> None:
-    """MLFLOW_TRUNCATE_LONG_VALUES (on by default): the store cuts the value silently (MLflow's
-    own validator does it, in the handler store_checks runs)."""
-    if not MLFLOW_TRUNCATE_LONG_VALUES.get():
-        return
+def _truncate(sim: Pipeline, path: str, limit: int) -> None:
+    """Each value the store cuts silently (MLflow's validator does, in the handler store_checks runs)."""
     outer, _, inner = path.rpartition("[].")
-    items = [(f"{outer}[{i}].{inner}", x) for i, x in enumerate(getattr(msg, outer))] \
-        if outer else [(path, msg)]
+    items = [(f"{outer}[{i}].{inner}", x) for i, x in enumerate(getattr(sim.message, outer))] \
+        if outer else [(path, sim.message)]
     for where, item in items:
         value = getattr(item, inner or path)
         if len(value) > limit:
@@ -73,10 +70,9 @@ def describe(rule: StateRule, value: Any = None) -> str:
 
 
 def _value(sim: Pipeline, rule: StateRule) -> Any:
-    msg = sim.message
-    if rule.field == "run_id" and sim.endpoint is not None and sim.endpoint.reads_run_uuid:
-        return msg.run_id or msg.run_uuid
-    return None if rule.field == "params" else getattr(msg, rule.field)
+    if rule.field == "run_id" and sim.endpoint.reads_run_uuid:
+        return sim.message.run_id or sim.message.run_uuid
+    return None if rule.field == "params" else getattr(sim.message, rule.field)
 
 
 def _refuse(sim: Pipeline, rule: StateRule, value: Any, stage: str) -> Exception:
@@ -95,9 +91,8 @@ def _lookup(sim: Pipeline, path: str, params: dict[str, str]) -> tuple[int, Any]
     if isinstance(found, str):
         raise sim.fail(None, "state-lookup-failed", "helpers/preflight_store.py",
                        f"Could not look up server state at {redact.host_of(sim.server or '')}: {found}.",
-                       "Check that the server is running and that this is its address (with "
-                       "basic auth: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD set).",
-                       severity="info")
+                       "Check that the server is running and that this is its address (with basic auth: "
+                       "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD set).", severity="info")
     return found
 
 
@@ -153,15 +148,14 @@ def _infinite(sim: Pipeline, values: list[float], where: str) -> None:
 
 
 def _create_run(sim: Pipeline) -> None:
-    m = sim.message
-    if not m.experiment_id:
+    if not sim.message.experiment_id:
         raise sim.fail(400, "store-check", STORE + "create_run", "No experiment_id: the store looks "
                        "up the Default experiment for checks but inserts the run with experiment_id "
                        "'' and the database refuses it (a FOREIGN KEY/type error reported as 400 "
                        "BAD_REQUEST with SQL in the message).",
                        "Send \"experiment_id\": \"0\" (Default) or the id experiments/create returned.",
                        code="BAD_REQUEST")
-    if any(not t.key for t in m.tags):
+    if any(not t.key for t in sim.message.tags):
         sim.add("warning", "empty-tag-key", STORE + "create_run",
                 "runs/create does not validate tags: a tag without a key is stored as ''.",
                 "Give every tag a key.")

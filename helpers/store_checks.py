@@ -96,7 +96,7 @@ class _NeedsState(BaseException):
 
 
 class _Store:
-    """A store as the handler sees it: its first method call runs on the empty database."""
+    """A store as the handler sees it: each call records its method and, with no rows assumed, stops."""
 
     def __init__(self, getter: str) -> None:
         self.real = stores()[getter]
@@ -164,8 +164,7 @@ def _rows(assumed: dict[str, tuple[str, str]]) -> Iterator[None]:
         rows.append(SqlRun(run_uuid=assumed["run"][0], lifecycle_stage=assumed["run"][1],
                            name="assumed", experiment_id=0, status="RUNNING", user_id="assumed",
                            artifact_uri="mlflow-artifacts:/0/r"))
-    engine = stores()["_get_tracking_store"].engine
-    with sqlalchemy.orm.Session(engine, expire_on_commit=False) as session:
+    with sqlalchemy.orm.Session(stores()["_get_tracking_store"].engine, expire_on_commit=False) as session:
         session.add_all(rows)
         session.commit()
         try:
@@ -192,11 +191,10 @@ def run(sim: Any, assumed: dict[str, tuple[str, str]] | None = None) -> None:
                        "the answer.", severity="info") from None
     except NotModelled as exc:
         raise sim.not_modelled(f"what {ep.handler} does after its schema check ({exc})") from None
-    except MlflowException as exc:  # a row missing or taken, or the database refusing a write,
-        # is server state: the store table's state rules say it, else a "state" finding
+    except MlflowException as exc:  # a row missing or taken, or a write the database refuses: state
         if exc.error_code in STATE_CODES or type(exc.__cause__).__module__.startswith("sqlalchemy"):
             if assumed is not None:
-                return
+                return  # the store table's state rules say what the server holds
             raise sim.fail(None, "state", _NOW.get("where") or where, "Valid as far as the handler "
                            "and the store check before they look rows up (on an empty database: "
                            f"{exc.message!r}): what this server holds decides the answer.",
