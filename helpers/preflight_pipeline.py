@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -291,7 +292,8 @@ class Pipeline:
         readers, token = _readers(), _CURRENT.set(self)
         try:
             if "_validate_batch_log_api_req(_get_request_json())" in ep.pre_steps:
-                self._batch_size(readers["_get_request_json"](flask))
+                self.store_check(UV + "_validate_batch_log_api_req", uv._validate_batch_log_api_req,
+                                 readers["_get_request_json"](flask), id_="batch-limit")
             if ep.request is not None and ep.parses_proto:
                 readers["_get_request_message"](ep.request_class(), flask, schema)
             else:
@@ -299,11 +301,13 @@ class Pipeline:
         except MlflowException as exc:  # a query-string boolean the handler cannot read
             raise self.fail(400, "bad-type", H + "_get_request_message", exc.message,
                             "Send true or false.", said=exc.message, code=exc.error_code) from None
-        except Exception as exc:  # MLflow's reading lets it escape: Flask's 500
-            if isinstance(exc, _Answer):
-                raise
-            raise self.fail(500, "server-error", H + str(ep.handler), f"{CRASH}: reading the "
-                            f"body fails ({type(exc).__name__}: {exc}).",
+        except _Answer:
+            raise
+        except Exception as exc:  # MLflow lets it escape: Flask's 500, named by where it happened
+            inner = [f for f in traceback.extract_tb(exc.__traceback__) if "/mlflow/" in f.filename][-1]
+            raise self.fail(500, "server-error", "mlflow/" + inner.filename.rpartition("/mlflow/")[2]
+                            + "::" + inner.name, f"{CRASH}: {inner.name} fails on this body "
+                            f"({type(exc).__name__}: {exc}).",
                             advice.crash_fix(self.request_json)) from None
         finally:
             _CURRENT.reset(token)
@@ -359,32 +363,14 @@ class Pipeline:
                      "Build the body from a dict: requests.post(url, json=body); if you must "
                      "send a string, check it first with json.loads(text).")
             return None
-        if isinstance(raw, str):  # handlers.py::_get_normalized_request_json decodes it again
-            try:
-                json.loads(raw)
-            except (ValueError, RecursionError) as exc:
-                raise self.fail(500, "server-error", H + "_get_normalized_request_json",
-                                f"{CRASH}: the body is a JSON string, which the server decodes "
-                                f"a second time, and that fails ({exc}).",
-                                "Send the JSON object itself, not a string holding it.") from None
+        if isinstance(raw, str):
             self.add("info", "double-encoded", H + "_get_normalized_request_json",
-                     "The body is a JSON string holding JSON (double-encoded, e.g. "
+                     "The body is a JSON string, not an object (double-encoded, e.g. "
                      "json.dumps(json.dumps(...)) or json=json.dumps(...)); the server decodes "
                      "it a second time for old clients.",
                      "Send data=json.dumps(payload) or json=payload, not both.")
         self.request_json = raw
         return raw
-
-    def _batch_size(self, raw: Any) -> None:
-        """handlers.py::_log_batch calls _validate_batch_log_api_req(_get_request_json())."""
-        check = UV + "_validate_batch_log_api_req"
-        try:
-            len(raw)
-        except TypeError as exc:
-            raise self.fail(500, "server-error", check, f"{CRASH}: it measures the parsed body "
-                            f"with len() before anything else ({type(exc).__name__}: {exc}).",
-                            "Send a JSON object with run_id.") from None
-        self.store_check(check, uv._validate_batch_log_api_req, raw, id_="batch-limit")
 
     def parse(self, request_json: Any, msg: Any) -> None:
         """mlflow's parse_dict (unknown fields ignored), as handlers.py::_get_request_message
