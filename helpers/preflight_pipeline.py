@@ -147,13 +147,6 @@ class _Request:
                    tuple(parse_qsl(parts.query, keep_blank_values=True)), host, seen, data)
 
 
-@functools.cache
-def _aliases() -> Callable[[Any, Any], None]:
-    """handlers.py::_reject_conflicting_field_aliases, compiled from MLflow's source."""
-    return model.handler_functions(("_reject_conflicting_field_aliases",))[
-        "_reject_conflicting_field_aliases"]
-
-
 _CURRENT: ContextVar[Pipeline] = ContextVar("pipeline")
 
 
@@ -161,8 +154,8 @@ _CURRENT: ContextVar[Pipeline] = ContextVar("pipeline")
 def _readers() -> dict[str, Any]:
     """handlers.py's own request readers (_get_request_message, _get_validated_flask_request_json
     and what they call), compiled with the validators the schemas hold. The content type is
-    checked before them (Pipeline.content_type); the body, the proto parser, the alias check and
-    each validator go through the current Pipeline, which turns what they raise into findings."""
+    checked before them (Pipeline.content_type); the body, the proto parser and each validator go
+    through the current Pipeline, which turns what they raise into findings."""
     validators = model.schema_validator().__globals__
 
     def current(method: str) -> Callable[..., Any]:
@@ -172,8 +165,7 @@ def _readers() -> dict[str, Any]:
         ("_get_request_message", "_get_validated_flask_request_json"), request=None,
         Request=None, _assert_required=validators["_assert_required"],
         _assert_array=validators["_assert_array"], _validate_content_type=lambda *a: None,
-        parse_dict=current("parse"), _validate_param_against_schema=current("validate"),
-        _reject_conflicting_field_aliases=current("aliases"))
+        parse_dict=current("parse"), _validate_param_against_schema=current("validate"))
 
 
 class _Answer(Exception):
@@ -268,18 +260,16 @@ class Pipeline:
             source.validation()._validate_content_type(
                 SimpleNamespace(method=self.req.method, content_type=value), ["application/json"])
         except MlflowException as exc:
-            check = "mlflow/server/validation.py::_validate_content_type"
-            if value is None:
-                raise self.fail(400, "content-type-missing", check,
-                                "No Content-Type header: the server refuses the body before "
-                                "reading it.", "Send Content-Type: application/json (requests "
-                                "adds it for json=; data= sends none).",
-                                said=exc.message, code=exc.error_code) from None
-            raise self.fail(400, "content-type-wrong", check,
-                            f"Content-Type {value!r}: the server compares the part before ';' "
-                            "with 'application/json' exactly." + advice.content_type_why(value),
-                            "Send exactly Content-Type: application/json.",
-                            said=exc.message, code=exc.error_code) from None
+            missing = value is None
+            raise self.fail(
+                400, "content-type-missing" if missing else "content-type-wrong",
+                "mlflow/server/validation.py::_validate_content_type",
+                "No Content-Type header: the server refuses the body before reading it."
+                if missing else f"Content-Type {value!r}: the server compares the part before "
+                "';' with 'application/json' exactly." + advice.content_type_why(value),
+                "Send Content-Type: application/json (requests adds it for json=; data= sends "
+                "none)." if missing else "Send exactly Content-Type: application/json.",
+                said=exc.message, code=exc.error_code) from None
 
     def handler(self, ep: Endpoint) -> None:
         """The handler's own request reading (handlers.py::_get_request_message or
@@ -298,16 +288,18 @@ class Pipeline:
                 readers["_get_request_message"](ep.request_class(), flask, schema)
             else:
                 self.request_json = readers["_get_validated_flask_request_json"](flask, schema)
-        except MlflowException as exc:  # a query-string boolean the handler cannot read
-            raise self.fail(400, "bad-type", H + "_get_request_message", exc.message,
-                            "Send true or false.", said=exc.message, code=exc.error_code) from None
         except _Answer:
             raise
-        except Exception as exc:  # MLflow lets it escape: Flask's 500, named by where it happened
+        except Exception as exc:  # raised in MLflow's reading: named by the MLflow frame it left
             inner = [f for f in traceback.extract_tb(exc.__traceback__) if "/mlflow/" in f.filename][-1]
-            raise self.fail(500, "server-error", "mlflow/" + inner.filename.rpartition("/mlflow/")[2]
-                            + "::" + inner.name, f"{CRASH}: {inner.name} fails on this body "
-                            f"({type(exc).__name__}: {exc}).",
+            where = "mlflow/" + inner.filename.rpartition("/mlflow/")[2] + "::" + inner.name
+            if isinstance(exc, MlflowException):  # the alias check, or a query-string boolean
+                id_, fix = ("conflicting-alias", self.refusal(exc.message)[1]) if "alias" in \
+                    inner.name else ("bad-type", "Send true or false.")
+                raise self.fail(400, id_, where, exc.message, fix, said=exc.message,
+                                code=exc.error_code) from None
+            raise self.fail(500, "server-error", where, f"{CRASH}: {inner.name} fails on this "
+                            f"body ({type(exc).__name__}: {exc}).",
                             advice.crash_fix(self.request_json)) from None
         finally:
             _CURRENT.reset(token)
@@ -387,11 +379,6 @@ class Pipeline:
                             f"a JSON {type(request_json).__name__} "
                             f"({type(exc).__name__}: {exc}).", "Send a JSON object.") from None
         self.message = msg
-
-    def aliases(self, request_json: Any, descriptor: Any) -> None:
-        """handlers.py::_reject_conflicting_field_aliases, as _get_request_message calls it."""
-        self.store_check(H + "_reject_conflicting_field_aliases", _aliases(), request_json,
-                         descriptor, id_="conflicting-alias")
 
     def validate(self, schema: list[Any], param: str, value: Any,
                  proto_parsing_succeeded: bool | None = False) -> None:
