@@ -231,7 +231,9 @@ class Pipeline:
         except _Answer as answer:
             if first is None:
                 raise self._uncaught(ep, answer) from None
-            self._relabel_after(mark)
+            # past a Content-Type failure, the findings describe the next answer once it is fixed
+            self.findings[mark:] = [replace(f, message="Once Content-Type is fixed: " + f.message)
+                                    if f.severity == "error" else f for f in self.findings[mark:]]
         if first is not None:
             self.message = None  # the server never parsed this body
             raise first
@@ -243,13 +245,6 @@ class Pipeline:
         return self.fail(500, "server-error", H + str(ep.handler), f"{CRASH}: {ep.handler} "
                          f"has no @catch_mlflow_exception, so this error escapes: "
                          f"{answer.message}", "Fix what that message names.")
-
-    def _relabel_after(self, mark: int) -> None:
-        """Findings past a Content-Type failure describe the next answer once that is fixed."""
-        for i in range(mark, len(self.findings)):
-            f = self.findings[i]
-            if f.severity == "error":
-                self.findings[i] = replace(f, message="Once Content-Type is fixed: " + f.message)
 
     def content_type(self) -> None:
         """mlflow/server/validation.py::_validate_content_type (POST and PUT only)."""
