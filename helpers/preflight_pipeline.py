@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+import traceback
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -21,6 +23,7 @@ from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
 from mlflow.exceptions import MlflowException
 from mlflow.utils import validation as uv
 from mlflow.utils.proto_json_utils import parse_dict
+from werkzeug.datastructures import MultiDict
 
 from helpers import catalog, preflight_route, preflight_store, redact, source, store_checks
 from helpers import preflight_advice as advice
@@ -144,11 +147,25 @@ class _Request:
                    tuple(parse_qsl(parts.query, keep_blank_values=True)), host, seen, data)
 
 
+_CURRENT: ContextVar[Pipeline] = ContextVar("pipeline")
+
+
 @functools.cache
-def _aliases() -> Callable[[Any, Any], None]:
-    """handlers.py::_reject_conflicting_field_aliases, compiled from MLflow's source."""
-    return model.handler_functions(("_reject_conflicting_field_aliases",))[
-        "_reject_conflicting_field_aliases"]
+def _readers() -> dict[str, Any]:
+    """handlers.py's own request readers (_get_request_message, _get_validated_flask_request_json
+    and what they call), compiled with the validators the schemas hold. The content type is
+    checked before them (Pipeline.content_type); the body, the proto parser and each validator go
+    through the current Pipeline, which turns what they raise into findings."""
+    validators = model.schema_validator().__globals__
+
+    def current(method: str) -> Callable[..., Any]:
+        return lambda *args, **kwargs: getattr(_CURRENT.get(), method)(*args, **kwargs)
+
+    return model.handler_functions(
+        ("_get_request_message", "_get_validated_flask_request_json"), request=None,
+        Request=None, _assert_required=validators["_assert_required"],
+        _assert_array=validators["_assert_array"], _validate_content_type=lambda *a: None,
+        parse_dict=current("parse"), _validate_param_against_schema=current("validate"))
 
 
 class _Answer(Exception):
@@ -214,7 +231,9 @@ class Pipeline:
         except _Answer as answer:
             if first is None:
                 raise self._uncaught(ep, answer) from None
-            self._relabel_after(mark)
+            # past a Content-Type failure, the findings describe the next answer once it is fixed
+            self.findings[mark:] = [replace(f, message="Once Content-Type is fixed: " + f.message)
+                                    if f.severity == "error" else f for f in self.findings[mark:]]
         if first is not None:
             self.message = None  # the server never parsed this body
             raise first
@@ -227,13 +246,6 @@ class Pipeline:
                          f"has no @catch_mlflow_exception, so this error escapes: "
                          f"{answer.message}", "Fix what that message names.")
 
-    def _relabel_after(self, mark: int) -> None:
-        """Findings past a Content-Type failure describe the next answer once that is fixed."""
-        for i in range(mark, len(self.findings)):
-            f = self.findings[i]
-            if f.severity == "error":
-                self.findings[i] = replace(f, message="Once Content-Type is fixed: " + f.message)
-
     def content_type(self) -> None:
         """mlflow/server/validation.py::_validate_content_type (POST and PUT only)."""
         if self.req.method == "GET" and self.req.query:
@@ -243,36 +255,49 @@ class Pipeline:
             source.validation()._validate_content_type(
                 SimpleNamespace(method=self.req.method, content_type=value), ["application/json"])
         except MlflowException as exc:
-            check = "mlflow/server/validation.py::_validate_content_type"
-            if value is None:
-                raise self.fail(400, "content-type-missing", check,
-                                "No Content-Type header: the server refuses the body before "
-                                "reading it.", "Send Content-Type: application/json (requests "
-                                "adds it for json=; data= sends none).",
-                                said=exc.message, code=exc.error_code) from None
-            raise self.fail(400, "content-type-wrong", check,
-                            f"Content-Type {value!r}: the server compares the part before ';' "
-                            "with 'application/json' exactly." + advice.content_type_why(value),
-                            "Send exactly Content-Type: application/json.",
-                            said=exc.message, code=exc.error_code) from None
+            missing = value is None
+            raise self.fail(
+                400, "content-type-missing" if missing else "content-type-wrong",
+                "mlflow/server/validation.py::_validate_content_type",
+                "No Content-Type header: the server refuses the body before reading it."
+                if missing else f"Content-Type {value!r}: the server compares the part before "
+                "';' with 'application/json' exactly." + advice.content_type_why(value),
+                "Send Content-Type: application/json (requests adds it for json=; data= sends "
+                "none)." if missing else "Send exactly Content-Type: application/json.",
+                said=exc.message, code=exc.error_code) from None
 
     def handler(self, ep: Endpoint) -> None:
+        """The handler's own request reading (handlers.py::_get_request_message or
+        ::_get_validated_flask_request_json, compiled by `_readers`), then its store call."""
         for step in ep.pre_steps:
             self._pre_step(ep, step)
-        if self.req.method == "GET" and self.req.query:
-            raw = self._query_json(ep)
-        else:
-            raw = self._body_json()
+        flask = SimpleNamespace(method=self.req.method, args=MultiDict(self.req.query),
+                                get_json=lambda **_: self.body_json)
+        schema = {key: [c.fn for c in checks] for key, checks in ep.schema or ()}
+        readers, token = _readers(), _CURRENT.set(self)
+        try:
             if "_validate_batch_log_api_req(_get_request_json())" in ep.pre_steps:
-                self._batch_size(raw)
-            raw = self._normalize(raw)
-        self.request_json = raw
-        proto_ok: bool | None = None
-        if ep.request is not None and ep.parses_proto:
-            self.store_check(H + "_reject_conflicting_field_aliases", _aliases(), raw,
-                             ep.request_class.DESCRIPTOR, id_="conflicting-alias")
-            proto_ok = self._parse(ep)
-        self._schema(ep, proto_ok)
+                self.store_check(UV + "_validate_batch_log_api_req", uv._validate_batch_log_api_req,
+                                 readers["_get_request_json"](flask), id_="batch-limit")
+            if ep.request is not None and ep.parses_proto:
+                readers["_get_request_message"](ep.request_class(), flask, schema)
+            else:
+                self.request_json = readers["_get_validated_flask_request_json"](flask, schema)
+        except _Answer:
+            raise
+        except Exception as exc:  # raised in MLflow's reading: named by the MLflow frame it left
+            inner = [f for f in traceback.extract_tb(exc.__traceback__) if "/mlflow/" in f.filename][-1]
+            where = "mlflow/" + inner.filename.rpartition("/mlflow/")[2] + "::" + inner.name
+            if isinstance(exc, MlflowException):  # the alias check, or a query-string boolean
+                id_, fix = ("conflicting-alias", self.refusal(exc.message)[1]) if "alias" in \
+                    inner.name else ("bad-type", "Send true or false.")
+                raise self.fail(400, id_, where, exc.message, fix, said=exc.message,
+                                code=exc.error_code) from None
+            raise self.fail(500, "server-error", where, f"{CRASH}: {inner.name} fails on this "
+                            f"body ({type(exc).__name__}: {exc}).",
+                            advice.crash_fix(self.request_json)) from None
+        finally:
+            _CURRENT.reset(token)
         if ep.store is not None:
             preflight_store.run(self, ep.store)
         elif ep.name in store_checks.STEPS:
@@ -280,7 +305,6 @@ class Pipeline:
         else:
             raise self.not_modelled(f"what {ep.handler} does after its schema check passes "
                                     "(its store call)")
-
 
     def _pre_step(self, ep: Endpoint, step: str) -> None:
         """A statement a handler runs before its schema check, where the model knows it."""
@@ -297,35 +321,10 @@ class Pipeline:
             return
         raise self.not_modelled(f"{ep.handler} runs `{step}` before its schema check")
 
-    def _query_json(self, ep: Endpoint) -> dict[str, Any]:
-        """handlers.py::_get_request_message's GET branch: query args by the proto's fields."""
-        args: dict[str, list[str]] = {}
-        for k, v in self.req.query:
-            args.setdefault(k, []).append(v)
-        out: dict[str, Any] = {}
-        for f in ep.fields:
-            if f.name not in args:
-                continue
-            if f.repeated:
-                out[f.name] = args[f.name]
-                continue
-            value: Any = args[f.name][0]
-            if f.type == "bool":
-                if value.lower() not in ("true", "false"):
-                    said = f"Invalid boolean value: {value}, must be 'true' or 'false'."
-                    raise self.fail(400, "bad-type", H + "_get_request_message", said,
-                                    f"Send {f.name}=true or {f.name}=false.", said=said,
-                                    code="INVALID_PARAMETER_VALUE")
-                value = value.lower() == "true"
-            out[f.name] = value
-        if ep.request is None:  # _get_validated_flask_request_json keeps every arg
-            out = {k: v if any(c.name == "array" for c in dict(ep.schema or ()).get(k, ()))
-                   else (v[0] if len(v) == 1 else v) for k, v in args.items()}
-        return out
-
-    def _body_json(self) -> Any:
+    @functools.cached_property
+    def body_json(self) -> Any:
         """Werkzeug's get_json(force=True, silent=True): json.loads on the raw bytes (UTF-8/16/32
-        detected, BOM allowed, NaN/Infinity accepted), None on any ValueError."""
+        detected, BOM allowed, NaN/Infinity accepted), None on any ValueError. Read once."""
         if self.req.method == "GET" and not self.req.body:
             return None  # a GET without a query string: nothing to read, and nothing wrong
         try:
@@ -338,7 +337,6 @@ class Pipeline:
                 if depth > limit - 10:
                     raise self.not_modelled(f"a body nested {depth} levels deep, near the "
                                             f"server's limit ({limit}, measured)")
-            return raw
         except RecursionError:
             raise self.fail(500, "server-error", H + "_get_request_json",
                             f"{CRASH}: the body nests deeper than Python's JSON reader can "
@@ -352,51 +350,51 @@ class Pipeline:
                      "Build the body from a dict: requests.post(url, json=body); if you must "
                      "send a string, check it first with json.loads(text).")
             return None
-
-    def _batch_size(self, raw: Any) -> None:
-        """handlers.py::_log_batch calls _validate_batch_log_api_req(_get_request_json())."""
-        check = UV + "_validate_batch_log_api_req"
-        try:
-            len(raw)
-        except TypeError as exc:
-            raise self.fail(500, "server-error", check, f"{CRASH}: it measures the parsed body "
-                            f"with len() before anything else ({type(exc).__name__}: {exc}).",
-                            "Send a JSON object with run_id.") from None
-        self.store_check(check, uv._validate_batch_log_api_req, raw, id_="batch-limit")
-
-    def _normalize(self, raw: Any) -> Any:
-        """handlers.py::_get_normalized_request_json."""
         if isinstance(raw, str):
-            try:
-                decoded = json.loads(raw)
-            except (ValueError, RecursionError) as exc:
-                raise self.fail(500, "server-error", H + "_get_normalized_request_json",
-                                f"{CRASH}: the body is a JSON string, which the server decodes "
-                                f"a second time, and that fails ({exc}).",
-                                "Send the JSON object itself, not a string holding it.") from None
             self.add("info", "double-encoded", H + "_get_normalized_request_json",
-                     "The body is a JSON string holding JSON (double-encoded, e.g. "
+                     "The body is a JSON string, not an object (double-encoded, e.g. "
                      "json.dumps(json.dumps(...)) or json=json.dumps(...)); the server decodes "
                      "it a second time for old clients.",
                      "Send data=json.dumps(payload) or json=payload, not both.")
-            raw = decoded
-        return {} if raw is None else raw
+        self.request_json = raw
+        return raw
 
-    def _parse(self, ep: Endpoint) -> bool:
-        """handlers.py::_get_request_message: mlflow's parse_dict (unknown fields ignored)."""
-        msg = ep.request_class()
-        ok = True
+    def parse(self, request_json: Any, msg: Any) -> None:
+        """mlflow's parse_dict (unknown fields ignored), as handlers.py::_get_request_message
+        calls it: a ParseError leaves the fields after the bad one unset."""
+        self.request_json = request_json
         try:
-            parse_dict(self.request_json, msg)
+            parse_dict(request_json, msg)
         except ParseError as exc:
-            ok = False
-            self._partial_parse(ep, exc)
+            self.message = msg
+            self._partial_parse(self.endpoint, exc)
+            raise
         except Exception as exc:  # the server lets these escape: 500
             raise self.fail(500, "server-error", PARSE, f"{CRASH}: the proto parser cannot read "
-                            f"a JSON {type(self.request_json).__name__} "
+                            f"a JSON {type(request_json).__name__} "
                             f"({type(exc).__name__}: {exc}).", "Send a JSON object.") from None
         self.message = msg
-        return ok
+
+    def validate(self, schema: list[Any], param: str, value: Any,
+                 proto_parsing_succeeded: bool | None = False) -> None:
+        """handlers.py::_validate_param_against_schema, one validator at a time, so that a
+        refusal names its check."""
+        ep = self.endpoint
+        check = f"{H}_validate_param_against_schema (schema of {ep.handler})"
+        for c in dict(ep.schema or ())[param]:
+            if c.fn is None:
+                raise self.not_modelled(f"the validator `{c.name}` of '{param}'")
+            try:
+                model.schema_validator()([c.fn], param, value, proto_parsing_succeeded)
+            except MlflowException as exc:
+                raise self._schema_error(check, param, value, c, exc) from None
+            except NotModelled as exc:
+                raise self.not_modelled(f"the validator `{c.name}` ({exc})") from None
+            except Exception as exc:  # only MlflowException becomes a 400 on the server
+                raise self.fail(500, "server-error", check,
+                                f"{CRASH}: the '{c.name}' check of '{param}' raises "
+                                f"{type(exc).__name__}: {exc}.",
+                                advice.crash_fix(self.request_json)) from None
 
     def _partial_parse(self, ep: Endpoint, exc: Exception) -> None:
         body = self.request_json
@@ -420,43 +418,9 @@ class Pipeline:
                  f"{lost} reach the handler as 0 or empty. Its type checks then run on the raw "
                  "JSON instead.", fix)
 
-    def _schema(self, ep: Endpoint, proto_ok: bool | None) -> None:
-        """handlers.py::_validate_request_json_with_schema, calling MLflow's own
-        _validate_param_against_schema on one validator at a time."""
-        body = self.request_json
-        check = f"{H}_validate_param_against_schema (schema of {ep.handler})"
-        validate = model.schema_validator()
-        for key, checks in ep.schema or ():
-            try:
-                if not (key in body or any(c.name == "required" for c in checks)):
-                    continue
-                value = body.get(key)
-                if key == "run_id" and value is None and "run_uuid" in body:
-                    value = body.get("run_uuid")
-            except Exception as exc:  # `in` / .get() on a body that is not an object
-                raise self.fail(500, "server-error", f"{H}_validate_request_json_with_schema "
-                                f"(schema of {ep.handler})", f"{CRASH}: reading the body's "
-                                f"'{key}' fails ({type(exc).__name__}: {exc}).",
-                                advice.crash_fix(body)) from None
-            for c in checks:
-                if c.type_check and proto_ok:
-                    continue
-                if c.fn is None:
-                    raise self.not_modelled(f"the validator `{c.name}` of '{key}'")
-                try:
-                    validate([c.fn], key, value, False)
-                except MlflowException as exc:
-                    raise self._schema_error(check, ep, key, value, c, exc) from None
-                except NotModelled as exc:
-                    raise self.not_modelled(f"the validator `{c.name}` ({exc})") from None
-                except Exception as exc:  # only MlflowException becomes a 400 on the server
-                    raise self.fail(500, "server-error", check,
-                                    f"{CRASH}: the '{c.name}' check of '{key}' raises "
-                                    f"{type(exc).__name__}: {exc}.", advice.crash_fix(body)) from None
-
-    def _schema_error(self, check: str, ep: Endpoint, key: str, value: Any, c: model.Check,
+    def _schema_error(self, check: str, key: str, value: Any, c: model.Check,
                       exc: MlflowException) -> _Answer:
-        f = next((x for x in ep.fields if key in (x.name, x.json_name)), None)
+        f = next((x for x in self.endpoint.fields if key in (x.name, x.json_name)), None)
         said = exc.message
         if c.name == "required" or "Missing value" in said:
             id_ = "missing-field"
@@ -475,7 +439,7 @@ class Pipeline:
                          f"schema, on '{key}')", fix, said=said, code=exc.error_code)
 
     def _camel_hint(self, key: str, f: Field | None) -> str:
-        body = self.request_json
+        body = self.request_json if isinstance(self.request_json, dict) else {}
         if f is not None and f.json_name != key and f.json_name in body:
             return f" (You sent '{f.json_name}': the parser accepts it, the check reads '{key}'.)"
         if key == "run_id" and body.get("run_id") == "" and "run_uuid" in body:
