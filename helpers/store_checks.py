@@ -285,12 +285,15 @@ def _describe_search(sim: Any, exc: MlflowException, names: list[str]) -> tuple[
         from mlflow.store import model_registry as r
         from mlflow.store import tracking as t
 
-        limit, default = {
-            "searchRegisteredModels": (r.SEARCH_REGISTERED_MODEL_MAX_RESULTS_THRESHOLD,
-                                       r.SEARCH_REGISTERED_MODEL_MAX_RESULTS_DEFAULT),
-            "searchModelVersions": (r.SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD,
-                                    r.SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT),
-        }.get(sim.endpoint.name, (t.SEARCH_MAX_RESULTS_THRESHOLD, t.SEARCH_MAX_RESULTS_DEFAULT))
+        # The handler's own bound where its schema has one (traces: 500), else the store's; the
+        # client's default is what mlflow/tracking/client.py passes.
+        limit = dict(sim.endpoint.field("max_results").limits).get("max", t.SEARCH_MAX_RESULTS_THRESHOLD)
+        default = {"searchRegisteredModels": r.SEARCH_REGISTERED_MODEL_MAX_RESULTS_DEFAULT,
+                   "searchModelVersions": r.SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT,
+                   "searchTraces": t.SEARCH_TRACES_DEFAULT_MAX_RESULTS,
+                   "searchTracesV3": t.SEARCH_TRACES_DEFAULT_MAX_RESULTS,
+                   "searchEvaluationDatasets": t.SEARCH_EVALUATION_DATASETS_MAX_RESULTS,
+                   }.get(sim.endpoint.name, t.SEARCH_MAX_RESULTS_DEFAULT)
         return id_, said, (f"Send max_results: a whole number from 1 to {limit} (MLflow's client "
                            f"sends {default}). Left out, the handler passes the proto default, "
                            "which is 0 where the proto has none, though the docs call it optional.")

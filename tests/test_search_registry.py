@@ -9,6 +9,7 @@ predicted None with a "state" finding, never guessed.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -164,3 +165,23 @@ def test_a_query_string_number_is_not_called_a_coerced_string(server_url: str) -
     live = requests.get(url, timeout=30)
     assert (verdict.predicted_status, live.status_code) == (200, 200)
     assert "coerced-string" not in [f.id for f in verdict.findings]
+
+
+#: Searches whose max_results finding names a bound and the client's default (extra fields they need).
+BOUNDED = [("POST", A2 + "experiments/search", {}), ("POST", A2 + "runs/search", {}),
+           ("GET", A2 + "model-versions/search", {}),
+           ("POST", A3 + "datasets/search", {}),
+           ("POST", A3 + "traces/search", {"locations": [{**EXP_V3, "mlflow_experiment": {
+               "experiment_id": "0"}}]})]
+
+
+@pytest.mark.parametrize(("method", "path", "extra"), BOUNDED, ids=[c[1] for c in BOUNDED])
+def test_the_max_results_fix_names_the_live_bound(server_url: str, session: requests.Session,
+                                                  method: str, path: str, extra: dict) -> None:
+    """"From 1 to N (the client sends D)": N and D are accepted live, N + 1 is refused."""
+    verdict, _ = _send(session, server_url, method, path, {**extra, "max_results": 0})
+    fix = next(f.fix for f in verdict.findings if f.id == "search-max-results")
+    bound, default = (int(n) for n in re.search(r"from 1 to (\d+) .*sends (\d+)\)", fix).groups())
+    for value, status in ((bound, 200), (default, 200), (bound + 1, 400)):
+        _, live = _send(session, server_url, method, path, {**extra, "max_results": value})
+        assert live.status_code == status, (path, value, live.text[:200])
