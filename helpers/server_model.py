@@ -45,8 +45,7 @@ class Check:
     #: "required", "string", "intlike", ... (an `_assert_` name without its prefix), or the
     #: source text of a lambda / other validator.
     name: str
-    #: MLflow's own function, compiled from handlers.py (None: not found there, or a nested
-    #: `_fields_present` key).
+    #: MLflow's own function, compiled from handlers.py (None for a nested `_fields_present` key).
     fn: Callable[[Any], Any] | None = field(repr=False, compare=False)
     #: True for handlers.py::_TYPE_VALIDATORS: skipped when protobuf parsing succeeded.
     type_check: bool = False
@@ -143,12 +142,12 @@ def _top_defs() -> dict[str, ast.stmt]:
             out[node.name] = node
         elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
             out[node.targets[0].id] = node
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            out |= {(alias.asname or alias.name).split(".")[0]: node for alias in node.names}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):  # one statement per name it binds
+            out |= {(alias.asname or alias.name).split(".")[0]:
+                    type(node)(**{**vars(node), "names": [alias]}) for alias in node.names}
     return out
 
 
-@functools.cache
 def resolve(name: str) -> Any:
     """A name handlers.py defines as a literal or imports, from MLflow itself: its own import
     statement run, with mlflow.server left unimported."""
@@ -160,8 +159,8 @@ def resolve(name: str) -> Any:
             raise ImportError(f"{name} is computed by handlers.py") from None
     if not isinstance(node, (ast.Import, ast.ImportFrom)):
         raise KeyError(f"handlers.py neither imports nor assigns {name}")
-    namespace = {"__builtins__": {**vars(builtins), "__import__": _import_outside_server}}
-    exec(compile(ast.Module(body=[node], type_ignores=[]), HANDLERS, "exec"), namespace)  # noqa: S102
+    namespace: dict[str, Any] = {}
+    _fill(namespace, [node])
     return namespace[name]
 
 
@@ -178,7 +177,6 @@ def handler_functions(names: tuple[str, ...], **stand_ins: Any) -> dict[str, Any
             nodes[name].decorator_list = []
             todo += _free_names([nodes[name]])
     namespace: dict[str, Any] = dict(stand_ins)
-    namespace["__builtins__"] = {**vars(builtins), "__import__": _import_outside_server}
     _fill(namespace, list(nodes.values()))
     return namespace
 
@@ -220,8 +218,10 @@ def schema_validator() -> Callable[..., Any]:
 
 
 def _fill(namespace: dict[str, Any], nodes: list[ast.stmt]) -> None:
-    """Compile `nodes` into `namespace`, resolving their free names through the imports."""
-    known = set(namespace) | {getattr(n, "name", None) for n in nodes} | set(dir(builtins))
+    """Compile `nodes` into `namespace`, resolving their free names through the imports; their
+    own `import` statements leave mlflow.server unimported."""
+    namespace.setdefault("__builtins__", {**vars(builtins), "__import__": _import_outside_server})
+    known = set(namespace) | set(namespace["__builtins__"]) | {getattr(n, "name", None) for n in nodes}
     known |= {t.id for n in nodes if isinstance(n, ast.Assign) for t in n.targets
               if isinstance(t, ast.Name)}
     for name in sorted(_free_names(list(nodes)) - known):
@@ -229,7 +229,7 @@ def _fill(namespace: dict[str, Any], nodes: list[ast.stmt]) -> None:
             namespace[name] = resolve(name)
         except (KeyError, ImportError, AttributeError):
             namespace[name] = _Unresolved(name)
-    module = ast.fix_missing_locations(ast.Module(body=list(nodes), type_ignores=[]))
+    module = ast.Module(body=list(nodes), type_ignores=[])
     exec(compile(module, str(mlflow_file(HANDLERS)), "exec", optimize=0), namespace)  # noqa: S102
 
 
@@ -251,10 +251,9 @@ class _Unresolved:
 def _check(expr: ast.expr, fn: Any, namespace: dict[str, Any]) -> Check:
     """The schema entry `expr`, evaluated by handlers.py as `fn`."""
     named = isinstance(expr, ast.Name)
-    body = _top_defs().get(expr.id) if named else expr
     return Check(name=expr.id.removeprefix("_assert_") if named else ast.unparse(expr), fn=fn,
                  type_check=fn in namespace.get("_TYPE_VALIDATORS", ()),
-                 limits=_limits(body, namespace) if body is not None else ())
+                 limits=_limits(_top_defs().get(expr.id, expr) if named else expr, namespace))
 
 
 def _limits(node: ast.AST, namespace: dict[str, Any]) -> tuple[tuple[str, int], ...]:
@@ -296,7 +295,7 @@ def handlers() -> dict[str, dict[str, Any]]:
         # The handler's nested helpers and its schema dict, run by handlers.py.
         namespace = dict(_validators())
         _fill(namespace, [s for s in fn.body if isinstance(s, ast.FunctionDef)]
-              + [ast.Assign([ast.Name("_schema", ast.Store())], schema)])
+              + [ast.fix_missing_locations(ast.Assign([ast.Name("_schema", ast.Store())], schema))])
         pre = []
         for stmt in fn.body:
             if any(node is call for node in ast.walk(stmt)):
@@ -304,18 +303,20 @@ def handlers() -> dict[str, dict[str, Any]]:
             if not isinstance(stmt, (ast.FunctionDef, ast.Import, ast.ImportFrom)) and not (
                     isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
                 pre.append(ast.unparse(stmt))
-        # `run_id or run_uuid`, read by the handler or a top-level helper it passes its request
-        # to (`_get_run` -> `get_run_impl(request_message)`).
+        # `x.run_id or x.run_uuid`, read by the handler or a top-level helper it passes its
+        # request to (`_get_run` -> `get_run_impl(request_message)`).
         called = [_top_defs().get(c.func.id) for c in ast.walk(fn)
                   if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)]
-        text = "\n".join(ast.unparse(d) for d in [fn, *called] if isinstance(d, ast.FunctionDef))
+        ors = [[getattr(v, "attr", "") for v in n.values] for d in [fn, *called]
+               if isinstance(d, ast.FunctionDef) for n in ast.walk(d)
+               if isinstance(getattr(n, "op", None), ast.Or)]
         compiled = namespace["_schema"]
         out[fn.name] = dict(
             schema=tuple((key.value, tuple(_check(e, f, namespace)
                                            for e, f in zip(value.elts, compiled[key.value])))
                          for key, value in zip(schema.keys, schema.values)),
             pre_steps=tuple(pre),
-            reads_run_uuid=bool(re.search(r"\.run_id or \w+\.run_uuid", text)),
+            reads_run_uuid=["run_id", "run_uuid"] in ors,
             parses_proto=call.func.id == "_get_request_message")
     return out
 
@@ -363,10 +364,10 @@ def endpoints() -> tuple[Endpoint, ...]:
             .services_by_name[service_name]
         for method in service.methods:
             rpc = method.GetOptions().Extensions[databricks_pb2.rpc].endpoints
-            paths = dict.fromkeys(p for ep in rpc
-                                  for p in _paths()["_get_paths"](ep.path, version=ep.since.major))
-            built.append(_endpoint(method.name, service.name, tuple(dict.fromkeys(e.method for e in rpc)),
-                                   tuple(paths), method.input_type,
+            paths = (p for ep in rpc for p in _paths()["_get_paths"](ep.path, version=ep.since.major))
+            verbs = (ep.method for ep in rpc)
+            built.append(_endpoint(method.name, service.name, tuple(dict.fromkeys(verbs)),
+                                   tuple(dict.fromkeys(paths)), method.input_type,
                                    _handler_by_request().get(method.input_type.full_name),
                                    method.output_type.full_name))
     for (handler, methods), paths in _extra_routes().items():
