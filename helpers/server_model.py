@@ -263,7 +263,7 @@ def _limits(node: ast.AST, namespace: dict[str, Any]) -> tuple[tuple[str, int], 
     for call in ast.walk(node):
         name = getattr(getattr(call, "func", None), "id", "")
         if name not in ("_assert_less_than_or_equal", "_assert_intlike_within_range") \
-                or not isinstance(call.args[0], ast.Call):
+                or not isinstance(next(iter(call.args), None), ast.Call):
             continue
         try:
             values = [eval(ast.unparse(a), namespace) for a in call.args[1:]]  # noqa: S307
