@@ -11,7 +11,6 @@ import ast
 import builtins
 import copy
 import functools
-import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,9 +29,6 @@ from helpers.source import mlflow_file
 HANDLERS = "server/handlers.py"
 #: Served path prefixes: handlers.py::_get_rest_path and ::_get_ajax_path (no --static-prefix).
 PREFIXES = ("/api", "/ajax-api")
-#: The services handlers.py::get_endpoints registers, in its order.
-_SERVICES = ("service_pb2.MlflowService", "model_registry_pb2.ModelRegistryService",
-             "mlflow_artifacts_pb2.MlflowArtifactsService", "webhooks_pb2.WebhookService")
 _TYPE_NAMES = {v: n[5:].lower() for n, v in vars(FieldDescriptor).items() if n.startswith("TYPE_")}
 _SCHEMA_CALLS = ("_get_request_message", "_get_validated_flask_request_json",
                  "_get_workspace_request_message")
@@ -358,10 +354,10 @@ def endpoints() -> tuple[Endpoint, ...]:
     """Every route handlers.py::get_endpoints registers from the protos and its extra lists,
     with fields, schema and store rule. Cached: built once per process (~0.3 s)."""
     built: list[Endpoint] = []
-    for dotted in _SERVICES:
-        module, service_name = dotted.split(".")
-        service = importlib.import_module(f"mlflow.protos.{module}").DESCRIPTOR \
-            .services_by_name[service_name]
+    # The services handlers.py::get_endpoints registers, in its order.
+    calls = sorted((c for c in ast.walk(_top_defs()["get_endpoints"]) if isinstance(c, ast.Call)
+                    and getattr(c.func, "id", "") == "get_service_endpoints"), key=lambda c: c.lineno)
+    for service in (resolve(c.args[0].id).DESCRIPTOR for c in calls):
         for method in service.methods:
             rpc = method.GetOptions().Extensions[databricks_pb2.rpc].endpoints
             paths = (p for ep in rpc for p in _paths()["_get_paths"](ep.path, version=ep.since.major))
