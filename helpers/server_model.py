@@ -11,11 +11,9 @@ import ast
 import builtins
 import copy
 import functools
-import importlib
-import importlib.util
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -31,11 +29,7 @@ from helpers.source import mlflow_file
 HANDLERS = "server/handlers.py"
 #: Served path prefixes: handlers.py::_get_rest_path and ::_get_ajax_path (no --static-prefix).
 PREFIXES = ("/api", "/ajax-api")
-#: The services handlers.py::get_endpoints registers, in its order.
-_SERVICES = ("service_pb2.MlflowService", "model_registry_pb2.ModelRegistryService",
-             "mlflow_artifacts_pb2.MlflowArtifactsService", "webhooks_pb2.WebhookService")
 _TYPE_NAMES = {v: n[5:].lower() for n, v in vars(FieldDescriptor).items() if n.startswith("TYPE_")}
-_PATHS = ("_get_paths", "_get_rest_path", "_get_ajax_path")
 _SCHEMA_CALLS = ("_get_request_message", "_get_validated_flask_request_json",
                  "_get_workspace_request_message")
 
@@ -47,8 +41,7 @@ class Check:
     #: "required", "string", "intlike", ... (an `_assert_` name without its prefix), or the
     #: source text of a lambda / other validator.
     name: str
-    #: MLflow's own function, compiled from handlers.py (None: not found there, or a nested
-    #: `_fields_present` key).
+    #: MLflow's own function, compiled from handlers.py (None for a nested `_fields_present` key).
     fn: Callable[[Any], Any] | None = field(repr=False, compare=False)
     #: True for handlers.py::_TYPE_VALIDATORS: skipped when protobuf parsing succeeded.
     type_check: bool = False
@@ -132,38 +125,39 @@ class Endpoint:
 
     @property
     def request_class(self) -> Any:
-        """The generated protobuf class the server parses the body into."""
-        return message_class(self.request) if self.request else None
+        """The generated protobuf class the server parses the body into (None off the protos)."""
+        return GetMessageClass(Default().FindMessageTypeByName(self.request)) if self.request else None
 
 
 @functools.cache
-def _imports() -> dict[str, tuple[str, str | None]]:
-    """handlers.py's module-level imports: name -> (module, attribute or None)."""
-    table: dict[str, tuple[str, str | None]] = {}
+def _top_defs() -> dict[str, ast.stmt]:
+    """handlers.py's top-level functions, assignments and imports, by the name each binds."""
+    out: dict[str, ast.stmt] = {}
     for node in source.tree(HANDLERS).body:
-        if isinstance(node, ast.ImportFrom) and node.module:
-            for alias in node.names:
-                table[alias.asname or alias.name] = (node.module, alias.name)
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                table[alias.asname or alias.name.split(".")[0]] = (alias.name, None)
-    return table
+        if isinstance(node, ast.FunctionDef):
+            out[node.name] = node
+        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = node
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):  # one statement per name it binds
+            out |= {(alias.asname or alias.name).split(".")[0]:
+                    type(node)(**{**vars(node), "names": [alias]}) for alias in node.names}
+    return out
 
 
 def resolve(name: str) -> Any:
-    """A name handlers.py defines as a literal or imports, from MLflow itself (never from
-    mlflow.server)."""
+    """A name handlers.py defines as a literal or imports, from MLflow itself: its own import
+    statement run, with mlflow.server left unimported."""
     node = _top_defs().get(name)
     if isinstance(node, ast.Assign):
         try:
             return ast.literal_eval(node.value)
         except ValueError:
             raise ImportError(f"{name} is computed by handlers.py") from None
-    module, attr = _imports()[name]
-    if module.startswith("mlflow.server"):
-        raise ImportError(f"{name} comes from {module}")
-    loaded = importlib.import_module(module if attr is not None else name)
-    return getattr(loaded, attr) if attr is not None else loaded
+    if not isinstance(node, (ast.Import, ast.ImportFrom)):
+        raise KeyError(f"handlers.py neither imports nor assigns {name}")
+    namespace: dict[str, Any] = {}
+    _fill(namespace, [node])
+    return namespace[name]
 
 
 def handler_functions(names: tuple[str, ...], **stand_ins: Any) -> dict[str, Any]:
@@ -179,7 +173,6 @@ def handler_functions(names: tuple[str, ...], **stand_ins: Any) -> dict[str, Any
             nodes[name].decorator_list = []
             todo += _free_names([nodes[name]])
     namespace: dict[str, Any] = dict(stand_ins)
-    namespace["__builtins__"] = {**vars(builtins), "__import__": _import_outside_server}
     _fill(namespace, list(nodes.values()))
     return namespace
 
@@ -196,17 +189,6 @@ def _import_outside_server(name: str, *args: Any, **kwargs: Any) -> Any:
 def handler_lines() -> dict[str, int]:
     """The line of each top-level function of handlers.py (for links to the source)."""
     return {n: d.lineno for n, d in _top_defs().items() if isinstance(d, ast.FunctionDef)}
-
-
-@functools.cache
-def _top_defs() -> dict[str, ast.stmt]:
-    out: dict[str, ast.stmt] = {}
-    for node in source.tree(HANDLERS).body:
-        if isinstance(node, ast.FunctionDef):
-            out[node.name] = node
-        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-            out[node.targets[0].id] = node
-    return out
 
 
 def _free_names(nodes: list[ast.AST]) -> set[str]:
@@ -232,8 +214,10 @@ def schema_validator() -> Callable[..., Any]:
 
 
 def _fill(namespace: dict[str, Any], nodes: list[ast.stmt]) -> None:
-    """Compile `nodes` into `namespace`, resolving their free names through the imports."""
-    known = set(namespace) | {getattr(n, "name", None) for n in nodes} | set(dir(builtins))
+    """Compile `nodes` into `namespace`, resolving their free names through the imports; their
+    own `import` statements leave mlflow.server unimported."""
+    namespace.setdefault("__builtins__", {**vars(builtins), "__import__": _import_outside_server})
+    known = set(namespace) | set(namespace["__builtins__"]) | {getattr(n, "name", None) for n in nodes}
     known |= {t.id for n in nodes if isinstance(n, ast.Assign) for t in n.targets
               if isinstance(t, ast.Name)}
     for name in sorted(_free_names(list(nodes)) - known):
@@ -260,17 +244,12 @@ class _Unresolved:
         raise NotModelled(f"{self.name}.{attr} is not importable without the server")
 
 
-def _check(expr: ast.expr, namespace: dict[str, Any]) -> Check:
-    name = expr.id if isinstance(expr, ast.Name) else ast.unparse(expr)
-    if isinstance(expr, ast.Name):  # most checks name a validator: no compile needed
-        fn = namespace.get(name)
-    else:
-        fn = eval(compile(ast.Expression(expr), str(mlflow_file(HANDLERS)),  # noqa: S307
-                          "eval", optimize=0), namespace)
-    body = _top_defs().get(name) if isinstance(expr, ast.Name) else expr
-    return Check(name=name.removeprefix("_assert_"), fn=fn,
+def _check(expr: ast.expr, fn: Any, namespace: dict[str, Any]) -> Check:
+    """The schema entry `expr`, evaluated by handlers.py as `fn`."""
+    named = isinstance(expr, ast.Name)
+    return Check(name=expr.id.removeprefix("_assert_") if named else ast.unparse(expr), fn=fn,
                  type_check=fn in namespace.get("_TYPE_VALIDATORS", ()),
-                 limits=_limits(body, namespace) if body is not None else ())
+                 limits=_limits(_top_defs().get(expr.id, expr) if named else expr, namespace))
 
 
 def _limits(node: ast.AST, namespace: dict[str, Any]) -> tuple[tuple[str, int], ...]:
@@ -278,39 +257,27 @@ def _limits(node: ast.AST, namespace: dict[str, Any]) -> tuple[tuple[str, int], 
     `_assert_intlike_within_range(int(x), lo, hi)` calls, with N resolved from MLflow."""
     out: list[tuple[str, int]] = []
     for call in ast.walk(node):
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
+        name = getattr(getattr(call, "func", None), "id", "")
+        if name not in ("_assert_less_than_or_equal", "_assert_intlike_within_range") \
+                or not isinstance(next(iter(call.args), None), ast.Call):
             continue
-        args = call.args
-        if not args or not isinstance(args[0], ast.Call):
-            continue
-        on = getattr(args[0].func, "id", "")
         try:
-            values = [eval(compile(ast.Expression(a), "<limit>", "eval"), dict(namespace))  # noqa: S307
-                      for a in args[1:]]
+            values = [eval(ast.unparse(a), namespace) for a in call.args[1:]]  # noqa: S307
         except Exception:  # a bound MLflow computes at request time: no static limit
             continue
-        if not all(isinstance(v, int) for v in values[:2]):
-            continue
-        if call.func.id == "_assert_less_than_or_equal" and values:
-            out.append(("max_items" if on == "len" else "max", int(values[0])))
-        elif call.func.id == "_assert_intlike_within_range" and len(values) >= 2:
-            out += [("min", int(values[0])), ("max", int(values[1]))]
+        if name == "_assert_intlike_within_range":
+            keys = ("min", "max")
+        else:
+            keys = ("max_items" if getattr(call.args[0].func, "id", "") == "len" else "max",)
+        out += [(k, v) for k, v in zip(keys, values) if isinstance(v, int)]
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class _Handler:
-    name: str
-    schema: tuple[tuple[str, tuple[Check, ...]], ...]
-    pre_steps: tuple[str, ...]
-    reads_run_uuid: bool
-    parses_proto: bool
-
-
 @functools.cache
-def handlers() -> dict[str, _Handler]:
-    """Every handler function of handlers.py that passes a `schema={...}` dict, by name."""
-    out: dict[str, _Handler] = {}
+def handlers() -> dict[str, dict[str, Any]]:
+    """Every handler function of handlers.py that passes a `schema={...}` dict, by name: its
+    part of its Endpoint (schema, pre_steps, reads_run_uuid, parses_proto)."""
+    out: dict[str, dict[str, Any]] = {}
     for fn in source.tree(HANDLERS).body:
         if not isinstance(fn, ast.FunctionDef):
             continue
@@ -320,15 +287,11 @@ def handlers() -> dict[str, _Handler]:
                              for k in c.keywords)), None)
         if call is None:
             continue
+        schema = next(k.value for k in call.keywords if k.arg == "schema")
+        # The handler's nested helpers and its schema dict, run by handlers.py.
         namespace = dict(_validators())
-        schema_node = next(k.value for k in call.keywords if k.arg == "schema")
-        # The handler's nested helpers compiled, and the names its schema uses resolved.
         _fill(namespace, [s for s in fn.body if isinstance(s, ast.FunctionDef)]
-              + [ast.copy_location(ast.Expr(schema_node), schema_node)])
-        schema = tuple(
-            (key.value, tuple(_check(e, namespace) for e in getattr(value, "elts", [value])))
-            for key, value in zip(schema_node.keys, schema_node.values)
-            if isinstance(key, ast.Constant))
+              + [ast.fix_missing_locations(ast.Assign([ast.Name("_schema", ast.Store())], schema))])
         pre = []
         for stmt in fn.body:
             if any(node is call for node in ast.walk(stmt)):
@@ -336,17 +299,20 @@ def handlers() -> dict[str, _Handler]:
             if not isinstance(stmt, (ast.FunctionDef, ast.Import, ast.ImportFrom)) and not (
                     isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
                 pre.append(ast.unparse(stmt))
-        # The handler's text and the top-level helpers it passes its request to
-        # (`_get_run` -> `get_run_impl(request_message)`, which reads `run_id or run_uuid`).
-        defs = _top_defs()
-        text = "\n".join([ast.unparse(fn)] + [
-            ast.unparse(defs[c.func.id]) for c in ast.walk(fn)
-            if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
-            and isinstance(defs.get(c.func.id), ast.FunctionDef)])
-        out[fn.name] = _Handler(
-            name=fn.name, schema=schema,
+        # `x.run_id or x.run_uuid`, read by the handler or a top-level helper it passes its
+        # request to (`_get_run` -> `get_run_impl(request_message)`).
+        called = [_top_defs().get(c.func.id) for c in ast.walk(fn)
+                  if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)]
+        ors = [[getattr(v, "attr", "") for v in n.values] for d in [fn, *called]
+               if isinstance(d, ast.FunctionDef) for n in ast.walk(d)
+               if isinstance(getattr(n, "op", None), ast.Or)]
+        compiled = namespace["_schema"]
+        out[fn.name] = dict(
+            schema=tuple((key.value, tuple(_check(e, f, namespace)
+                                           for e, f in zip(value.elts, compiled[key.value])))
+                         for key, value in zip(schema.keys, schema.values)),
             pre_steps=tuple(pre),
-            reads_run_uuid=bool(re.search(r"\.run_id or \w+\.run_uuid", text)),
+            reads_run_uuid=["run_id", "run_uuid"] in ors,
             parses_proto=call.func.id == "_get_request_message")
     return out
 
@@ -361,128 +327,88 @@ def _handler_by_request() -> dict[str, str]:
 
 
 @functools.cache
-def _extra_routes() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
-    """The (path, handler, methods) tuples handlers.py::get_endpoints adds to the services'."""
-    defs = _top_defs()
-    out = []
-    for name, node in defs.items():
-        if not (name.startswith("get_") and name.endswith("_endpoints")
-                and isinstance(node, ast.FunctionDef)):
-            continue
-        for tup in ast.walk(node):
-            if isinstance(tup, ast.Tuple) and len(tup.elts) == 3 and \
-                    isinstance(tup.elts[1], ast.Name) and isinstance(tup.elts[2], ast.List):
-                path = _path_expr(tup.elts[0])
-                if path:
-                    methods = tuple(e.value for e in tup.elts[2].elts
-                                    if isinstance(e, ast.Constant))
-                    out.append((path, tup.elts[1].id, methods))
-    return tuple(out)
-
-
-def _path_expr(node: ast.expr) -> str | None:
-    """`_get_rest_path("/mlflow/x", version=3)` (ajax likewise), run by handlers.py itself."""
-    if isinstance(node, ast.Call) and getattr(node.func, "id", "") in _PATHS[1:] and \
-            node.args and isinstance(node.args[0], ast.Constant):
-        return eval(compile(ast.Expression(node), HANDLERS, "eval"), _paths())  # noqa: S307
-    return None
-
-
-@functools.cache
 def _paths() -> dict[str, Any]:
     """handlers.py's own path builders: `_get_paths` concatenates plainly (a proto path without
     a leading slash, like searchDatasets', really is served as /api/2.0mlflow/...)."""
-    return handler_functions(_PATHS)
+    return handler_functions(("_get_paths", "_get_rest_path", "_get_ajax_path"))
+
+
+@functools.cache
+def _extra_routes() -> dict[tuple[str, tuple[str, ...]], list[str]]:
+    """(handler, methods) -> paths, from the lists of handlers.py's get_*_endpoints functions,
+    which get_endpoints adds to the services' routes: run by MLflow, each handler standing in
+    by its name."""
+    lists = [d for n, d in _top_defs().items() if isinstance(d, ast.FunctionDef)
+             and re.fullmatch(r"get_\w+_endpoints", n) and n != "get_service_endpoints"]
+    namespace = {**{n: n for n in handler_lines()}, **_paths()}
+    _fill(namespace, lists)
+    out: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for node in lists:
+        for path, handler, methods in namespace[node.name]():
+            out.setdefault((handler, tuple(methods)), []).append(path)
+    return out
 
 
 @functools.cache
 def endpoints() -> tuple[Endpoint, ...]:
     """Every route handlers.py::get_endpoints registers from the protos and its extra lists,
     with fields, schema and store rule. Cached: built once per process (~0.3 s)."""
-    by_request = _handler_by_request()
-    schemas = handlers()
     built: list[Endpoint] = []
-    for dotted in _SERVICES:
-        module, service_name = dotted.split(".")
-        service = importlib.import_module(f"mlflow.protos.{module}").DESCRIPTOR \
-            .services_by_name[service_name]
+    # The services handlers.py::get_endpoints registers, in its order.
+    calls = sorted((c for c in ast.walk(_top_defs()["get_endpoints"]) if isinstance(c, ast.Call)
+                    and getattr(c.func, "id", "") == "get_service_endpoints"), key=lambda c: c.lineno)
+    for service in (resolve(c.args[0].id).DESCRIPTOR for c in calls):
         for method in service.methods:
-            rpc = method.GetOptions().Extensions[databricks_pb2.rpc]
-            paths: list[str] = []
-            verbs: list[str] = []
-            for ep in rpc.endpoints:
-                for served in _paths()["_get_paths"](ep.path, version=ep.since.major):
-                    if served not in paths:
-                        paths.append(served)
-                if ep.method not in verbs:
-                    verbs.append(ep.method)
-            handler_name = by_request.get(method.input_type.full_name)
-            handler = schemas.get(handler_name or "")
-            built.append(replace(
-                _endpoint(method.name, service.name, tuple(verbs), tuple(paths),
-                          method.input_type, handler, handler_name),
-                response=method.output_type.full_name))
-    for path, fn_name, methods in _extra_routes():
-        handler = schemas.get(fn_name)
-        same = next((e for e in built if e.handler == fn_name and e.service == "handlers.py"
-                     and e.http_methods == methods), None)
-        if same is not None:
-            paths = tuple(sorted((*same.paths, path), key=lambda p: not p.startswith("/api")))
-            built[built.index(same)] = replace(same, paths=paths)
-            continue
-        built.append(_endpoint(fn_name.strip("_"), "handlers.py", methods, (path,), None,
-                               handler, fn_name))
+            rpc = method.GetOptions().Extensions[databricks_pb2.rpc].endpoints
+            paths = (p for ep in rpc for p in _paths()["_get_paths"](ep.path, version=ep.since.major))
+            verbs = (ep.method for ep in rpc)
+            built.append(_endpoint(method.name, service.name, tuple(dict.fromkeys(verbs)),
+                                   tuple(dict.fromkeys(paths)), method.input_type,
+                                   _handler_by_request().get(method.input_type.full_name),
+                                   method.output_type.full_name))
+    for (handler, methods), paths in _extra_routes().items():
+        paths = sorted(paths, key=lambda p: not p.startswith("/api"))
+        built.append(_endpoint(handler.strip("_"), "handlers.py", methods, tuple(paths), None, handler))
     return tuple(built)
 
 
 def _endpoint(name: str, service: str, verbs: tuple[str, ...], paths: tuple[str, ...],
-              message: Descriptor | None, handler: _Handler | None,
-              handler_name: str | None) -> Endpoint:
-    schema = handler.schema if handler else None
-    checks = dict(schema or ())
+              message: Descriptor | None, handler: str | None, response: str | None = None) -> Endpoint:
+    found = handlers().get(handler or "", {})
+    checks = dict(found.get("schema", ()))
     store = STORE.get(name) if service == "MlflowService" else None
     if message is not None:
-        fields = _fields(message, checks, handler, store, 0, ())
+        fields = _fields(message, checks, _nested_required(handler), store)
     else:  # a route outside the protos: its schema is all there is to say about its fields
         fields = tuple(_field(k, k, "", False, None, (), (), cs, store) for k, cs in checks.items())
+    decorators = getattr(_top_defs().get(handler or ""), "decorator_list", ())
     return Endpoint(name=name, service=service, http_methods=verbs, paths=paths,
                     request=message.full_name if message is not None else None, fields=fields,
-                    handler=handler_name, schema=schema,
-                    decorators=tuple(ast.unparse(d) for d in getattr(
-                        _top_defs().get(handler_name or ""), "decorator_list", ())),
-                    pre_steps=handler.pre_steps if handler else (),
-                    reads_run_uuid=handler.reads_run_uuid if handler else False,
-                    parses_proto=handler.parses_proto if handler else False, store=store)
+                    handler=handler, decorators=tuple(ast.unparse(d) for d in decorators),
+                    store=store, response=response, **found)
 
 
-def _nested_required(handler: _Handler | None) -> dict[str, tuple[str, ...]]:
-    """Keys the nested `_assert_<field>_fields_present` helpers require, per field."""
-    if handler is None:
-        return {}
-    fn = _top_defs().get(handler.name)
-    out: dict[str, tuple[str, ...]] = {}
-    for inner in getattr(fn, "body", []):
-        if isinstance(inner, ast.FunctionDef) and inner.name.endswith("_fields_present"):
-            keys = [c.args[0].args[0].value for c in ast.walk(inner)
-                    if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "_assert_required"
-                    and c.args and isinstance(c.args[0], ast.Call) and c.args[0].args
-                    and isinstance(c.args[0].args[0], ast.Constant)]
-            out[inner.name.removeprefix("_assert_").removesuffix("_fields_present")] = tuple(keys)
-    return out
+def _nested_required(handler: str | None) -> dict[str, tuple[str, ...]]:
+    """Per field, the keys the handler's nested `_assert_<field>_fields_present` helper passes
+    to `_assert_required` (`m.get("key")`)."""
+    return {inner.name.removeprefix("_assert_").removesuffix("_fields_present"):
+            tuple(re.findall(r"_assert_required\(\w+\.get\('(\w+)'\)", ast.unparse(inner)))
+            for inner in getattr(_top_defs().get(handler or ""), "body", ())
+            if isinstance(inner, ast.FunctionDef) and inner.name.endswith("_fields_present")}
 
 
 def _fields(message: Descriptor, checks: dict[str, tuple[Check, ...]],
-            handler: _Handler | None, store: StoreRule | None, depth: int,
-            seen: tuple[str, ...], prefix: str = "") -> tuple[Field, ...]:
-    nested_required = _nested_required(handler) if depth == 0 else {}
+            nested_required: dict[str, tuple[str, ...]], store: StoreRule | None,
+            seen: tuple[str, ...] = (), prefix: str = "") -> tuple[Field, ...]:
+    """The fields of `message`, three levels deep at most (`seen`: the messages above)."""
     out = []
     for fd in message.fields:
         sub = fd.message_type
         nested: tuple[Field, ...] = ()
-        if sub is not None and depth < 3 and sub.full_name not in seen \
+        if sub is not None and len(seen) < 3 and sub.full_name not in seen \
                 and not sub.GetOptions().map_entry:
             inner = {k: (Check("required", None),) for k in nested_required.get(fd.name, ())}
-            nested = _fields(sub, inner, None, store, depth + 1, (*seen, message.full_name),
+            nested = _fields(sub, inner, {}, store, (*seen, message.full_name),
                              f"{prefix}{fd.name}[]." if fd.is_repeated else f"{prefix}{fd.name}.")
         proto_required = bool(fd.GetOptions().Extensions[databricks_pb2.validate_required])
         out.append(_field(fd.name, fd.json_name, _TYPE_NAMES.get(fd.type, str(fd.type)),
@@ -504,8 +430,3 @@ def _field(name: str, json_name: str, type_: str, repeated: bool, message: str |
                  enforced=any(c.name == "required" for c in checks), documented=proto_required,
                  handler_checks=tuple(c.name for c in checks), checks=checks, limits=limits,
                  timestamp=store is not None and (path or name) in store.timestamps)
-
-
-@functools.cache
-def message_class(full_name: str) -> Any:
-    return GetMessageClass(Default().FindMessageTypeByName(full_name))

@@ -219,7 +219,7 @@ def _unparseable_query(case) -> bool:
                      [re.sub(r"<\w+:(\w+)>", r"<\1>", p) for p in e.paths]), None)
     if endpoint is None:
         return False
-    message = server_model.message_class(endpoint.request)
+    message = endpoint.request_class
     for name, value in case.query.items():
         fd = message.DESCRIPTOR.fields_by_name.get(name)
         if fd is None:
