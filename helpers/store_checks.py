@@ -63,6 +63,7 @@ def stores() -> dict[str, Any]:
         from mlflow.store.db.utils import _get_managed_session_maker
         from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as Registry
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as Tracking
+        sqlalchemy.orm.configure_mappers()
 
     class _NeverCommits(sqlalchemy.orm.Session):
         def commit(self) -> None:
