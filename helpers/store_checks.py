@@ -156,6 +156,7 @@ def _rows(assumed: dict[str, tuple[str, str]]) -> Iterator[None]:
     import sqlalchemy
     from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlRun
 
+    engine = stores()["_get_tracking_store"].engine  # first: its mappers are configured quietly
     rows: list[Any] = []
     experiment_id, stage = assumed.get("experiment", ("0", ""))
     if experiment_id.isdigit() and int(experiment_id) != 0:
@@ -165,7 +166,7 @@ def _rows(assumed: dict[str, tuple[str, str]]) -> Iterator[None]:
         rows.append(SqlRun(run_uuid=assumed["run"][0], lifecycle_stage=assumed["run"][1],
                            name="assumed", experiment_id=0, status="RUNNING", user_id="assumed",
                            artifact_uri="mlflow-artifacts:/0/r"))
-    with sqlalchemy.orm.Session(stores()["_get_tracking_store"].engine, expire_on_commit=False) as session:
+    with sqlalchemy.orm.Session(engine, expire_on_commit=False) as session:
         session.add_all(rows)
         session.commit()
         try:
