@@ -1,5 +1,6 @@
 """Look up MLflow REST endpoints in the server model (helpers.server_model) by URL, path, suffix
-or RPC name, and route a URL path as the server does (Flask's url map, and the routes outside it).
+or RPC name, and route a URL path as the server does: werkzeug's router (Flask's) over the model's
+routes, and the routes outside it (Flask's own, and Starlette's for the FastAPI routers).
 """
 
 from __future__ import annotations
@@ -8,9 +9,10 @@ import ast
 import difflib
 import functools
 import re
-from collections.abc import Iterable, Iterator
-from typing import Any
 from urllib.parse import urlsplit
+
+from starlette.routing import compile_path
+from werkzeug.routing import Map, MapAdapter, RequestRedirect, Rule
 
 from helpers import source
 from helpers.errors import UnknownEndpoint
@@ -18,7 +20,7 @@ from helpers.server_model import PREFIXES, Endpoint, Field
 from helpers.server_model import endpoints as _model_endpoints
 
 __all__ = ["PREFIXES", "Endpoint", "Field",
-           "endpoint", "endpoints", "match_path", "other_route", "path_params"]
+           "endpoint", "endpoints", "match_path", "other_route", "path_params", "router"]
 
 
 def endpoints() -> list[Endpoint]:
@@ -63,57 +65,39 @@ def _match_loose(query: str) -> list[Endpoint]:
     return [e for e in _model_endpoints() if any(p.lower().endswith("/" + key) for p in e.paths)]
 
 
-@functools.cache
-def _routes() -> tuple[tuple[str, Endpoint], ...]:
-    return tuple((p, e) for e in _model_endpoints() for p in e.paths)
-
-
-def _candidates(path: str, routes: Iterable[tuple[str, Any]]
-                ) -> Iterator[tuple[re.Pattern[str], Any]]:
-    """The routes whose literal start fits `path`, compiled (on first use: a check of one
-    request compiles a handful of the 445 routes, not all)."""
-    for route, value in routes:
-        if path.startswith(re.split(r"[<{]", route, maxsplit=1)[0]):
-            yield _compile(route), value
-
-
-@functools.cache
-def _compile(route: str) -> re.Pattern[str]:
-    """A Flask (`<x>`, `<path:x>`) or FastAPI (`{x}`, `{x:path}`) route as a regex with one
-    named group per parameter."""
-    out = []
-    for part in re.split(r"(<(?:\w+:)?\w+>|\{\w+(?::\w+)?\})", route):
-        if part and part[0] in "<{" and part[-1] in ">}":
-            words = part[1:-1].split(":")
-            name = words[-1] if part[0] == "<" else words[0]
-            out.append(f"(?P<{name}>{'.+' if 'path' in words[:-1] + words[1:] else '[^/]+'})")
-        else:
-            out.append(re.escape(part))
-    return re.compile("".join(out))
+@functools.lru_cache(maxsize=4096)  # a HAR file asks for the same few paths thousands of times
+def router(path: str) -> MapAdapter:
+    """werkzeug's router, as Flask runs it, over the model's routes whose literal start fits
+    `path` once its slashes are merged (building all 381 rules would cost 0.2 s). Flask adds
+    OPTIONS to every rule, werkzeug HEAD to a GET one."""
+    merged = "/" + re.sub("/{2,}", "/", path).lstrip("/")
+    return Map([Rule(p, endpoint=e, methods=(*e.http_methods, "OPTIONS"))
+                for e in _model_endpoints() for p in e.paths
+                if merged.startswith(p.split("<", 1)[0])]).bind("localhost")
 
 
 def match_path(path: str) -> list[Endpoint]:
-    """Endpoints served at exactly this URL path (a route parameter matches one segment)."""
-    return list(_match_path(path))
-
-
-@functools.lru_cache(maxsize=4096)  # a HAR file asks for the same few paths thousands of times
-def _match_path(path: str) -> tuple[Endpoint, ...]:
-    return tuple(e for pattern, e in _candidates(path, _routes()) if pattern.fullmatch(path))
+    """Endpoints served at this URL path, one per method as Flask picks them."""
+    adapter = router(path)
+    try:
+        return list(dict.fromkeys(adapter.match(path, m)[0]
+                                  for m in sorted(adapter.allowed_methods(path))))
+    except RequestRedirect:  # the path has '//': served only after a redirect
+        return []
 
 
 def path_params(ep: Endpoint, path: str) -> dict[str, str]:
     """The route parameters Flask passes the handler (`artifact_path`, `trace_id` ...)."""
-    found = next((m for p, e in _candidates(path, _routes()) if e is ep
-                  and (m := p.fullmatch(path))), None)
-    return found.groupdict() if found else {}
+    return router(path).match(path, ep.http_methods[0])[1]
 
 
 @functools.cache
-def _other_routes() -> tuple[tuple[str, None], ...]:
-    """Routes served outside get_endpoints: mlflow/server/__init__.py's `@app.route`s and the
-    FastAPI routers (path literals, with their router's prefix), read with `ast`."""
-    found: list[str] = []
+def _other_routers() -> tuple[MapAdapter, tuple[re.Pattern[str], ...]]:
+    """Routes served outside get_endpoints, read with `ast`: mlflow/server/__init__.py's
+    `@app.route`s (Flask's) and the FastAPI routers' path literals, with their router's prefix
+    (Starlette's `{x}` syntax)."""
+    flask: list[str] = []
+    fastapi: list[str] = []
     for relative in ("server/__init__.py", "server/fastapi_app.py", "server/otel_api.py",
                      "server/job_api.py", "server/gateway_api.py", "server/artifact_router.py",
                      "server/server_info_api.py", "server/mcp_server_api.py",
@@ -122,35 +106,33 @@ def _other_routes() -> tuple[tuple[str, None], ...]:
             tree = source.tree(relative)
         except OSError:
             continue
+        found = flask if relative == "server/__init__.py" else fastapi
         consts = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
                   for t in n.targets if isinstance(t, ast.Name)
                   and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)}
-        prefixes = []
-        for call in ast.walk(tree):
-            if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "APIRouter":
-                for k in call.keywords:
-                    if k.arg == "prefix":
-                        prefixes.append(consts.get(getattr(k.value, "id", ""),
-                                                   getattr(k.value, "value", "")) or "")
-        # A router without its own prefix is included under the module's *_PREFIX constants.
-        prefixes = prefixes or [v for k, v in consts.items() if k.endswith("PREFIX")] or [""]
-        for call in ast.walk(tree):
-            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and \
-                    call.func.attr in ("route", "get", "post", "put", "patch", "delete",
-                                       "api_route", "add_api_route") and call.args:
+        prefixes, texts = [], []
+        for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+            if getattr(call.func, "id", "") == "APIRouter":
+                prefixes += [consts.get(getattr(k.value, "id", ""), getattr(k.value, "value", ""))
+                             or "" for k in call.keywords if k.arg == "prefix"]
+            elif getattr(call.func, "attr", "") in ("route", "get", "post", "put", "patch",
+                                                    "delete", "api_route", "add_api_route") \
+                    and call.args:
                 arg = call.args[0]
                 if isinstance(arg, ast.Call) and arg.args:  # _add_static_prefix("/x")
                     arg = arg.args[0]
-                text = getattr(arg, "value", None) if isinstance(arg, ast.Constant) else \
-                    consts.get(getattr(arg, "id", ""))
-                if isinstance(text, str) and text.startswith("/"):
-                    found += [p + text for p in prefixes]
-                elif isinstance(text, str) and text == "":
-                    found += [p for p in prefixes if p]
-    return tuple((p, None) for p in dict.fromkeys(found))
+                texts.append(arg.value if isinstance(arg, ast.Constant) else
+                             consts.get(getattr(arg, "id", "")))
+        # A router without its own prefix is included under the module's *_PREFIX constants.
+        prefixes = prefixes or [v for k, v in consts.items() if k.endswith("PREFIX")] or [""]
+        found += [p + t for t in texts if isinstance(t, str) and t.startswith("/") for p in prefixes]
+        found += [p for t in texts if t == "" for p in prefixes if p]
+    return (Map([Rule(p) for p in dict.fromkeys(flask)]).bind("localhost"),
+            tuple(compile_path(p)[0] for p in dict.fromkeys(fastapi)))
 
 
 @functools.lru_cache(maxsize=4096)
 def other_route(path: str) -> bool:
     """True when a route outside the model (health, static files, FastAPI routers) serves it."""
-    return any(p.fullmatch(path) for p, _ in _candidates(path, _other_routes()))
+    flask, fastapi = _other_routers()
+    return any(r.match(path) for r in fastapi) or flask.test(path)
