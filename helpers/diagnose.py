@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from helpers import display
@@ -20,7 +20,10 @@ from helpers.model_table import StateRule
 from helpers.preflight_pipeline import Verdict, preflight
 from helpers.preflight_store import describe
 from helpers.source import security
-from helpers.wire import Exchange
+from helpers.wire import Exchange, SentRequest
+
+if TYPE_CHECKING:
+    from helpers.request_input import HttpRequest
 
 _KIND_WORDS = {"html": "an HTML", "text": "a plain-text", "json": "a JSON", "empty": "an empty",
                "mlflow-json": "an MLflow JSON"}
@@ -55,19 +58,13 @@ class Diagnosis:
         return display.diagnosis_html(self)
 
 
-def verdict_for(exchange: Exchange, *, trusted: bool = False) -> Verdict:
-    """Offline preflight on the request exactly as recorded (see `verdict_of`)."""
-    req = exchange.request
-    return verdict_of(req.method, req.url, req.headers, req.body, trusted=trusted)
-
-
-def verdict_of(method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes, *,
-               trusted: bool = False, server: str | None = None) -> Verdict:
-    """Preflight on a request given as header pairs: repeated headers merged as the server sees
+def verdict_of(req: SentRequest | HttpRequest, *, trusted: bool = False,
+               server: str | None = None) -> Verdict:
+    """Preflight on the request exactly as recorded, repeated headers merged as the server sees
     them (joined by ", "). `trusted`: as if the server allowed its Host and Origin (it runs with
     --allowed-hosts or --cors-allowed-origins, which the model cannot see)."""
-    merged: dict[str, str] = {}
-    for name, value in headers:
+    url, merged = req.url, {}
+    for name, value in req.headers:
         key = name.lower()
         merged[key] = f"{merged[key]}, {value}" if key in merged else value
     if trusted:
@@ -77,27 +74,23 @@ def verdict_of(method: str, url: str, headers: Iterable[tuple[str, str]], body: 
         if parts.netloc:
             url = parts._replace(netloc="localhost" + (f":{parts.port}" if parts.port
                                                        else "")).geturl()
-    return preflight(method, url, merged, body, server=server)
+    return preflight(req.method, url, merged, req.body, server=server)
 
 
 def explain(exchange: Exchange) -> Diagnosis:
     """The model's prediction for the recorded request, reconciled with the real answer."""
-    verdict = verdict_for(exchange)
+    verdict = verdict_of(exchange.request)
     status, kind = exchange.status, exchange.body_kind
     if verdict.predicted_status == 403 and status != 403:  # the server allows this Host/Origin
-        verdict = verdict_for(exchange, trusted=True)
+        verdict = verdict_of(exchange.request, trusted=True)
     predicted = verdict.predicted_status
-    if predicted is not None and predicted == status:
+    if predicted == status or predicted is None and 200 <= status < 300:
         found = _from_finding(verdict, exchange)
     elif predicted is None and kind == "mlflow-json" and status >= 400:
         found = _state_answer(verdict, exchange)
-    elif predicted is None and 200 <= status < 300:
-        found = _from_finding(verdict, exchange)
     else:
         found = _answer_side(verdict, exchange)
-    family, severity, cause, check, fix = found
-    return Diagnosis(family=family, severity=severity, cause=cause, check=check, fix=fix,
-                     status=status, reason=exchange.reason, body_kind=kind,
+    return Diagnosis(*found, status=status, reason=exchange.reason, body_kind=kind,
                      error_code=exchange.error_code, predicted_status=predicted)
 
 
@@ -125,14 +118,13 @@ def _from_finding(verdict: Verdict, exchange: Exchange) -> _Found:
 def _state_answer(verdict: Verdict, exchange: Exchange) -> _Found:
     """An MLflow error the model left open: server state, or a step it does not model."""
     message, code = (exchange.message or "").strip(), exchange.error_code
-    state = next((f for f in verdict.findings if f.id == "state"), None)
     first = _first_sentence(message)
     if verdict.errors:  # the model saw a problem but not the answer it leads to
         f = verdict.errors[0]
         return f.id, "error", f.message, f.check, f.fix
-    rule = _state_rule(verdict, message) if state is not None else None
-    if rule is not None:
-        rule, value = rule
+    if any(f.id == "state" for f in verdict.findings) and \
+            (found := _state_rule(verdict, message)) is not None:
+        rule, value = found
         return (rule.id, "error", "The request passed every check; the answer comes from the "
                 f"server's state, where this did not hold: {describe(rule, value)}.",
                 rule.check, rule.fix)

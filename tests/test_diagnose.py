@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from helpers import runs
-from helpers.diagnose import ANSWER_FAMILIES, Diagnosis, explain, field_guide, verdict_for
+from helpers.diagnose import ANSWER_FAMILIES, Diagnosis, explain, field_guide, verdict_of
 from helpers.preflight_advice import describe_json_error
 from helpers.wire import Exchange, send
 
@@ -316,7 +316,7 @@ def test_explain_names_the_family_of_a_live_answer(case: Case, ctx: Ctx) -> None
     assert diagnosis.family == case.family, f"{answer}\n{diagnosis}"
     if case.family.startswith("ok-but-"):  # a warning, said before sending as well
         assert diagnosis.severity in ("warning", "info")
-        assert case.family.removeprefix("ok-but-") in {f.id for f in verdict_for(answer).findings}
+        assert case.family.removeprefix("ok-but-") in {f.id for f in verdict_of(answer.request).findings}
     assert diagnosis.status == answer.status and diagnosis.body_kind == answer.body_kind
     assert diagnosis.cause and diagnosis.check and diagnosis.fix
 

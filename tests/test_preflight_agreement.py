@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from helpers.diagnose import explain, verdict_for
+from helpers.diagnose import explain, verdict_of
 from helpers.preflight_pipeline import Verdict, preflight
 from helpers.wire import Exchange, send
 from tests.preflight_cases import CASES, JSON, Case
@@ -30,7 +30,7 @@ def _new_run(server_url: str, experiment_id: str) -> str:
 def _disagreements(verdict: Verdict, live: Exchange) -> list[str]:
     problems = []
     diagnosis = explain(live)  # one engine: explain must tell the same story as preflight
-    offline = verdict_for(live)
+    offline = verdict_of(live.request)
     if diagnosis.predicted_status != offline.predicted_status:
         problems.append("explain ran another prediction than preflight")
     if offline.predicted_status == live.status and live.status >= 300 and offline.errors and \
