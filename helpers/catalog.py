@@ -16,16 +16,10 @@ from werkzeug.routing import Map, MapAdapter, RequestRedirect, Rule
 
 from helpers import source
 from helpers.errors import UnknownEndpoint
-from helpers.server_model import PREFIXES, Endpoint, Field
-from helpers.server_model import endpoints as _model_endpoints
+from helpers.server_model import PREFIXES, Endpoint, Field, endpoints
 
 __all__ = ["PREFIXES", "Endpoint", "Field",
            "endpoint", "endpoints", "match_path", "other_route", "path_params", "router"]
-
-
-def endpoints() -> list[Endpoint]:
-    """Every endpoint the server routes from MLflow's protos and handlers.py, in its order."""
-    return list(_model_endpoints())
 
 
 def endpoint(path_or_name: str, method: str | None = None) -> Endpoint:
@@ -45,8 +39,7 @@ def endpoint(path_or_name: str, method: str | None = None) -> Endpoint:
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        names = [e.name for e in _model_endpoints()] + [p for e in _model_endpoints()
-                                                         for p in e.paths]
+        names = [n for e in endpoints() for n in (e.name, *e.paths)]
         close = difflib.get_close_matches(query, names, n=3, cutoff=0.6)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownEndpoint(f"No MLflow REST endpoint matches {path_or_name!r}.{hint}")
@@ -59,10 +52,8 @@ def endpoint(path_or_name: str, method: str | None = None) -> Endpoint:
 def _match_loose(query: str) -> list[Endpoint]:
     key = query.strip("/").lower()
     flat = re.sub(r"[-_/]", "", key)
-    by_name = [e for e in _model_endpoints() if e.name.lower() == flat]
-    if by_name:
-        return by_name
-    return [e for e in _model_endpoints() if any(p.lower().endswith("/" + key) for p in e.paths)]
+    return [e for e in endpoints() if e.name.lower() == flat] or \
+        [e for e in endpoints() if any(p.lower().endswith("/" + key) for p in e.paths)]
 
 
 @functools.lru_cache(maxsize=4096)  # a HAR file asks for the same few paths thousands of times
@@ -72,7 +63,7 @@ def router(path: str) -> MapAdapter:
     OPTIONS to every rule, werkzeug HEAD to a GET one."""
     merged = "/" + re.sub("/{2,}", "/", path).lstrip("/")
     return Map([Rule(p, endpoint=e, methods=(*e.http_methods, "OPTIONS"))
-                for e in _model_endpoints() for p in e.paths
+                for e in endpoints() for p in e.paths
                 if merged.startswith(p.split("<", 1)[0])]).bind("localhost")
 
 

@@ -106,8 +106,7 @@ def _from_finding(verdict: Verdict, exchange: Exchange) -> _Found:
     warning = next((f for f in verdict.findings if f.severity == "warning"), None) or \
         next((f for f in verdict.findings if f.id in _OK_INFOS), None)
     if warning is not None:
-        lead = f"{exchange.status}, but: " if warning.severity == "warning" else \
-            f"{exchange.status}: "
+        lead = f"{exchange.status}{', but' if warning.severity == 'warning' else ''}: "
         return ("ok-but-" + warning.id, warning.severity, lead + warning.message, warning.check,
                 warning.fix)
     return ("ok", "ok", "The server accepted the request, and nothing in it looks stored "
@@ -235,13 +234,6 @@ def field_guide(exchanges: Iterable[Exchange], *, one_per_family: bool = True) -
         seen.add(d.family)
         rows.append([d.status, d.body_kind, d.error_code or "—", d.family, d.cause, d.fix])
     return Table(rows, ("status", "body kind", "error_code", "family", "cause", "fix"))
-
-
-#: Families only the answer can tell (the others are the ids of preflight's findings).
-ANSWER_FAMILIES = ("run-not-found", "not-active", "param-overwrite", "already-exists",
-                   "resource-not-found", "mlflow-error", "forbidden-host", "forbidden-origin",
-                   "server-error", "mlflow-unavailable", "gateway-error", "not-mlflow",
-                   "model-disagrees", "unrecognised")
 
 
 def _first_sentence(message: str) -> str:

@@ -80,8 +80,7 @@ def route(sim: Pipeline) -> Endpoint:
 def decorators(sim: Pipeline, ep: Endpoint) -> None:
     """The handler's decorators that answer before it runs (server configuration)."""
     where = f"{H}{ep.handler} (decorator "
-    if "_disable_if_workspaces_disabled" in ep.decorators and \
-            not MLFLOW_ENABLE_WORKSPACES.get():
+    if "_disable_if_workspaces_disabled" in ep.decorators and not MLFLOW_ENABLE_WORKSPACES.get():
         raise sim.fail(503, "feature-disabled", where + "_disable_if_workspaces_disabled)",
                         f"{ep.name} needs a server started with --enable-workspaces: it "
                         "answers 503 with a plain-text page.",
