@@ -87,8 +87,7 @@ def _other_routers() -> tuple[MapAdapter, tuple[re.Pattern[str], ...]]:
     """Routes served outside get_endpoints, read with `ast`: mlflow/server/__init__.py's
     `@app.route`s (Flask's) and the FastAPI routers' path literals, with their router's prefix
     (Starlette's `{x}` syntax)."""
-    flask: list[str] = []
-    fastapi: list[str] = []
+    flask, fastapi = [], []
     for relative in ("server/__init__.py", "server/fastapi_app.py", "server/otel_api.py",
                      "server/job_api.py", "server/gateway_api.py", "server/artifact_router.py",
                      "server/server_info_api.py", "server/mcp_server_api.py",

@@ -68,12 +68,10 @@ def verdict_of(req: SentRequest | HttpRequest, *, trusted: bool = False,
         key = name.lower()
         merged[key] = f"{merged[key]}, {value}" if key in merged else value
     if trusted:
-        merged.pop("origin", None)
-        merged.pop("host", None)
+        merged = {k: v for k, v in merged.items() if k not in ("origin", "host")}
         parts = urlsplit(url)
         if parts.netloc:
-            url = parts._replace(netloc="localhost" + (f":{parts.port}" if parts.port
-                                                       else "")).geturl()
+            url = parts._replace(netloc=f"localhost:{parts.port}" if parts.port else "localhost").geturl()
     return preflight(req.method, url, merged, req.body, server=server)
 
 
@@ -99,10 +97,9 @@ _Found = tuple[str, str, str, str, str]
 
 def _from_finding(verdict: Verdict, exchange: Exchange) -> _Found:
     """The answer is the one the model predicted: the deciding finding explains it."""
-    if exchange.status >= 300:
-        f = (verdict.errors or verdict.findings or (None,))[0]
-        if f is not None:
-            return f.id, "error" if exchange.status >= 400 else "info", f.message, f.check, f.fix
+    if exchange.status >= 300 and (verdict.errors or verdict.findings):
+        f = (verdict.errors or verdict.findings)[0]
+        return f.id, "error" if exchange.status >= 400 else "info", f.message, f.check, f.fix
     warning = next((f for f in verdict.findings if f.severity == "warning"), None) or \
         next((f for f in verdict.findings if f.id in _OK_INFOS), None)
     if warning is not None:
@@ -225,15 +222,11 @@ def field_guide(exchanges: Iterable[Exchange], *, one_per_family: bool = True) -
     Rows keep the order the exchanges were given; with `one_per_family`, the first exchange of
     each family stands for the rest.
     """
-    rows: list[list[Any]] = []
-    seen: set[str] = set()
-    for exchange in exchanges:
-        d = explain(exchange)
-        if one_per_family and d.family in seen:
-            continue
-        seen.add(d.family)
-        rows.append([d.status, d.body_kind, d.error_code or "—", d.family, d.cause, d.fix])
-    return Table(rows, ("status", "body kind", "error_code", "family", "cause", "fix"))
+    rows: dict[Any, list[Any]] = {}
+    for i, d in enumerate(map(explain, exchanges)):
+        rows.setdefault(d.family if one_per_family else i,
+                        [d.status, d.body_kind, d.error_code or "—", d.family, d.cause, d.fix])
+    return Table(list(rows.values()), ("status", "body kind", "error_code", "family", "cause", "fix"))
 
 
 def _first_sentence(message: str) -> str:

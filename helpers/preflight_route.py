@@ -27,23 +27,19 @@ def security(sim: Pipeline) -> None:
     if req.host is not None and req.path not in sec.HEALTH_ENDPOINTS:
         allowed = sec.get_allowed_hosts_from_env() or sec.get_default_allowed_hosts()
         if not sec.is_allowed_host_header(allowed, req.host):
-            raise sim.fail(
-                403, "forbidden-host", SECURITY + "HostValidationMiddleware",
-                f"Host {req.host!r} is not a localhost or private address: the server "
-                "refuses it (DNS-rebinding protection) before routing.",
-                "Use http://127.0.0.1:PORT or http://localhost:PORT, or start the server "
-                "with --allowed-hosts / MLFLOW_SERVER_ALLOWED_HOSTS.",
-                said=sec.INVALID_HOST_MSG)
+            raise sim.fail(403, "forbidden-host", SECURITY + "HostValidationMiddleware",
+                           f"Host {req.host!r} is not a localhost or private address: the "
+                           "server refuses it (DNS-rebinding protection) before routing.",
+                           "Use http://127.0.0.1:PORT or http://localhost:PORT, or start the "
+                           "server with --allowed-hosts / MLFLOW_SERVER_ALLOWED_HOSTS.",
+                           said=sec.INVALID_HOST_MSG)
     origin = req.headers.get("origin")
-    if origin is not None and req.path.startswith((sec.API_PATH_PREFIX,
-                                                   sec.AJAX_API_PATH_PREFIX)) and \
-            sec.should_block_cors_request(origin, req.method,
-                                          sec.get_allowed_origins_from_env()):
-        raise sim.fail(
-            403, "forbidden-origin", SECURITY + "CORSBlockingMiddleware",
-            f"Origin {origin!r} is not localhost: cross-origin writes are blocked.",
-            "Send no Origin header (scripts don't need one), or start the server with "
-            "--cors-allowed-origins.", said=sec.CORS_BLOCKED_MSG)
+    if origin is not None and req.path.startswith((sec.API_PATH_PREFIX, sec.AJAX_API_PATH_PREFIX)) \
+            and sec.should_block_cors_request(origin, req.method, sec.get_allowed_origins_from_env()):
+        raise sim.fail(403, "forbidden-origin", SECURITY + "CORSBlockingMiddleware",
+                       f"Origin {origin!r} is not localhost: cross-origin writes are blocked.",
+                       "Send no Origin header (scripts don't need one), or start the server "
+                       "with --cors-allowed-origins.", said=sec.CORS_BLOCKED_MSG)
 
 def route(sim: Pipeline) -> Endpoint:
     """Flask's router (werkzeug's own, over the model's routes), after the routes outside it."""
