@@ -16,10 +16,9 @@ from werkzeug.routing import Map, MapAdapter, RequestRedirect, Rule
 
 from helpers import source
 from helpers.errors import UnknownEndpoint
-from helpers.server_model import PREFIXES, Endpoint, Field, endpoints
+from helpers.server_model import PREFIXES, Endpoint, endpoints
 
-__all__ = ["PREFIXES", "Endpoint", "Field",
-           "endpoint", "endpoints", "match_path", "other_route", "path_params", "router"]
+__all__ = ["endpoint", "endpoints", "match_path", "other_route", "path_params", "router"]
 
 
 def endpoint(path_or_name: str, method: str | None = None) -> Endpoint:

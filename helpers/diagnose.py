@@ -135,8 +135,7 @@ def _state_answer(verdict: Verdict, exchange: Exchange) -> _Found:
                 "Check the id or name: look it up first (e.g. experiments/search, runs/search).")
     if exchange.status >= 500:
         return _answer_side(verdict, exchange)
-    open_step = next((f.message for f in verdict.findings if f.id in ("state", "not-modelled")),
-                     "")
+    open_step = next((f.message for f in verdict.findings if f.id in ("state", "not-modelled")), "")
     return ("mlflow-error", "error", f"MLflow refused the request with {code}: {first} "
             f"({open_step or 'the model has no rule for this answer'})",
             "an MLflow handler or store check", "Read the message: MLflow's messages name the "
@@ -179,9 +178,8 @@ def _answer_side(verdict: Verdict, exchange: Exchange) -> _Found:
         return ("server-error", "error", "An unhandled exception in the server"
                 + (f": {_first_sentence(message)}" if kind == "mlflow-json" else
                    " (Flask's HTML 500 page); the request itself may or may not be at fault."),
-                "the handler or its store call", "Treat a 500 as 'the server failed', not as "
-                "proof the request was fine: read the server log, retry only if the request is "
-                "sound.")
+                "the handler or its store call", "A 500 means the server failed, not that the "
+                "request was fine: read the server log, and retry only a sound request.")
     if status in (502, 503, 504) and kind == "mlflow-json":
         return ("mlflow-unavailable", "error", f"MLflow itself answered {status} "
                 f"{exchange.error_code}: {_first_sentence(message)} The server is up but cannot "

@@ -163,18 +163,15 @@ def type_hint(f: Field | None) -> str:
         return "a whole number of milliseconds, e.g. int(time.time() * 1000)"
     if f.name == "experiment_id":
         return "a JSON string, e.g. \"0\": ids are strings in MLflow's REST API"
-    return {
-        "string": "a JSON string", "double": "a JSON number (or the string \"NaN\")",
-        "int64": "a whole JSON number", "int32": "a whole JSON number",
-        "bool": "true or false", "message": "a JSON object",
-        "enum": "one of " + ", ".join(f.enum_values),
-    }.get(f.type, f"a {f.type}" if f.type else "the documented type")
+    return {"string": "a JSON string", "double": "a JSON number (or the string \"NaN\")",
+            "int64": "a whole JSON number", "int32": "a whole JSON number", "bool": "true or false",
+            "message": "a JSON object", "enum": "one of " + ", ".join(f.enum_values),
+            }.get(f.type, f"a {f.type}" if f.type else "the documented type")
 
 
 def crash_fix(body: Any) -> str:
-    if isinstance(body, dict):
-        return "Send a plain value: a string, a number, or a list of objects where documented."
-    return "Send one JSON object: {\"field\": value, ...}."
+    return ("Send a plain value: a string, a number, or a list of objects where documented."
+            if isinstance(body, dict) else "Send one JSON object: {\"field\": value, ...}.")
 
 
 _NAME_FIX = "Use letters, digits, _ - . space : / only, and no '..' or leading '/'."
