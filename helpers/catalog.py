@@ -84,18 +84,14 @@ def path_params(ep: Endpoint, path: str) -> dict[str, str]:
 @functools.cache
 def _other_routers() -> tuple[MapAdapter, tuple[re.Pattern[str], ...]]:
     """Routes served outside get_endpoints, read with `ast`: mlflow/server/__init__.py's
-    `@app.route`s (Flask's) and the FastAPI routers' path literals, with their router's prefix
-    (Starlette's `{x}` syntax)."""
-    flask, fastapi = [], []
-    for relative in ("server/__init__.py", "server/fastapi_app.py", "server/otel_api.py",
-                     "server/job_api.py", "server/gateway_api.py", "server/artifact_router.py",
-                     "server/server_info_api.py", "server/mcp_server_api.py",
-                     "server/assistant/api.py"):
-        try:
-            tree = source.tree(relative)
-        except OSError:
-            continue
-        found = flask if relative == "server/__init__.py" else fastapi
+    `@app.route`s (Flask's) and the path literals of the FastAPI app and every router in
+    mlflow/server, with their router's prefix (Starlette's `{x}` syntax)."""
+    flask, fastapi, server = [], [], source.mlflow_file("server")
+    routers = sorted(p for p in server.rglob("*.py")  # the FastAPI app and its routers
+                     if re.search(rb"\b(?:APIRouter|FastAPI)\(", p.read_bytes()))
+    for path in (server / "__init__.py", *routers):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found = fastapi if path in routers else flask
         consts = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
                   for t in n.targets if isinstance(t, ast.Name)
                   and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)}

@@ -158,18 +158,17 @@ def _state_rule(verdict: Verdict, message: str) -> tuple[StateRule, str | None] 
 def _answer_side(verdict: Verdict, exchange: Exchange) -> _Found:
     """Facts only the answer holds: its body kind, security texts, 5xx, proxies."""
     status, kind, message = exchange.status, exchange.body_kind, exchange.message or ""
-    sec = security()
     words = _KIND_WORDS.get(kind, kind)
     uvicorn = (exchange.header("server") or "").lower() == "uvicorn"
     where = "mlflow/server/fastapi_security.py::" if uvicorn else \
         "mlflow/server/security.py::init_security_middleware "
-    if status == 403 and message == sec.INVALID_HOST_MSG:
+    if status == 403 and message == security().INVALID_HOST_MSG:
         return ("forbidden-host", "error", f"The server's security middleware refused Host: "
                 f"{exchange.request.header('Host')}; only the hosts it allows get through "
                 "(DNS-rebinding protection).", where + "HostValidationMiddleware",
                 "Call the server by an address it allows, or start it with --allowed-hosts "
                 "(MLFLOW_SERVER_ALLOWED_HOSTS) listing the name you use.")
-    if status == 403 and message == sec.CORS_BLOCKED_MSG:
+    if status == 403 and message == security().CORS_BLOCKED_MSG:
         return ("forbidden-origin", "error", f"A {exchange.request.method} carrying Origin: "
                 f"{exchange.request.header('Origin')} was blocked by the security middleware.",
                 where + "CORSBlockingMiddleware", "Scripts should not send an Origin header; a "
