@@ -47,8 +47,7 @@ def lint(sim: Pipeline) -> None:
                 "The param has no value: the handler does not require one, so an empty "
                 "string is stored, and it can never be changed (params are write-once).",
                 "Send the value as a string: {\"key\": ..., \"value\": str(value)}.")
-    if "run_uuid" in body and not body.get("run_id") and \
-            any(f.name == "run_uuid" for f in ep.fields):
+    if ep.reads_run_uuid and "run_uuid" in body and not body.get("run_id"):
         sim.add("info", "deprecated-run-uuid", H + (ep.handler or ""),
                 "run_uuid is the deprecated spelling of run_id; the handler still reads "
                 "run_id or run_uuid.", "Send run_id instead.")
@@ -131,9 +130,8 @@ def stop_kind(f: Field, value: Any) -> tuple[str, str, str]:
     """The finding id, a lead sentence and a fix ("": the generic one) for the field protobuf
     could not read."""
     if isinstance(value, float) and not math.isfinite(value):
-        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        return "trap-nan", (f"'{f.name}' is a bare {name} literal, which JSON does not have "
-                            "(Python's json.dumps writes it anyway). "), (
+        return "trap-nan", (f"'{f.name}' is a bare {json.dumps(value)} literal, which JSON does "
+                            "not have (Python's json.dumps writes it anyway). "), (
             "Send non-finite values as strings (\"NaN\", \"Infinity\"); "
             "json.dumps(body, allow_nan=False) catches them before sending.")
     if f.type in ("int64", "int32") and (isinstance(value, bool) or isinstance(value, str)
