@@ -100,12 +100,11 @@ def _from_finding(verdict: Verdict, exchange: Exchange) -> _Found:
     if exchange.status >= 300 and (verdict.errors or verdict.findings):
         f = (verdict.errors or verdict.findings)[0]
         return f.id, "error" if exchange.status >= 400 else "info", f.message, f.check, f.fix
-    warning = next((f for f in verdict.findings if f.severity == "warning"), None) or \
+    f = next((f for f in verdict.findings if f.severity == "warning"), None) or \
         next((f for f in verdict.findings if f.id in _OK_INFOS), None)
-    if warning is not None:
-        lead = f"{exchange.status}{', but' if warning.severity == 'warning' else ''}: "
-        return ("ok-but-" + warning.id, warning.severity, lead + warning.message, warning.check,
-                warning.fix)
+    if f is not None:  # a warning, else an info that says how the value was stored
+        lead = f"{exchange.status}{', but' if f.severity == 'warning' else ''}: "
+        return "ok-but-" + f.id, f.severity, lead + f.message, f.check, f.fix
     return ("ok", "ok", "The server accepted the request, and nothing in it looks stored "
             "differently from what was sent.", "every check passed",
             "Nothing to fix; read the data back if it matters (runs/get, metrics/get-history).")
