@@ -22,12 +22,10 @@ __all__ = ["endpoint", "endpoints", "match_path", "other_route", "path_params", 
 
 
 def endpoint(path_or_name: str, method: str | None = None) -> Endpoint:
-    """Find an endpoint by URL, served path, proto path, suffix or RPC name.
-
-    Accepts e.g. "log-metric", "runs/log-metric", "logMetric",
-    "/api/2.0/mlflow/runs/log-metric" or "http://127.0.0.1:5000/api/2.0/mlflow/runs/log-metric".
-    `method` picks one when several RPCs share a path (e.g. GET and POST /mlflow/traces).
-    """
+    """Find an endpoint by URL, served path, proto path, suffix or RPC name: "log-metric",
+    "runs/log-metric", "logMetric", "/api/2.0/mlflow/runs/log-metric" or
+    "http://127.0.0.1:5000/api/2.0/mlflow/runs/log-metric". `method` picks one when several RPCs
+    share a path (e.g. GET and POST /mlflow/traces)."""
     query = path_or_name.strip()
     if "://" in query:
         query = urlsplit(query).path

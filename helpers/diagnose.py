@@ -142,8 +142,7 @@ def _state_answer(verdict: Verdict, exchange: Exchange) -> _Found:
 
 
 def _state_rule(verdict: Verdict, message: str) -> tuple[StateRule, str | None] | None:
-    """The state rule (helpers/model_table.py) whose MLflow message this is, and the value it
-    names."""
+    """The state rule (helpers/model_table.py) whose MLflow message this is, and its value."""
     rules = verdict.endpoint.store.state if verdict.endpoint and verdict.endpoint.store else ()
     for rule in rules:
         pattern = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>.*?)",
@@ -213,11 +212,8 @@ def _answer_side(verdict: Verdict, exchange: Exchange) -> _Found:
 
 
 def field_guide(exchanges: Iterable[Exchange], *, one_per_family: bool = True) -> Table:
-    """A table (status, body kind, error_code, family, cause, fix) explaining live exchanges.
-
-    Rows keep the order the exchanges were given; with `one_per_family`, the first exchange of
-    each family stands for the rest.
-    """
+    """A table (status, body kind, error_code, family, cause, fix) explaining live exchanges in
+    their order; with `one_per_family`, the first exchange of each family stands for the rest."""
     rows: dict[Any, list[Any]] = {}
     for i, d in enumerate(map(explain, exchanges)):
         rows.setdefault(d.family if one_per_family else i,
