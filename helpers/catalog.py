@@ -55,9 +55,8 @@ def _match_loose(query: str) -> list[Endpoint]:
 
 @functools.lru_cache(maxsize=4096)  # a HAR file asks for the same few paths thousands of times
 def router(path: str) -> MapAdapter:
-    """werkzeug's router, as Flask runs it, over the model's routes whose literal start fits
-    `path` once its slashes are merged (building all 381 rules would cost 0.2 s). Flask adds
-    OPTIONS to every rule, werkzeug HEAD to a GET one."""
+    """werkzeug's router as Flask runs it (OPTIONS added to every rule, HEAD to GET ones) over the
+    model's routes whose literal start fits `path`, slashes merged (all 381 would cost 0.2 s)."""
     merged = "/" + re.sub("/{2,}", "/", path).lstrip("/")
     return Map([Rule(p, endpoint=e, methods=(*e.http_methods, "OPTIONS"))
                 for e in endpoints() for p in e.paths
@@ -68,8 +67,7 @@ def match_path(path: str) -> list[Endpoint]:
     """Endpoints served at this URL path, one per method as Flask picks them."""
     adapter = router(path)
     try:
-        return list(dict.fromkeys(adapter.match(path, m)[0]
-                                  for m in sorted(adapter.allowed_methods(path))))
+        return list(dict.fromkeys(adapter.match(path, m)[0] for m in sorted(adapter.allowed_methods(path))))
     except RequestRedirect:  # the path has '//': served only after a redirect
         return []
 

@@ -67,11 +67,9 @@ def verdict_of(req: SentRequest | HttpRequest, *, trusted: bool = False,
     for name, value in req.headers:
         key = name.lower()
         merged[key] = f"{merged[key]}, {value}" if key in merged else value
-    if trusted:
+    if trusted:  # a Host and no Origin that the middleware lets through
         merged = {k: v for k, v in merged.items() if k not in ("origin", "host")}
-        parts = urlsplit(url)
-        if parts.netloc:
-            url = parts._replace(netloc=f"localhost:{parts.port}" if parts.port else "localhost").geturl()
+        url = urlsplit(url)._replace(scheme="http", netloc="localhost").geturl()
     return preflight(req.method, url, merged, req.body, server=server)
 
 
@@ -121,8 +119,7 @@ def _state_answer(verdict: Verdict, exchange: Exchange) -> _Found:
             (found := _state_rule(verdict, message)) is not None:
         rule, value = found
         return (rule.id, "error", "The request passed every check; the answer comes from the "
-                f"server's state, where this did not hold: {describe(rule, value)}.",
-                rule.check, rule.fix)
+                f"server's state, where this did not hold: {describe(rule, value)}.", rule.check, rule.fix)
     if code == "RESOURCE_ALREADY_EXISTS":
         return ("already-exists", "error", f"Something with that name already exists: {first} "
                 "(names are unique; the rest of the message is the database's own text).",
@@ -187,8 +184,7 @@ def _answer_side(verdict: Verdict, exchange: Exchange) -> _Found:
         return ("gateway-error", "error", f"A {status} with {words} body came from something "
                 "between you and MLflow (a proxy, gateway or load balancer): MLflow's own "
                 "answer, if any, never reached you.", "a proxy or gateway in front of MLflow",
-                "Check that the MLflow server is up and that the proxy points at it; retry "
-                "later.")
+                "Check that the MLflow server is up and that the proxy points at it; retry later.")
     if 400 <= status < 500 and kind != "mlflow-json":
         return ("not-mlflow", "error", f"This {status} has {words} body, not MLflow's JSON "
                 "error, and not the answer the server model predicts for this request "

@@ -78,13 +78,12 @@ def decorators(sim: Pipeline, ep: Endpoint) -> None:
     where = f"{H}{ep.handler} (decorator "
     if "_disable_if_workspaces_disabled" in ep.decorators and not MLFLOW_ENABLE_WORKSPACES.get():
         raise sim.fail(503, "feature-disabled", where + "_disable_if_workspaces_disabled)",
-                        f"{ep.name} needs a server started with --enable-workspaces: it "
-                        "answers 503 with a plain-text page.",
-                        "Start the server with --enable-workspaces.")
+                       f"{ep.name} needs a server started with --enable-workspaces: it answers "
+                       "503 with a plain-text page.", "Start the server with --enable-workspaces.")
     if "_disable_if_gateway_disabled" in ep.decorators and not MLFLOW_ENABLE_AI_GATEWAY.get():
         raise sim.fail(501, "feature-disabled", where + "_disable_if_gateway_disabled)",
-                        f"{ep.name} needs the AI gateway (MLFLOW_ENABLE_AI_GATEWAY).",
-                        "Enable the AI gateway.", code="NOT_IMPLEMENTED")
+                       f"{ep.name} needs the AI gateway (MLFLOW_ENABLE_AI_GATEWAY).",
+                       "Enable the AI gateway.", code="NOT_IMPLEMENTED")
 
 
 def _route_fix(path: str) -> str:
