@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from helpers import display
@@ -20,7 +20,10 @@ from helpers.model_table import StateRule
 from helpers.preflight_pipeline import Verdict, preflight
 from helpers.preflight_store import describe
 from helpers.source import security
-from helpers.wire import Exchange
+from helpers.wire import Exchange, SentRequest
+
+if TYPE_CHECKING:
+    from helpers.request_input import HttpRequest
 
 _KIND_WORDS = {"html": "an HTML", "text": "a plain-text", "json": "a JSON", "empty": "an empty",
                "mlflow-json": "an MLflow JSON"}
@@ -55,49 +58,35 @@ class Diagnosis:
         return display.diagnosis_html(self)
 
 
-def verdict_for(exchange: Exchange, *, trusted: bool = False) -> Verdict:
-    """Offline preflight on the request exactly as recorded (see `verdict_of`)."""
-    req = exchange.request
-    return verdict_of(req.method, req.url, req.headers, req.body, trusted=trusted)
-
-
-def verdict_of(method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes, *,
-               trusted: bool = False, server: str | None = None) -> Verdict:
-    """Preflight on a request given as header pairs: repeated headers merged as the server sees
+def verdict_of(req: SentRequest | HttpRequest, *, trusted: bool = False,
+               server: str | None = None) -> Verdict:
+    """Preflight on the request exactly as recorded, repeated headers merged as the server sees
     them (joined by ", "). `trusted`: as if the server allowed its Host and Origin (it runs with
     --allowed-hosts or --cors-allowed-origins, which the model cannot see)."""
-    merged: dict[str, str] = {}
-    for name, value in headers:
+    url, merged = req.url, {}
+    for name, value in req.headers:
         key = name.lower()
         merged[key] = f"{merged[key]}, {value}" if key in merged else value
-    if trusted:
-        merged.pop("origin", None)
-        merged.pop("host", None)
-        parts = urlsplit(url)
-        if parts.netloc:
-            url = parts._replace(netloc="localhost" + (f":{parts.port}" if parts.port
-                                                       else "")).geturl()
-    return preflight(method, url, merged, body, server=server)
+    if trusted:  # a Host and no Origin that the middleware lets through
+        merged = {k: v for k, v in merged.items() if k not in ("origin", "host")}
+        url = urlsplit(url)._replace(scheme="http", netloc="localhost").geturl()
+    return preflight(req.method, url, merged, req.body, server=server)
 
 
 def explain(exchange: Exchange) -> Diagnosis:
     """The model's prediction for the recorded request, reconciled with the real answer."""
-    verdict = verdict_for(exchange)
+    verdict = verdict_of(exchange.request)
     status, kind = exchange.status, exchange.body_kind
     if verdict.predicted_status == 403 and status != 403:  # the server allows this Host/Origin
-        verdict = verdict_for(exchange, trusted=True)
+        verdict = verdict_of(exchange.request, trusted=True)
     predicted = verdict.predicted_status
-    if predicted is not None and predicted == status:
+    if predicted == status or predicted is None and 200 <= status < 300:
         found = _from_finding(verdict, exchange)
     elif predicted is None and kind == "mlflow-json" and status >= 400:
         found = _state_answer(verdict, exchange)
-    elif predicted is None and 200 <= status < 300:
-        found = _from_finding(verdict, exchange)
     else:
         found = _answer_side(verdict, exchange)
-    family, severity, cause, check, fix = found
-    return Diagnosis(family=family, severity=severity, cause=cause, check=check, fix=fix,
-                     status=status, reason=exchange.reason, body_kind=kind,
+    return Diagnosis(*found, status=status, reason=exchange.reason, body_kind=kind,
                      error_code=exchange.error_code, predicted_status=predicted)
 
 
@@ -106,17 +95,14 @@ _Found = tuple[str, str, str, str, str]
 
 def _from_finding(verdict: Verdict, exchange: Exchange) -> _Found:
     """The answer is the one the model predicted: the deciding finding explains it."""
-    if exchange.status >= 300:
-        f = (verdict.errors or verdict.findings or (None,))[0]
-        if f is not None:
-            return f.id, "error" if exchange.status >= 400 else "info", f.message, f.check, f.fix
-    warning = next((f for f in verdict.findings if f.severity == "warning"), None) or \
+    if exchange.status >= 300 and (verdict.errors or verdict.findings):
+        f = (verdict.errors or verdict.findings)[0]
+        return f.id, "error" if exchange.status >= 400 else "info", f.message, f.check, f.fix
+    f = next((f for f in verdict.findings if f.severity == "warning"), None) or \
         next((f for f in verdict.findings if f.id in _OK_INFOS), None)
-    if warning is not None:
-        lead = f"{exchange.status}, but: " if warning.severity == "warning" else \
-            f"{exchange.status}: "
-        return ("ok-but-" + warning.id, warning.severity, lead + warning.message, warning.check,
-                warning.fix)
+    if f is not None:  # a warning, else an info that says how the value was stored
+        lead = f"{exchange.status}{', but' if f.severity == 'warning' else ''}: "
+        return "ok-but-" + f.id, f.severity, lead + f.message, f.check, f.fix
     return ("ok", "ok", "The server accepted the request, and nothing in it looks stored "
             "differently from what was sent.", "every check passed",
             "Nothing to fix; read the data back if it matters (runs/get, metrics/get-history).")
@@ -125,17 +111,15 @@ def _from_finding(verdict: Verdict, exchange: Exchange) -> _Found:
 def _state_answer(verdict: Verdict, exchange: Exchange) -> _Found:
     """An MLflow error the model left open: server state, or a step it does not model."""
     message, code = (exchange.message or "").strip(), exchange.error_code
-    state = next((f for f in verdict.findings if f.id == "state"), None)
     first = _first_sentence(message)
     if verdict.errors:  # the model saw a problem but not the answer it leads to
         f = verdict.errors[0]
         return f.id, "error", f.message, f.check, f.fix
-    rule = _state_rule(verdict, message) if state is not None else None
-    if rule is not None:
-        rule, value = rule
+    if any(f.id == "state" for f in verdict.findings) and \
+            (found := _state_rule(verdict, message)) is not None:
+        rule, value = found
         return (rule.id, "error", "The request passed every check; the answer comes from the "
-                f"server's state, where this did not hold: {describe(rule, value)}.",
-                rule.check, rule.fix)
+                f"server's state, where this did not hold: {describe(rule, value)}.", rule.check, rule.fix)
     if code == "RESOURCE_ALREADY_EXISTS":
         return ("already-exists", "error", f"Something with that name already exists: {first} "
                 "(names are unique; the rest of the message is the database's own text).",
@@ -147,8 +131,7 @@ def _state_answer(verdict: Verdict, exchange: Exchange) -> _Found:
                 "Check the id or name: look it up first (e.g. experiments/search, runs/search).")
     if exchange.status >= 500:
         return _answer_side(verdict, exchange)
-    open_step = next((f.message for f in verdict.findings if f.id in ("state", "not-modelled")),
-                     "")
+    open_step = next((f.message for f in verdict.findings if f.id in ("state", "not-modelled")), "")
     return ("mlflow-error", "error", f"MLflow refused the request with {code}: {first} "
             f"({open_step or 'the model has no rule for this answer'})",
             "an MLflow handler or store check", "Read the message: MLflow's messages name the "
@@ -156,8 +139,7 @@ def _state_answer(verdict: Verdict, exchange: Exchange) -> _Found:
 
 
 def _state_rule(verdict: Verdict, message: str) -> tuple[StateRule, str | None] | None:
-    """The state rule (helpers/model_table.py) whose MLflow message this is, and the value it
-    names."""
+    """The state rule (helpers/model_table.py) whose MLflow message this is, and its value."""
     rules = verdict.endpoint.store.state if verdict.endpoint and verdict.endpoint.store else ()
     for rule in rules:
         pattern = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>.*?)",
@@ -171,18 +153,17 @@ def _state_rule(verdict: Verdict, message: str) -> tuple[StateRule, str | None] 
 def _answer_side(verdict: Verdict, exchange: Exchange) -> _Found:
     """Facts only the answer holds: its body kind, security texts, 5xx, proxies."""
     status, kind, message = exchange.status, exchange.body_kind, exchange.message or ""
-    sec = security()
     words = _KIND_WORDS.get(kind, kind)
     uvicorn = (exchange.header("server") or "").lower() == "uvicorn"
     where = "mlflow/server/fastapi_security.py::" if uvicorn else \
         "mlflow/server/security.py::init_security_middleware "
-    if status == 403 and message == sec.INVALID_HOST_MSG:
+    if status == 403 and message == security().INVALID_HOST_MSG:
         return ("forbidden-host", "error", f"The server's security middleware refused Host: "
                 f"{exchange.request.header('Host')}; only the hosts it allows get through "
                 "(DNS-rebinding protection).", where + "HostValidationMiddleware",
                 "Call the server by an address it allows, or start it with --allowed-hosts "
                 "(MLFLOW_SERVER_ALLOWED_HOSTS) listing the name you use.")
-    if status == 403 and message == sec.CORS_BLOCKED_MSG:
+    if status == 403 and message == security().CORS_BLOCKED_MSG:
         return ("forbidden-origin", "error", f"A {exchange.request.method} carrying Origin: "
                 f"{exchange.request.header('Origin')} was blocked by the security middleware.",
                 where + "CORSBlockingMiddleware", "Scripts should not send an Origin header; a "
@@ -191,9 +172,8 @@ def _answer_side(verdict: Verdict, exchange: Exchange) -> _Found:
         return ("server-error", "error", "An unhandled exception in the server"
                 + (f": {_first_sentence(message)}" if kind == "mlflow-json" else
                    " (Flask's HTML 500 page); the request itself may or may not be at fault."),
-                "the handler or its store call", "Treat a 500 as 'the server failed', not as "
-                "proof the request was fine: read the server log, retry only if the request is "
-                "sound.")
+                "the handler or its store call", "A 500 means the server failed, not that the "
+                "request was fine: read the server log, and retry only a sound request.")
     if status in (502, 503, 504) and kind == "mlflow-json":
         return ("mlflow-unavailable", "error", f"MLflow itself answered {status} "
                 f"{exchange.error_code}: {_first_sentence(message)} The server is up but cannot "
@@ -204,8 +184,7 @@ def _answer_side(verdict: Verdict, exchange: Exchange) -> _Found:
         return ("gateway-error", "error", f"A {status} with {words} body came from something "
                 "between you and MLflow (a proxy, gateway or load balancer): MLflow's own "
                 "answer, if any, never reached you.", "a proxy or gateway in front of MLflow",
-                "Check that the MLflow server is up and that the proxy points at it; retry "
-                "later.")
+                "Check that the MLflow server is up and that the proxy points at it; retry later.")
     if 400 <= status < 500 and kind != "mlflow-json":
         return ("not-mlflow", "error", f"This {status} has {words} body, not MLflow's JSON "
                 "error, and not the answer the server model predicts for this request "
@@ -229,27 +208,13 @@ def _answer_side(verdict: Verdict, exchange: Exchange) -> _Found:
 
 
 def field_guide(exchanges: Iterable[Exchange], *, one_per_family: bool = True) -> Table:
-    """A table (status, body kind, error_code, family, cause, fix) explaining live exchanges.
-
-    Rows keep the order the exchanges were given; with `one_per_family`, the first exchange of
-    each family stands for the rest.
-    """
-    rows: list[list[Any]] = []
-    seen: set[str] = set()
-    for exchange in exchanges:
-        d = explain(exchange)
-        if one_per_family and d.family in seen:
-            continue
-        seen.add(d.family)
-        rows.append([d.status, d.body_kind, d.error_code or "—", d.family, d.cause, d.fix])
-    return Table(rows, ("status", "body kind", "error_code", "family", "cause", "fix"))
-
-
-#: Families only the answer can tell (the others are the ids of preflight's findings).
-ANSWER_FAMILIES = ("run-not-found", "not-active", "param-overwrite", "already-exists",
-                   "resource-not-found", "mlflow-error", "forbidden-host", "forbidden-origin",
-                   "server-error", "mlflow-unavailable", "gateway-error", "not-mlflow",
-                   "model-disagrees", "unrecognised")
+    """A table (status, body kind, error_code, family, cause, fix) explaining live exchanges in
+    their order; with `one_per_family`, the first exchange of each family stands for the rest."""
+    rows: dict[Any, list[Any]] = {}
+    for i, d in enumerate(map(explain, exchanges)):
+        rows.setdefault(d.family if one_per_family else i,
+                        [d.status, d.body_kind, d.error_code or "—", d.family, d.cause, d.fix])
+    return Table(list(rows.values()), ("status", "body kind", "error_code", "family", "cause", "fix"))
 
 
 def _first_sentence(message: str) -> str:

@@ -5,9 +5,9 @@ after the pipeline). Facts about MLflow come from the server model; this module 
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlflow.utils.proto_json_utils import parse_dict
@@ -33,8 +33,7 @@ def lint(sim: Pipeline) -> None:
     ep, body = sim.endpoint, _lint_body(sim)
     if ep is None or not isinstance(body, dict) or ep.request is None:
         return
-    for where, value in _walk_timestamps(body, ep.store.timestamps if ep.store else ()):
-        _timestamp_warning(sim, where, value)
+    _timestamp_warnings(sim, body, ep.store.timestamps if ep.store else ())
     _unknown_enum(sim, ep, body)
     _unknown_keys(sim, ep.fields, body)
     _number_warnings(sim, ep, body)
@@ -48,8 +47,7 @@ def lint(sim: Pipeline) -> None:
                 "The param has no value: the handler does not require one, so an empty "
                 "string is stored, and it can never be changed (params are write-once).",
                 "Send the value as a string: {\"key\": ..., \"value\": str(value)}.")
-    if "run_uuid" in body and not body.get("run_id") and \
-            any(f.name == "run_uuid" for f in ep.fields):
+    if ep.reads_run_uuid and "run_uuid" in body and not body.get("run_id"):
         sim.add("info", "deprecated-run-uuid", H + (ep.handler or ""),
                 "run_uuid is the deprecated spelling of run_id; the handler still reads "
                 "run_id or run_uuid.", "Send run_id instead.")
@@ -75,14 +73,12 @@ def describe_json_error(raw: bytes) -> str | None:
         return None
     except RecursionError:
         return "it nests deeper than Python's JSON reader can follow"
-    except json.JSONDecodeError as exc:
-        err = exc
+    except json.JSONDecodeError as err:
+        text, pos, msg = err.doc, err.pos, err.msg
+        where = f"(line {err.lineno}, column {err.colno})"
     except ValueError:
         return "the body is not valid UTF-8 text"
-    text, pos, msg = err.doc, err.pos, err.msg
-    before = text[:pos].rstrip()[-1:] if text[:pos].strip() else ""
-    here = text[pos:pos + 1]
-    where = f"(line {err.lineno}, column {err.colno})"
+    before, here = text[:pos].rstrip()[-1:], text[pos:pos + 1]
     if here == "/":
         return f"a comment, which JSON does not allow {where}"
     if here == "'":
@@ -134,9 +130,8 @@ def stop_kind(f: Field, value: Any) -> tuple[str, str, str]:
     """The finding id, a lead sentence and a fix ("": the generic one) for the field protobuf
     could not read."""
     if isinstance(value, float) and not math.isfinite(value):
-        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        return "trap-nan", (f"'{f.name}' is a bare {name} literal, which JSON does not have "
-                            "(Python's json.dumps writes it anyway). "), (
+        return "trap-nan", (f"'{f.name}' is a bare {json.dumps(value)} literal, which JSON does "
+                            "not have (Python's json.dumps writes it anyway). "), (
             "Send non-finite values as strings (\"NaN\", \"Infinity\"); "
             "json.dumps(body, allow_nan=False) catches them before sending.")
     if f.type in ("int64", "int32") and (isinstance(value, bool) or isinstance(value, str)
@@ -166,18 +161,15 @@ def type_hint(f: Field | None) -> str:
         return "a whole number of milliseconds, e.g. int(time.time() * 1000)"
     if f.name == "experiment_id":
         return "a JSON string, e.g. \"0\": ids are strings in MLflow's REST API"
-    return {
-        "string": "a JSON string", "double": "a JSON number (or the string \"NaN\")",
-        "int64": "a whole JSON number", "int32": "a whole JSON number",
-        "bool": "true or false", "message": "a JSON object",
-        "enum": "one of " + ", ".join(f.enum_values),
-    }.get(f.type, f"a {f.type}" if f.type else "the documented type")
+    return {"string": "a JSON string", "double": "a JSON number (or the string \"NaN\")",
+            "int64": "a whole JSON number", "int32": "a whole JSON number", "bool": "true or false",
+            "message": "a JSON object", "enum": "one of " + ", ".join(f.enum_values),
+            }.get(f.type, f"a {f.type}" if f.type else "the documented type")
 
 
 def crash_fix(body: Any) -> str:
-    if isinstance(body, dict):
-        return "Send a plain value: a string, a number, or a list of objects where documented."
-    return "Send one JSON object: {\"field\": value, ...}."
+    return ("Send a plain value: a string, a number, or a list of objects where documented."
+            if isinstance(body, dict) else "Send one JSON object: {\"field\": value, ...}.")
 
 
 _NAME_FIX = "Use letters, digits, _ - . space : / only, and no '..' or leading '/'."
@@ -223,8 +215,6 @@ _UNKNOWN_NAMED = 20
 
 def _unknown_keys(sim: Pipeline, fields: tuple[Field, ...], body: dict) -> None:
     """Unknown keys at the top level and in lists of messages, without recursion."""
-    import difflib
-
     unknown = 0
     stack: list[tuple[tuple[Field, ...], dict, str, int]] = [(fields, body, "", 0)]
     while stack:
@@ -265,41 +255,35 @@ def _unknown_enum(sim: Pipeline, ep: Endpoint, body: dict) -> None:
                     f"Use one of the enum's names exactly: {', '.join(f.enum_values)}.")
 
 
-def _walk_timestamps(body: dict, paths: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+def _timestamp_warnings(sim: Pipeline, body: dict, paths: tuple[str, ...]) -> None:
+    """Whole-number timestamps the store keeps as sent (a float stops the parse: `stop_kind`)."""
     for path in paths:
-        if "[]." in path:
-            outer, inner = path.split("[].")
-            items = body.get(outer)
-            for i, item in enumerate(items if isinstance(items, list) else []):
-                if isinstance(item, dict) and inner in item:
-                    yield f"{outer}[{i}].{inner}", item[inner]
-        elif path in body:
-            yield path, body[path]
-
-
-def _timestamp_warning(sim: Pipeline, where: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return  # a float is a parse stop, reported by _partial_parse
-    if 0 < value < SECONDS_THRESHOLD:
-        sim.add("warning", "trap-seconds-timestamp", "MLflow timestamps are milliseconds since "
-                "the epoch", f"{where}={value!r} looks like seconds: it is stored as {value} "
-                "ms, i.e. early 1970.", "Send int(time.time() * 1000).")
-    elif value < 0 and not where.endswith("timestamp"):
-        sim.add("warning", "negative-timestamp", STORE + "create_run / update_run_info",
-                f"{where}={value!r} is negative; runs/create and runs/update store it as is.",
-                "Send milliseconds since the epoch.")
+        outer, _, inner = path.rpartition("[].")
+        items = body.get(outer) if outer else [body]
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            value = item.get(inner) if isinstance(item, dict) else None
+            where = f"{outer}[{i}].{inner}" if outer else inner
+            if isinstance(value, bool) or not isinstance(value, int):
+                continue
+            if 0 < value < SECONDS_THRESHOLD:
+                sim.add("warning", "trap-seconds-timestamp", "MLflow timestamps are milliseconds "
+                        "since the epoch", f"{where}={value!r} looks like seconds: it is stored as "
+                        f"{value} ms, i.e. early 1970.", "Send int(time.time() * 1000).")
+            elif value < 0 and not where.endswith("timestamp"):
+                sim.add("warning", "negative-timestamp", STORE + "create_run / update_run_info",
+                        f"{where}={value!r} is negative; runs/create and runs/update store it as "
+                        "is.", "Send milliseconds since the epoch.")
 
 
 def _number_warnings(sim: Pipeline, ep: Endpoint, body: dict) -> None:
-    for f in ep.fields:
+    for f in (f for f in ep.fields if f.type in ("double", "float", "int64", "int32")):
         value = body.get(f.name)
-        if f.type in ("double", "float", "int64", "int32") and isinstance(value, bool) and \
-                f.name != sim.stopped_at:
+        if isinstance(value, bool) and f.name != sim.stopped_at:
             sim.add("warning", "bool-as-number", PARSE,
                     f"'{f.name}' was sent as {json.dumps(value)}: protobuf reads a JSON boolean "
                     f"as a number, so {int(value)} is stored.", "Send the number you mean.")
-        elif f.type in ("double", "float", "int64", "int32") and isinstance(value, str) and \
-                sim.req.method != "GET" and sim.message is not None and parses(ep, f.name, value):
+        elif isinstance(value, str) and sim.req.method != "GET" and sim.message is not None \
+                and parses(ep, f.name, value):
             sim.add("info", "coerced-string", PARSE,
                     f"'{f.name}' is the string {json.dumps(value)}: protobuf's JSON parser "
                     f"converts numeric strings, so {getattr(sim.message, f.name)!r} is stored.",

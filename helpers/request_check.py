@@ -253,7 +253,7 @@ def _preflight(req: HttpRequest, server: str | None) -> Any:
     from helpers.diagnose import verdict_of
     from helpers.preflight_pipeline import Finding
 
-    verdict = verdict_of(req.method, req.url, req.headers, req.body, server=server)
+    verdict = verdict_of(req, server=server)
     blocked = verdict.errors[0] if verdict.errors else None
     if verdict.predicted_status != 403 or blocked is None or \
             blocked.id not in ("forbidden-host", "forbidden-origin") or \
@@ -264,7 +264,7 @@ def _preflight(req: HttpRequest, server: str | None) -> Any:
     note = Finding("info", blocked.check, f"{blocked.message} Predicted below as a server "
                    "started with that host (origin) allowed answers; with MLflow's defaults "
                    "the answer is 403.", blocked.fix, "server-config")
-    verdict = verdict_of(req.method, req.url, req.headers, req.body, trusted=True, server=server)
+    verdict = verdict_of(req, trusted=True, server=server)
     return replace(verdict, findings=(note, *verdict.findings))
 
 

@@ -14,10 +14,10 @@ import uuid
 
 import pytest
 
-from helpers.diagnose import explain, verdict_for
+from helpers.diagnose import explain, verdict_of
 from helpers.preflight_pipeline import Verdict, preflight
 from helpers.wire import Exchange, send
-from tests.preflight_cases import CASES, Case
+from tests.preflight_cases import CASES, JSON, Case
 
 
 def _new_run(server_url: str, experiment_id: str) -> str:
@@ -30,7 +30,7 @@ def _new_run(server_url: str, experiment_id: str) -> str:
 def _disagreements(verdict: Verdict, live: Exchange) -> list[str]:
     problems = []
     diagnosis = explain(live)  # one engine: explain must tell the same story as preflight
-    offline = verdict_for(live)
+    offline = verdict_of(live.request)
     if diagnosis.predicted_status != offline.predicted_status:
         problems.append("explain ran another prediction than preflight")
     if offline.predicted_status == live.status and live.status >= 300 and offline.errors and \
@@ -88,3 +88,18 @@ def _values(case: Case, server_url: str, fresh_run: dict[str, str]) -> dict[str,
     experiment_id = fresh_run["experiment_id"]
     run_id = _new_run(server_url, experiment_id) if "run_id" in case.needs else "unused"
     return {"run_id": run_id, "experiment_id": experiment_id, "unique": uuid.uuid4().hex}
+
+
+def test_routing_is_werkzeugs_and_starlettes(server_url: str) -> None:
+    """Routes the kit once matched with its own regex, against the live server: werkzeug
+    answers 405 on a merged '//' path served for another method and 404 on a '//' before a
+    path parameter; Starlette's `{artifact_path:path}` also takes an empty rest."""
+    for method, path, status in [("GET", "/api/2.0//mlflow/runs/log-metric", 405),
+                                 ("POST", "/api/2.0/mlflow-artifacts/mpu/abort//", 404)]:
+        live = send(path, method=method, json={}, base_url=server_url)
+        assert live.status == status and live.body_kind == "html", live
+        assert preflight(method, server_url + path, JSON, b"{}").predicted_status == status
+    live = send("/api/2.0/mlflow-artifacts/artifacts/", method="GET", base_url=server_url)
+    assert live.status == 400 and "detail" in (live.json or {}), live  # FastAPI's, not Flask's
+    assert preflight("GET", server_url + "/api/2.0/mlflow-artifacts/artifacts/").findings[0].id \
+        == "not-modelled"
