@@ -18,7 +18,7 @@ import re
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
@@ -145,17 +145,24 @@ def _call(handler: str, message: Any, request_json: Any = None,
     with _LOCK:
         _NOW.clear()
         _NOW.update(message=message, json=request_json, assumed=assumed)
-        with _rows(assumed or {}), contextlib.suppress(_Stop):
+        _hold(assumed or {})
+        with contextlib.suppress(_Stop):
             _handler(handler)()
         return _NOW.get("where")
 
 
-@contextlib.contextmanager
-def _rows(assumed: dict[str, tuple[str, str]]) -> Iterator[None]:
-    """The assumed experiment and run in the database (Default is there) while the handler runs."""
+#: The assumption the database holds now and its rows (under _LOCK): kept for the next request that
+#: assumes the same, as a HAR's thousands of requests to one run do (a write costs milliseconds).
+_HELD: dict[str, Any] = {"assumed": {}, "rows": []}
+
+
+def _hold(assumed: dict[str, tuple[str, str]]) -> None:
+    """Exactly the assumed experiment and run in the database (Default is always there)."""
     import sqlalchemy
     from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlRun
 
+    if assumed == _HELD["assumed"]:
+        return
     engine = stores()["_get_tracking_store"].engine  # first: its mappers are configured quietly
     rows: list[Any] = []
     experiment_id, stage = assumed.get("experiment", ("0", ""))
@@ -167,14 +174,12 @@ def _rows(assumed: dict[str, tuple[str, str]]) -> Iterator[None]:
                            name="assumed", experiment_id=0, status="RUNNING", user_id="assumed",
                            artifact_uri="mlflow-artifacts:/0/r"))
     with sqlalchemy.orm.Session(engine, expire_on_commit=False) as session:
+        for row in _HELD["rows"]:
+            session.delete(row)
+        session.flush()
         session.add_all(rows)
         session.commit()
-        try:
-            yield
-        finally:
-            for row in rows:
-                session.delete(row)
-            session.commit()
+    _HELD.update(assumed=assumed, rows=rows)
 
 
 def run(sim: Any, assumed: dict[str, tuple[str, str]] | None = None) -> None:
