@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import logging
 import re
 import threading
 import traceback
@@ -146,8 +147,13 @@ def _call(handler: str, message: Any, request_json: Any = None,
         _NOW.clear()
         _NOW.update(message=message, json=request_json, assumed=assumed)
         _hold(assumed or {})
-        with contextlib.suppress(_Stop):
-            _handler(handler)()
+        logger, level = logging.getLogger("mlflow"), logging.getLogger("mlflow").level
+        logger.setLevel(logging.ERROR)  # MLflow's warnings (a value it truncates) are the server's log
+        try:
+            with contextlib.suppress(_Stop):
+                _handler(handler)()
+        finally:
+            logger.setLevel(level)
         return _NOW.get("where")
 
 

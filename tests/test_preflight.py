@@ -485,3 +485,17 @@ def test_an_empty_404_from_something_else_is_not_run_not_found(echo) -> None:
     v = preflight("POST", LM, JSON, json.dumps(metric()), server=f"{echo.url}/empty404")
     assert v.predicted_status is None and "not found" not in " ".join(f.message for f in v.findings)
     assert "404 Not Found with an empty body, not MLflow's JSON" in _lookup_finding(v)
+
+
+def test_a_value_the_store_truncates_is_a_finding_not_a_log_line(capfd: pytest.CaptureFixture) -> None:
+    """MLflow's validator logs a WARNING when it truncates; preflight runs it, and must not print it
+    into the learner's cell (notebook 12 shows the finding instead)."""
+    import logging
+
+    logging.getLogger("mlflow").warning("capture works")  # MLflow's own handler writes to stderr
+    assert "capture works" in capfd.readouterr().err
+    body = json.dumps({"run_id": "a" * 32, "key": "p", "value": "v" * 6001})
+    verdict = preflight("POST", "/api/2.0/mlflow/runs/log-parameter", {"Content-Type": "application/json"},
+                        body)
+    assert "trap-truncated" in [f.id for f in verdict.findings], verdict
+    assert "truncated" not in capfd.readouterr().err
