@@ -45,11 +45,6 @@ def security() -> ModuleType:
     return server_module("server/security_utils.py")
 
 
-def validation() -> ModuleType:
-    """mlflow/server/validation.py: `_validate_content_type`."""
-    return server_module("server/validation.py")
-
-
 def function_source(relative: str, name: str, *, contains: str | None = None,
                     context: int = 0) -> str:
     """The numbered source of function `name` in `mlflow/<relative>`.
