@@ -20,6 +20,7 @@ import pytest
 from helpers import config, runs
 from helpers.processes import free_port
 from helpers.server import ServerHandle, start_server
+from tests import rerun
 from tests.loopback import RecordingServer, start_recording_server
 
 _session: dict = {}
@@ -67,9 +68,10 @@ LONGEST_FIRST = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept inside
+    rerun.move_onto_nbval(config, items)  # the notebooks' re-runs in nbval's kernels (tests/rerun.py)
 
 
 @pytest.fixture(scope="session")
