@@ -240,6 +240,12 @@ class RerunItem(pytest.Item):
         FIGURES.append(figure(self.path.stem, time.monotonic() - started,
                               [("again", again), ("after restart", restarted)]))
 
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+        """A failed check in one line (what, which pass, which cell), not pytest's own frames."""
+        if excinfo.errisinstance(AssertionError):
+            return str(excinfo.value).split("\nassert ")[0]
+        return super().repr_failure(excinfo)
+
     def reportinfo(self) -> tuple[Path, None, str]:
         return self.path, None, f"{self.path.name}::{self.name}"
 
