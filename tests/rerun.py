@@ -149,8 +149,8 @@ RESTARTED = "Restart & Run All, dead proxy"
 
 
 def execute_on(kernel: object) -> Callable[[nbformat.NotebookNode, int], None]:
-    """Run one cell in nbval's RunningKernel (nbval/kernel.py) and keep its outputs, as nbval
-    reads them (nbval/plugin.py, IPyNbCell.runtest)."""
+    """Run one cell in nbval's kernel (its RunningKernel) and keep the cell's outputs, read from
+    iopub the way nbval's own cells read them (IPyNbCell.runtest)."""
 
     def execute(cell: nbformat.NotebookNode, index: int) -> None:
         msg_id = kernel.execute_cell_input(cell.source, allow_stdin=False)
@@ -183,7 +183,7 @@ def execute_on(kernel: object) -> Callable[[nbformat.NotebookNode, int], None]:
 
 def restart(kernel: object, env: dict[str, str]) -> None:
     """Restart nbval's kernel gracefully (atexit handlers run) with `env`, and wait until its
-    iopub channel delivers (nbval's own start-up does the same: RunningKernel._ensure_iopub_up)."""
+    iopub channel delivers (as nbval waits for a kernel it starts)."""
     kernel.km.restart_kernel(now=False, env=env)
     kernel.kc.wait_for_ready(timeout=120)
     for _ in range(30):
