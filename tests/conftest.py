@@ -20,6 +20,7 @@ import pytest
 from helpers import config, runs
 from helpers.processes import free_port
 from helpers.server import ServerHandle, start_server
+from tests import rerun
 from tests.loopback import RecordingServer, start_recording_server
 
 _session: dict = {}
@@ -59,17 +60,31 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 # The longest files (seconds of wall time each, measured with `--durations`), handed out first:
 # pytest-xdist gives each free worker the next file in collection order, and a long file
-# collected last would run alone at the end while the other worker sits idle.
+# collected last would run alone at the end while the other worker sits idle. Under nbval a
+# notebook is a file too, its re-runs included (tests/rerun.py); test_rerun.py is long only
+# without nbval.
 LONGEST_FIRST = (
-    "test_rerun.py", "test_hub.py", "test_lab_command.py", "test_classroom_auth.py", "test_server_safety.py",
-    "test_openapi_fuzz.py", "test_classroom.py", "test_doctor.py", "test_server.py",
-    "test_integration_pattern.py", "test_browser.py", "test_bootstrap.py",
+    "test_rerun.py", "15_catch_it_before_the_server.ipynb", "test_hub.py", "test_lab_command.py",
+    "test_classroom_auth.py", "test_classroom.py", "17_optimized_server.ipynb", "test_openapi_fuzz.py",
+    "10_types_and_names.ipynb", "test_browser.py", "test_site.py", "test_server_safety.py",
+    "12_silent_success.ipynb", "11_limits_params_ids.ipynb", "13_500_for_400.ipynb", "04_request_lab.ipynb",
+    "16_openapi.ipynb", "test_doctor.py", "test_server.py", "test_integration_pattern.py",
+    "test_bootstrap.py",
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist's default --loadscope-reorder hands out the files with the most tests first,
+    # which puts the long files with few tests (the hub, the rooms, the fuzzer, the browser) last:
+    # keep the collection order, LONGEST_FIRST's.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept inside
+    rerun.move_onto_nbval(config, items)  # the notebooks' re-runs in nbval's kernels (tests/rerun.py)
 
 
 @pytest.fixture(scope="session")

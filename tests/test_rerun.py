@@ -1,21 +1,17 @@
 """Every notebook survives the ways learners re-run it: Run All twice in one kernel, then Restart &
-Run All, against the same server, with a proxy set that goes nowhere.
+Run All, against the same server, with a proxy set that goes nowhere (tests/rerun.py says what is
+checked, and which pass has the proxy).
 
-Ground truth is the committed outputs (strict nbval checks them on a fresh server): a re-run must
-raise no error, and every HTTP status a cell shows must be the status it shows in the committed
-output. The kernel gets HTTP_PROXY/HTTPS_PROXY pointing at a dead loopback port and no NO_PROXY, as
-on a machine behind a corporate proxy: plain `requests` in a notebook must still reach the local
-server (the kit's start_server() adds the loopback names to NO_PROXY). The kernels reuse the session's
-server (tests/conftest.py exports its data directory, which start_server() finds).
+Under nbval (the README's test command) the passes run in nbval's own kernel, as one item after
+each notebook's cells (tests/rerun.py's RerunItem, added by tests/conftest.py), and the test here
+is deselected for that notebook. Without nbval (`pytest tests`) it runs the three passes itself, in
+one nbclient kernel started with the dead proxy and no NO_PROXY.
 """
 
 from __future__ import annotations
 
-import configparser
-import os
 import re
 import time
-from http import HTTPStatus
 from pathlib import Path
 
 import nbformat
@@ -24,92 +20,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbclient.util import run_sync
 
-from helpers.processes import free_port
+from tests import rerun
 from tests.conftest import FIGURES
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
-BOOKS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-_PHRASES = "|".join(sorted((re.escape(s.phrase) for s in HTTPStatus), key=len, reverse=True))
-#: An HTTP status as the notebooks print one: before its reason phrase ("404 Not Found"), after an
-#: arrow ("-> 200"), or before the JSON body it came with ("server: 400 {"). Other three-digit
-#: numbers (limits such as 250) are not statuses.
-STATUS = re.compile(rf"(?<![\w.])([1-5]\d\d)(?=\s+(?:{_PHRASES})\b)|->\s*([1-5]\d\d)\b"
-                    r"|(?<=: )([1-5]\d\d)(?= \{)")
-
-
-def _sanitizers() -> list[tuple[re.Pattern[str], str]]:
-    """notebooks/sanitize.cfg, the rules strict nbval applies (ports, ids, timestamps...)."""
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(NOTEBOOKS / "sanitize.cfg")
-    return [(re.compile(cfg[s]["regex"]), cfg[s]["replace"]) for s in cfg.sections()]
-
-
-SANITIZE = _sanitizers()
-
-
-def statuses(cell: nbformat.NotebookNode) -> list[str]:
-    """The HTTP statuses one code cell's outputs show, in order, after nbval's sanitizing."""
-    text = []
-    for out in cell.get("outputs", []):
-        text.append(out.get("text", "") if out.output_type == "stream"
-                    else out.get("data", {}).get("text/plain", ""))
-    joined = "\n".join(text)
-    for pattern, replace in SANITIZE:
-        joined = pattern.sub(replace, joined)
-    return ["".join(found) for found in STATUS.findall(joined)]
-
-
-def kernel_env() -> dict[str, str]:
-    """This process's environment with a dead proxy and no NO_PROXY."""
-    dead = f"http://127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
-    env.update(HTTP_PROXY=dead, HTTPS_PROXY=dead, http_proxy=dead, https_proxy=dead)
-    return env
-
-
-def _run_all(client: NotebookClient, nb: nbformat.NotebookNode, expected: list[list[str]],
-             name: str, how: str, *, stop_before: int | None = None) -> float:
-    started = time.monotonic()
-    for index, cell in enumerate(nb.cells[:stop_before]):
-        if cell.cell_type != "code":
-            continue
-        try:
-            client.execute_cell(cell, index)
-        except CellExecutionError as exc:
-            pytest.fail(f"{name}, {how}: cell {index} raised {str(exc).strip().splitlines()[-1]}")
-        got = statuses(cell)
-        assert got == expected[index], (f"{name}, {how}: cell {index} shows statuses {got}, "
-                                        f"the committed output {expected[index]}")
-    return time.monotonic() - started
-
-
-OPTIMIZED = "17_optimized_server"
-
-
-def _last_code_cell(nb: nbformat.NotebookNode) -> int:
-    return max(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
-
-
-def _optimized_url(nb: nbformat.NotebookNode) -> str:
-    """The optimized server's URL, as 17's first code cell printed it in this pass."""
-    first = next(c for c in nb.cells if c.cell_type == "code")
-    text = "".join(o.get("text", "") for o in first.outputs)
-    return re.search(r"optimized server: *(http://\S+)", text).group(1)
-
-
-def _gone(url: str, wait: float = 15.0) -> bool:
-    """True once nothing answers at `url` (the kernel's atexit stop has run)."""
-    import requests
-
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{url}/health", timeout=2, proxies={"http": "", "https": ""})
-        except requests.ConnectionError:
-            return True
-        time.sleep(0.5)
-    return False
+from tests.rerun import BOOKS, CellFailed
 
 
 @pytest.mark.parametrize("path", [p for p in BOOKS if p.name[0] == "1"], ids=lambda p: p.stem)
@@ -126,29 +39,35 @@ def test_the_status_pattern_reads_statuses_only() -> None:
                                                           "at most 1000 metrics, 500 characters\n"
                                                           "http://127.0.0.1:5400 -> 400 INVALID\n"
                                                           "optimized server: 200 {}\n")]
-    assert statuses(cell) == ["200", "404", "400", "200"]
+    assert rerun.statuses(cell) == ["200", "404", "400", "200"]
 
 
 @pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)
 def test_run_all_twice_then_restart_and_run_all(path: Path, server) -> None:
     nb = nbformat.read(path, as_version=4)
-    expected = [statuses(c) if c.cell_type == "code" else [] for c in nb.cells]
-    assert any(expected), f"{path.name} shows no status at all: the test would check nothing"
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", store_widget_state=False,
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    expected = rerun.expected_statuses(nb, path.name)
+    client = NotebookClient(nb, timeout=rerun.CELL_TIMEOUT, kernel_name="python3", store_widget_state=False,
+                            resources={"metadata": {"path": str(rerun.NOTEBOOKS)}})
+
+    def execute(cell: nbformat.NotebookNode, index: int) -> None:
+        try:
+            client.execute_cell(cell, index)
+        except CellExecutionError as exc:
+            raise CellFailed(str(exc).strip().splitlines()[-1]) from None
+
     started = time.monotonic()
-    with client.setup_kernel(env=kernel_env()):
-        first = _run_all(client, nb, expected, path.stem, "Run All")
+    with client.setup_kernel(env=rerun.kernel_env()):
+        first = rerun.run_all(execute, nb, expected, path.stem, "Run All")
         # 17's last cell stops its optimized server; the second pass leaves it out, so the server
         # is still running at the restart, and the kernel's atexit stop must end it.
-        last = _last_code_cell(nb) if path.stem == OPTIMIZED else None
-        again = _run_all(client, nb, expected, path.stem, "Run All again, same kernel",
-                         stop_before=last)
-        left = _optimized_url(nb) if last is not None else None
+        last = rerun.last_code_cell(nb) if path.stem == rerun.OPTIMIZED else None
+        again = rerun.run_all(execute, nb, expected, path.stem, "Run All again, same kernel",
+                              stop_before=last)
+        left = rerun.optimized_url(nb) if last is not None else None
         run_sync(client.km.restart_kernel)(now=False)  # a graceful restart: atexit handlers run
         run_sync(client.kc.wait_for_ready)(timeout=120)
         if left:
-            assert _gone(left), f"{OPTIMIZED}'s server at {left} still answers after a restart"
-        restarted = _run_all(client, nb, expected, path.stem, "Restart & Run All")
-    FIGURES.append(f"re-run {path.stem}: {time.monotonic() - started:.1f} s in all (Run All "
-                   f"{first:.1f} s, again {again:.1f} s, after restart {restarted:.1f} s)")
+            assert rerun.gone(left), f"{rerun.OPTIMIZED}'s server at {left} still answers after a restart"
+        restarted = rerun.run_all(execute, nb, expected, path.stem, "Restart & Run All")
+    FIGURES.append(rerun.figure(path.stem, time.monotonic() - started,
+                          [("Run All", first), ("again", again), ("after restart", restarted)]))
