@@ -6,7 +6,7 @@ For the search, registry and experiment-id RPCs (`STEPS`) the handler stops at i
 call: what it refuses before any row matters is the answer, a search that passes answers 200,
 what needs rows (not found, already exists) is server state. For the store table's RPCs
 (helpers/preflight_store.py) the database also holds the run or experiment their state rules
-name, and the handler runs to its end.
+name, and the handler runs until the store's first write.
 """
 
 from __future__ import annotations
@@ -69,6 +69,11 @@ def stores() -> dict[str, Any]:
     class _NeverCommits(sqlalchemy.orm.Session):
         def commit(self) -> None:
             self.rollback()
+
+        def flush(self, objects: Any = None) -> None:
+            if self.new or self.dirty or self.deleted:  # the store checks before it writes; a
+                raise _Stop  # write here could only collide with rows, which is server state
+            super().flush(objects)
 
     engine = sqlalchemy.create_engine("sqlite://", poolclass=StaticPool,
                                       connect_args={"check_same_thread": False})
@@ -153,7 +158,8 @@ def _call(handler: str, message: Any, request_json: Any = None,
           assumed: dict[str, tuple[str, str]] | None = None) -> str | None:
     """Run the handler on `message`: the store method it reached, None when it skipped its store (it
     answers 200 on its own). Without `assumed` the handler stops at its first store call; with it,
-    the rows it names ({"run" or "experiment": (id, lifecycle stage)}) exist and it runs to its end."""
+    the rows it names ({"run" or "experiment": (id, lifecycle stage)}) exist and it runs until the
+    store writes."""
     with _LOCK:
         _NOW.clear()
         _NOW.update(message=message, json=request_json, assumed=assumed)
