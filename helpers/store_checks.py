@@ -154,6 +154,15 @@ def _host_scheme(uri: str, field_name: str) -> None:
                           "artifact store, or MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES)")
 
 
+_HERE = threading.local()
+
+
+def _quiet(record: logging.LogRecord) -> bool:
+    """MLflow's log lines while a handler runs here (a value it truncates) belong to the server's
+    log, not to the learner's cell; a filter, since changing a level clears every logger's cache."""
+    return not getattr(_HERE, "running", False)
+
+
 def _call(handler: str, message: Any, request_json: Any = None,
           assumed: dict[str, tuple[str, str]] | None = None) -> str | None:
     """Run the handler on `message`: the store method it reached, None when it skipped its store (it
@@ -164,13 +173,15 @@ def _call(handler: str, message: Any, request_json: Any = None,
         _NOW.clear()
         _NOW.update(message=message, json=request_json, assumed=assumed)
         _hold(assumed or {})
-        logger, level = logging.getLogger("mlflow"), logging.getLogger("mlflow").level
-        logger.setLevel(logging.ERROR)  # MLflow's warnings (a value it truncates) are the server's log
+        for out in logging.getLogger("mlflow").handlers:  # MLflow's handler, once (it does not propagate)
+            if _quiet not in out.filters:
+                out.addFilter(_quiet)
+        _HERE.running = True
         try:
             with contextlib.suppress(_Stop):
                 _handler(handler)()
         finally:
-            logger.setLevel(level)
+            _HERE.running = False
         return _NOW.get("where")
 
 
