@@ -65,6 +65,8 @@ def stores() -> dict[str, Any]:
         from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as Registry
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as Tracking
         sqlalchemy.orm.configure_mappers()
+    for out in logging.getLogger("mlflow").handlers:  # MLflow's own; its logger does not propagate
+        out.addFilter(_quiet)
 
     class _NeverCommits(sqlalchemy.orm.Session):
         def commit(self) -> None:
@@ -102,17 +104,6 @@ class _NeedsState(BaseException):
     """A source check of _create_model_version reached for the run or logged model it names."""
 
 
-class _Response:
-    """flask.Response as a handler builds it: what the handler answers is not a check (a
-    MagicMock per request would cost a quarter of a millisecond)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.headers: dict[str, str] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: self
-
-
 class _Store:
     """A store as the handler sees it: each call records its method and, with no rows assumed, stops."""
 
@@ -141,7 +132,7 @@ def _handler(name: str) -> Callable[[], Any]:
     return server_model.handler_functions(
         (name,), _get_request_message=lambda *a, **k: _NOW["message"],
         _get_request_json=lambda *a, **k: _NOW["json"],
-        Response=_Response,
+        Response=mock.MagicMock,  # flask.Response: what the handler answers is not a check
         _get_source_run=mock.Mock(side_effect=_NeedsState),
         _get_source_model=mock.Mock(side_effect=_NeedsState),
         _validate_artifact_uri_scheme=_host_scheme, **stand_ins)[name]
@@ -158,8 +149,8 @@ _HERE = threading.local()
 
 
 def _quiet(record: logging.LogRecord) -> bool:
-    """MLflow's log lines while a handler runs here (a value it truncates) belong to the server's
-    log, not to the learner's cell; a filter, since changing a level clears every logger's cache."""
+    """MLflow's log lines while a handler runs here (a value it truncates) are the server's, not the
+    cell's (a filter: a level change clears every logger's cache)."""
     return not getattr(_HERE, "running", False)
 
 
@@ -173,9 +164,6 @@ def _call(handler: str, message: Any, request_json: Any = None,
         _NOW.clear()
         _NOW.update(message=message, json=request_json, assumed=assumed)
         _hold(assumed or {})
-        for out in logging.getLogger("mlflow").handlers:  # MLflow's handler, once (it does not propagate)
-            if _quiet not in out.filters:
-                out.addFilter(_quiet)
         _HERE.running = True
         try:
             with contextlib.suppress(_Stop):
