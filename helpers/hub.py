@@ -136,8 +136,10 @@ def ensure_learner(name: str, password: str) -> Learner:
     if entry.pw_gecos.split(",")[0] != MARK:
         raise ClassroomError(f"'{name}' is already a user of this machine that the kit did not "
                              "make: rename that learner in the roster (e.g. add a suffix).")
-    subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True,
-                   capture_output=True)
+    done = subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, capture_output=True)
+    if done.returncode != 0:
+        raise ClassroomError(f"Could not set the password of '{name}': "
+                             f"{done.stderr.strip() or done.returncode}")
     learner = Learner(name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
     os.chmod(learner.home, 0o700)  # Debian's useradd makes homes everyone may read
     copy_lessons(learner)
@@ -225,19 +227,23 @@ def start_hub(settings: dict, say: Callable[[str], None], timeout: float = 120.0
                                 cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, **processes.new_group_kwargs())
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-            raise ClassroomError(f"JupyterHub exited on start (code {proc.returncode}); its log "
-                                 f"{log_path} ends: " + redact.mask_text(" | ".join(tail)))
-        try:
-            if requests.get(f"{url}/hub/api/", timeout=2).status_code == 200:
-                return Hub(proc=proc, url=url, home=home, log_path=log_path)
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    processes.kill_tree(proc.pid)
-    raise ClassroomError(f"JupyterHub did not answer within {timeout:.0f} s; see {log_path}.")
+    try:  # in its own session, Ctrl-C does not reach it: whatever stops the wait stops the Hub
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+                raise ClassroomError(f"JupyterHub exited on start (code {proc.returncode}); its log "
+                                     f"{log_path} ends: " + redact.mask_text(" | ".join(tail)))
+            try:
+                if requests.get(f"{url}/hub/api/", timeout=2).status_code == 200:
+                    return Hub(proc=proc, url=url, home=home, log_path=log_path)
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise ClassroomError(f"JupyterHub did not answer within {timeout:.0f} s; see {log_path}.")
+    except BaseException:
+        processes.kill_tree(proc.pid)
+        proc.wait(timeout=5)
+        raise
 
 
 def stop_hub(hub: Hub, uids: Sequence[int], grace: float = 20.0) -> None:
@@ -303,7 +309,7 @@ def serve(roster: Sequence[str], *, backend_store_uri: str = "", host: str = "12
             f"log in with their name and their password from {room.credentials} (readable by you "
             "only; hand each learner their own line). Each finds notebooks/00_start_here.ipynb "
             f"open, in their own copy of the lessons, with MLflow at {room.url} as themselves.")
-        say(f"{len(roster)} learners; MLflow {mlflow.mlflow_version or '?'} on {mask(uri)}, "
+        say(f"{len(roster)} learners; MLflow {mlflow.mlflow_version or '?'} on {redact.mask_password(uri)}, "
             "loopback only. Press Ctrl-C to stop the room.")
         while hub.proc.poll() is None and mlflow._proc.poll() is None:
             time.sleep(0.5)
@@ -341,12 +347,6 @@ def write_room_credentials(roster: Sequence[str]) -> str:
     classroom.write_credentials(path, roster, admin=("admin", admin))
     return (f"Wrote {path} (readable by you only): the admin and {len(roster)} learners. Make it "
             "the Secret mlflow-400-lab-credentials (docs/instructor.md).")
-
-
-def mask(uri: str) -> str:
-    from helpers.classroom import mask_uri
-
-    return mask_uri(uri)
 
 
 def _interrupt(signum: int, _frame: object) -> None:

@@ -24,7 +24,6 @@ from helpers.errors import ConfigError
 NETRC_ENV = "NETRC"  # requests and curl both read it
 #: Characters a netrc token can carry without quoting (the kit's passwords are URL-safe base64).
 _TOKEN = re.compile(r"[^\s\"'\\#]+")
-#: A learner name, as classroom mode makes the accounts (helpers/classroom.py NAME).
 
 
 def netrc_path() -> Path:
@@ -32,7 +31,9 @@ def netrc_path() -> Path:
     exists (requests.utils.NETRC_FILES), else ~/.netrc."""
     if os.environ.get(NETRC_ENV):
         return Path(os.environ[NETRC_ENV]).expanduser()
-    for name in (".netrc", "_netrc"):
+    from requests.utils import NETRC_FILES
+
+    for name in NETRC_FILES:
         found = Path("~", name).expanduser()
         if found.exists():
             return found
@@ -69,8 +70,6 @@ def join(url: str, learner: str, password: str | None = None) -> list[str]:
         raise ConfigError("That password has a space, quote, backslash or # in it, which the "
                           "instructor's passwords never have: type it again as given.")
     url = url.strip().rstrip("/")
-    folder = config.data_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     _write_private(config.room_file(), json.dumps({"url": url, "learner": learner}) + "\n")
     done = [f"This laptop now uses the room's server {redact.mask_url(url)} as {learner}, in every "
             "new terminal and notebook (settings: " + str(config.room_file()) + ")."]

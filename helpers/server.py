@@ -298,12 +298,12 @@ def _spawn(port: int, *, home: Path, timeout: float, launcher: str, say: Callabl
                           f"data folder {home} (free space, permissions).") from None
     try:
         try:
-            wait_until_ready(proc, url, started + timeout, log_path, say, port=port)
+            mlflow_version = wait_until_ready(proc, url, started + timeout, log_path, say,
+                                              port=port) or mlflow_version  # the one that answers
         except ServerError:
             if proc.poll() is not None and port_in_use(port):
                 raise _PortRace() from None
             raise
-        mlflow_version = health_version(url, wait=5.0) or mlflow_version  # the one that answers
         identity = psutil.Process(proc.pid)
         state = {"pid": proc.pid, "create_time": identity.create_time(),
                  "cmdline": identity.cmdline(), "url": url, "port": port,

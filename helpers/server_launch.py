@@ -122,8 +122,9 @@ def installed_mlflow() -> str | None:
 
 
 def wait_until_ready(proc: subprocess.Popen, url: str, deadline: float, log_path: Path,
-                      say: Callable[[str], None], *, port: int | None = None) -> None:
-    """Poll /health, then warm the store (a fresh SQLite file is migrated on first use).
+                      say: Callable[[str], None], *, port: int | None = None) -> str:
+    """Poll /health, then warm the store (a fresh SQLite file is migrated on first use); the
+    version the server reported.
 
     With `port`, an answer counts only once `proc` itself listens there: when another program
     took the port first, `proc` is left to exit on its own (its bind fails after its database
@@ -133,7 +134,8 @@ def wait_until_ready(proc: subprocess.Popen, url: str, deadline: float, log_path
         if proc.poll() is not None:
             raise ServerError(f"The MLflow server exited during startup (code {proc.returncode}). "
                               f"Last lines of {log_path}:\n{_tail(log_path)}")
-        if health_version(url, wait=0) is not None and (port is None or listens(proc.pid, port)):
+        version = health_version(url, wait=0)
+        if version is not None and (port is None or listens(proc.pid, port)):
             break
         now = time.monotonic()
         if now > deadline:
@@ -150,6 +152,7 @@ def wait_until_ready(proc: subprocess.Popen, url: str, deadline: float, log_path
                      timeout=max(5.0, deadline - time.monotonic()))
     except requests.RequestException:
         pass  # the first real request will show any problem with a clear message
+    return version
 
 
 def health_version(url: str | None, *, wait: float) -> str | None:

@@ -255,9 +255,10 @@ def mlflow_state(url: str, params: Mapping[str, str], *, session: requests.Sessi
     """(status, JSON) of a read-only GET that MLflow itself answered, else why not (one phrase).
 
     Sent by `send()`, so it keeps the kit's rules (no proxy for this machine, the learner's
-    credentials, one overall deadline). Only MLflow's answers count: a 200 with a JSON object or
-    an error in MLflow's JSON format (`error_code`); an empty 404 from a proxy or another
-    server is not "not found"."""
+    credentials, one overall deadline; on a caller's `session`, whose adapters are left as they
+    are, the deadline bounds the body and `timeout` each wait before it). Only MLflow's answers
+    count: a 200 with a JSON object or an error in MLflow's JSON format (`error_code`); an empty
+    404 from a proxy or another server is not "not found"."""
     try:
         answer = send(url, method="GET", params=params, session=session,
                       timeout=LOOKUP_TIMEOUT if timeout is None else timeout)
