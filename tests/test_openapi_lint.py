@@ -50,7 +50,11 @@ def test_document_is_lint_clean_under_redocly_and_spectral() -> None:
     running = {name: subprocess.Popen(argv, cwd=NPM, env=ENV, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True)
                for name, argv in commands.items()}
-    outputs = {name: proc.communicate(timeout=180) for name, proc in running.items()}
+    try:
+        outputs = {name: proc.communicate(timeout=180) for name, proc in running.items()}
+    finally:  # a linter that hangs is not left running
+        for proc in running.values():
+            proc.kill()
     elapsed = time.monotonic() - started
 
     out, err = outputs["redocly"]
@@ -68,6 +72,6 @@ def test_document_is_lint_clean_under_redocly_and_spectral() -> None:
     FIGURES.append(line)
     print(line)
     assert totals["errors"] == totals["warnings"] == 0, redocly_problems[:20]
-    assert running["redocly"].returncode == 0, err[-2000:]
+    assert running["redocly"].returncode == 0, outputs["redocly"][1][-2000:]
     assert not spectral_problems, spectral_problems[:20]
     assert running["spectral"].returncode == 0, outputs["spectral"][1][-2000:]

@@ -38,8 +38,9 @@ def test_the_status_pattern_reads_statuses_only() -> None:
     cell.outputs = [nbformat.v4.new_output("stream", text="'k' * 250 -> 200 \n404 Not Found · html\n"
                                                           "at most 1000 metrics, 500 characters\n"
                                                           "http://127.0.0.1:5400 -> 400 INVALID\n"
-                                                          "optimized server: 200 {}\n")]
-    assert rerun.statuses(cell) == ["200", "404", "400", "200"]
+                                                          "optimized server: 200 {}\n"
+                                                          "Status code: 400\n")]
+    assert rerun.statuses(cell) == ["200", "404", "400", "200", "400"]
 
 
 @pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)

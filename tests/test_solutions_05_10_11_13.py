@@ -24,9 +24,9 @@ def test_05_the_claims_get_these_answers_from_the_server(server_url: str, fresh_
     """Ground truth from the server itself, with plain requests: what each claim's request gets."""
     url = f"{server_url}/api/2.0/mlflow/runs/log-metric"
     point = {"run_id": fresh_run["run_id"], "key": "loss", "value": 0.5, "timestamp": int(time.time() * 1000)}
-    a = requests.post(url, json={**point, "step": -1})
-    b = requests.post(url, json={**point, "key": "loss?"})
-    c = requests.post(url, data=str(point), headers={"Content-Type": "application/json"})
+    a = requests.post(url, json={**point, "step": -1}, timeout=30)
+    b = requests.post(url, json={**point, "key": "loss?"}, timeout=30)
+    c = requests.post(url, data=str(point), headers={"Content-Type": "application/json"}, timeout=30)
     assert a.status_code == 200
     assert b.status_code == 400 and "loss?" in b.json()["message"]
     assert c.status_code == 400 and "'run_id'" in c.json()["message"] and "JSON" not in c.json()["message"]
