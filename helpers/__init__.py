@@ -37,6 +37,7 @@ _LAZY = {
     "metric_history": "helpers.runs",
     "now_ms": "helpers.runs",
     "check": "helpers.request_check",
+    "mask_text": "helpers.redact",
 }
 
 # Submodules notebooks use as namespaces (`runs.new_run(...)`, `source.show(...)`).
@@ -45,9 +46,9 @@ _SUBMODULES = ("doctor", "openapi", "runs", "server", "source", "verdicts", "ver
 __all__ = [
     "OMIT", "PINNED_MLFLOW", "Exchange", "KitError", "Recorder", "RequestLab", "ServerHandle", "Table",
     "Verdict",
-    "check", "doctor", "explain", "field_guide", "free_port", "get_run", "metric_history", "new_experiment",
-    "new_run", "now_ms", "openapi", "preflight", "runs", "send", "server", "source", "start_server",
-    "verdicts", "version_notes",
+    "check", "doctor", "explain", "field_guide", "free_port", "get_run", "mask_text", "metric_history",
+    "new_experiment", "new_run", "now_ms", "openapi", "preflight", "runs", "send", "server", "source",
+    "start_server", "verdicts", "version_notes",
 ]
 
 

@@ -413,8 +413,8 @@ class Pipeline:
                       else f"Send '{bad}' as {advice.type_hint(f)}.")
         self.add("warning", id_, PARSE,
                  f"{why}The proto parser gives up at '{bad}' ({str(exc).rstrip('.')[:120]}): "
-                 f"{lost} reach the handler as 0 or empty. Its type checks then run on the raw "
-                 "JSON instead.", fix)
+                 f"{lost} reach{'' if dropped else 'es'} the handler as 0 or empty. Its type checks "
+                 "then run on the raw JSON instead.", fix)
 
     def _schema_error(self, check: str, key: str, value: Any, c: model.Check,
                       exc: MlflowException) -> _Answer:
