@@ -52,13 +52,13 @@ def response_summary(exchange: Exchange) -> str:
     line = status_line(exchange)
     if exchange.error_code:
         line += f" · {exchange.error_code}"
-    if exchange.message:
-        return f"{line}\n{exchange.message}"
+    if exchange.message:  # the server's words may quote a URL with its credentials: masked
+        return f"{line}\n{redact.mask_text(exchange.message)}"
     if exchange.body_kind == "html":
         return f"{line} · an HTML page ({exchange.media_type}), not MLflow's JSON error"
     if exchange.body_kind == "empty":
         return f"{line} · empty body"
-    return f"{line}\n{clip(exchange.text.strip(), 200)}"
+    return f"{line}\n{redact.mask_text(clip(exchange.text.strip(), 200))}"
 
 
 def request_body_shown(exchange: Exchange) -> str:

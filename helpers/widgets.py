@@ -20,6 +20,7 @@ from helpers import request_parts as rp
 from helpers import runs
 from helpers.display import Table, badge_colour, response_summary, status_line
 from helpers.errors import KitError, LabError
+from helpers.redact import mask_text
 from helpers.server import ServerHandle, start_server
 from helpers.wire import Exchange, mask_headers, to_curl
 
@@ -478,12 +479,13 @@ class RequestLab:
         if exchange.error_code:
             parts.append(f' <code class="lab400-error-code">{html.escape(exchange.error_code)}</code>')
         if exchange.message:
-            parts.append(f'<div class="lab400-message">{html.escape(exchange.message)}</div>')
+            parts.append(f'<div class="lab400-message">{html.escape(mask_text(exchange.message))}</div>')
         elif exchange.body_kind == "html":
             parts.append(f'<div class="lab400-message">an HTML page ({html.escape(exchange.media_type)}'
                          "), not MLflow's JSON error</div>")
         else:
-            parts.append(f'<div class="lab400-message">{html.escape(exchange.text.strip()[:400])}</div>')
+            parts.append(f'<div class="lab400-message">{html.escape(mask_text(exchange.text.strip()[:400]))}'
+                         '</div>')
         diagnosis = self.last_diagnosis
         if diagnosis is None:
             parts.append(f'<div class="lab400-diagnosis">{DIAGNOSIS_MISSING}</div>')

@@ -42,3 +42,20 @@ def test_table_text_and_html() -> None:
     table = Table([["400", "a<b"], ["200", None]], ["status", "note"])
     assert repr(table).splitlines() == ["status | note", "-------+-----", "400    | a<b", "200    |"]
     assert "a&lt;b" in table._repr_html_()
+
+
+def test_the_answer_summary_masks_credentials_the_server_quotes() -> None:
+    """A server (or a proxy in front of it) may quote a URL with its password; the summary the lab
+    speaks and shows goes through the masking rule, MLflow JSON or plain text alike."""
+    from helpers.display import response_summary
+    from helpers.lab_access import answer_sentence
+    from helpers.wire import Exchange, SentRequest
+
+    quoted = "could not reach postgresql://ana:s3cret-pw@db:5432/room"
+    for headers, body in (((("Content-Type", "application/json"),),
+                           json.dumps({"error_code": "X", "message": quoted}).encode()),
+                          ((("Content-Type", "text/plain"),), quoted.encode())):
+        answer = Exchange(SentRequest("POST", "http://127.0.0.1:1/x", (), b""), 503, "Service Unavailable",
+                          headers, body, 0.0)
+        for shown in (response_summary(answer), answer_sentence(1, answer)):
+            assert "could not reach postgresql://" in shown and "s3cret-pw" not in shown, shown
