@@ -315,7 +315,8 @@ def create_learners(base: str, room: Classroom) -> dict[str, str]:
     rows = plan_credentials(room.credentials, room.roster, admin=admin)
     # Saved only once the server has taken them: a refused admin password must not replace the
     # right one (after a restart, the file may hold its only readable copy).
-    accepted = {**read_credentials(room.credentials)}
+    saved = read_credentials(room.credentials)
+    accepted = dict(saved)
     api = f"{base}/api/2.0/mlflow/users"
     try:
         with requests.Session() as session:
@@ -335,7 +336,7 @@ def create_learners(base: str, room: Classroom) -> dict[str, str]:
                                          f"answered {made.status_code} {made.text[:200]}")
                 accepted[name] = rows[name]
     finally:
-        if admin[0] in accepted and accepted != read_credentials(room.credentials):
+        if admin[0] in accepted and accepted != saved:
             save_credentials(room.credentials, accepted)
     return rows
 

@@ -167,7 +167,8 @@ def write_netrc(learner: Learner, host: str, password: str) -> Path:
     path = learner.home / ".netrc"
     # Root writes in a folder the learner owns: a new file renamed over whatever is there (a link
     # to /etc/shadow included), then chowned without following links.
-    config.write_private(path, f"machine {host}\n  login {learner.name}\n  password {password}\n")
+    # the one-line form `python -m helpers join`/`leave` write and recognise (helpers/room.py)
+    config.write_private(path, f"machine {host} login {learner.name} password {password}\n")
     os.chown(path, learner.uid, learner.gid, follow_symlinks=False)
     return path
 

@@ -155,6 +155,9 @@ def test_a_link_a_learner_plants_is_replaced_never_followed(tmp_path: Path) -> N
     assert victim.read_text() == "root:secret\n"
     assert not written.is_symlink() and written.stat().st_mode & 0o777 == 0o600
     assert "password Pw-123456789" in written.read_text()
+    from helpers import room  # the learner's own `leave` finds and removes the hub's entry
+
+    assert room.remove_netrc_entry(written, "127.0.0.1") and "Pw-123456789" not in written.read_text()
     (home / hub.LESSONS).symlink_to(tmp_path)
     with pytest.raises(ClassroomError, match="is a link"):
         hub.copy_lessons(me)
